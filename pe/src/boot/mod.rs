@@ -1,0 +1,10 @@
+//! The PE's PID 1: mounts, consoles, kernel parameters, driver loading, settling.
+
+pub mod children;
+pub mod cmdline;
+pub mod console;
+pub mod init;
+pub mod modules;
+pub mod mounts;
+pub mod power;
+pub mod settle;

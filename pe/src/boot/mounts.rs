@@ -1,0 +1,24 @@
+//! The pseudo-filesystems the PE needs, mounted once at start.
+
+use anyhow::Context;
+use rustix::mount::{mount, MountFlags};
+
+const MOUNTS: &[(&str, &str, &str, MountFlags, &std::ffi::CStr)] = &[
+    ("devtmpfs", "/dev", "devtmpfs", MountFlags::NOSUID, c"mode=0755"),
+    ("proc", "/proc", "proc", MountFlags::NOSUID.union(MountFlags::NODEV).union(MountFlags::NOEXEC), c""),
+    ("sysfs", "/sys", "sysfs", MountFlags::NOSUID.union(MountFlags::NODEV).union(MountFlags::NOEXEC), c""),
+    ("tmpfs", "/run", "tmpfs", MountFlags::NOSUID.union(MountFlags::NODEV), c"mode=0755"),
+    ("tmpfs", "/tmp", "tmpfs", MountFlags::NOSUID.union(MountFlags::NODEV), c"mode=1777"),
+];
+
+/// Mounts devtmpfs, proc, sysfs, /run and /tmp. An already mounted target is fine.
+pub fn mount_all() -> anyhow::Result<()> {
+    for (source, target, fstype, flags, data) in MOUNTS {
+        std::fs::create_dir_all(target).with_context(|| format!("creating {target}"))?;
+        match mount(*source, *target, *fstype, *flags, Some(*data)) {
+            Ok(()) | Err(rustix::io::Errno::BUSY) => {}
+            Err(e) => return Err(e).with_context(|| format!("mounting {fstype} on {target}")),
+        }
+    }
+    Ok(())
+}

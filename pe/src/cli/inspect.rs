@@ -1,0 +1,26 @@
+//! `inplace inspect`: the inventory of disk image files or devices.
+
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print the inventory as JSON (the same document the PE prints).
+    #[arg(long)]
+    json: bool,
+    /// Disk image files or block devices; with none, every disk in /sys/block.
+    paths: Vec<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let inventory = if args.paths.is_empty() {
+        crate::disk::scan_system(std::path::Path::new("/sys"), std::path::Path::new("/dev"))
+    } else {
+        crate::disk::inspect_paths(&args.paths)
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&inventory)?);
+    } else {
+        print!("{}", crate::ui::plain::inventory_text(&inventory));
+    }
+    Ok(0)
+}

@@ -1,0 +1,171 @@
+//! Userspace filesystem readers over a byte range of a disk; nothing is ever mounted.
+//!
+//! Every reader implements [`FsReader`]: look a path up, list a directory, stream a file out.
+//! Paths are `/`-separated from the filesystem root (`/Windows/System32`, `/etc/os-release`);
+//! NTFS and FAT compare names case-insensitively, ext4 exactly. Readers never write: the view
+//! under them ([`range::RangeReader`]) refuses writes, and the device is opened read-only.
+
+pub mod ext4;
+pub mod fat;
+pub mod ntfs;
+pub mod range;
+
+use std::io::{self, Write};
+
+use range::RangeReader;
+
+/// What kind of thing a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+    /// A symbolic link, or an NTFS reparse point (junction, symlink, WOF-compressed file).
+    Symlink,
+    Other,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    /// Size in bytes for files (as the directory records it); 0 otherwise.
+    pub size: u64,
+}
+
+/// A failed lookup or read, naming the path and why.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("{path}: not found")]
+    NotFound { path: String },
+    #[error("{path}: not a directory")]
+    NotADirectory { path: String },
+    #[error("{path}: is a directory")]
+    IsADirectory { path: String },
+    #[error("{path}: {size} bytes is more than the {cap}-byte limit for this read")]
+    TooLarge { path: String, size: u64, cap: u64 },
+    #[error("{path}: {what} is not supported by the {fs} reader")]
+    Unsupported { path: String, fs: &'static str, what: String },
+    #[error("{path}: the {fs} structures are damaged: {detail}")]
+    Corrupt { path: String, fs: &'static str, detail: String },
+    #[error("{path}: read error: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+/// A volume-level problem noticed while opening a filesystem (dirty, needs recovery, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeWarning(pub String);
+
+/// Read-only access to the files of one filesystem.
+pub trait FsReader {
+    /// `ntfs`, `ext4`, `vfat`, … as in `Partition::fs`.
+    fn fs_type(&self) -> &'static str;
+    /// The volume label, if it has one.
+    fn label(&mut self) -> Option<String>;
+    /// Problems with the volume as a whole, found when it was opened.
+    fn warnings(&self) -> Vec<VolumeWarning> {
+        Vec::new()
+    }
+    /// What `path` is (following symbolic links on ext4), and its size for a file.
+    fn stat(&mut self, path: &str) -> Result<DirEntry, FsError>;
+    /// The entries of directory `path`, without `.` and `..`, in on-disk order.
+    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError>;
+    /// Streams the content of file `path` into `out`, returning the byte count. Never buffers
+    /// the whole file.
+    fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, FsError>;
+
+    /// Whether `path` exists.
+    fn exists(&mut self, path: &str) -> bool {
+        self.stat(path).is_ok()
+    }
+    /// Whether `path` is a directory.
+    fn is_dir(&mut self, path: &str) -> bool {
+        self.stat(path).is_ok_and(|e| e.kind == EntryKind::Dir)
+    }
+    /// A small file (a config file) read into memory; fails if it is larger than `cap`.
+    fn read_small(&mut self, path: &str, cap: u64) -> Result<Vec<u8>, FsError> {
+        let meta = self.stat(path)?;
+        if meta.kind == EntryKind::Dir {
+            return Err(FsError::IsADirectory { path: path.into() });
+        }
+        if meta.size > cap {
+            return Err(FsError::TooLarge { path: path.into(), size: meta.size, cap });
+        }
+        let mut out = CappedBuf { buf: Vec::new(), cap };
+        match self.read_file(path, &mut out) {
+            Ok(_) => Ok(out.buf),
+            Err(FsError::Io { source, .. }) if source.kind() == io::ErrorKind::FileTooLarge => {
+                Err(FsError::TooLarge { path: path.into(), size: out.buf.len() as u64, cap })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The first `n` bytes of file `path` (fewer if the file is shorter), without reading the rest.
+pub fn read_head(fs: &mut dyn FsReader, path: &str, n: usize) -> Result<Vec<u8>, FsError> {
+    let mut out = HeadBuf { buf: Vec::new(), want: n };
+    match fs.read_file(path, &mut out) {
+        Ok(_) => Ok(out.buf),
+        Err(FsError::Io { source, .. }) if source.kind() == io::ErrorKind::WriteZero && out.buf.len() == n => {
+            Ok(out.buf)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens the filesystem `fs` (as detected by signature) on `range`. `None` when there is no
+/// reader for that type (swap, LUKS, …).
+pub fn open(fs: &str, range: RangeReader) -> Option<Result<Box<dyn FsReader>, FsError>> {
+    Some(match fs {
+        "ntfs" => ntfs::NtfsReader::open(range).map(|r| Box::new(r) as Box<dyn FsReader>),
+        "ext2" | "ext3" | "ext4" => ext4::Ext4Reader::open(range, fs).map(|r| Box::new(r) as Box<dyn FsReader>),
+        "vfat" => fat::FatReader::open(range).map(|r| Box::new(r) as Box<dyn FsReader>),
+        _ => return None,
+    })
+}
+
+/// Splits a path into its non-empty components.
+pub(crate) fn components(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+/// A `Write` into memory that fails once more than `cap` bytes arrive.
+struct CappedBuf {
+    buf: Vec<u8>,
+    cap: u64,
+}
+
+impl Write for CappedBuf {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() as u64 + data.len() as u64 > self.cap {
+            return Err(io::Error::new(io::ErrorKind::FileTooLarge, "over the size cap"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A `Write` that keeps the first `want` bytes and then stops the stream.
+struct HeadBuf {
+    buf: Vec<u8>,
+    want: usize,
+}
+
+impl Write for HeadBuf {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = self.want - self.buf.len();
+        if room == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "have enough"));
+        }
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

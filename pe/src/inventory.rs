@@ -1,0 +1,86 @@
+//! The inventory: every disk, its partitions, filesystems and installed OS, as reported by
+//! `inplace inspect --json` and by the PE between `inplace: inventory begin/end`.
+
+use serde::{Deserialize, Serialize};
+
+/// What was found, and anything that looked wrong while finding it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Inventory {
+    pub disks: Vec<Disk>,
+    /// Problems not tied to one disk (e.g. an unreadable sysfs entry or input path).
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Disk {
+    /// Kernel name (`vda`, `nvme0n1`) in the PE; the path given on the command line otherwise.
+    pub name: String,
+    pub size_bytes: u64,
+    pub logical_sector_size: u32,
+    pub physical_sector_size: u32,
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub wwn: Option<String>,
+    /// `virtio`, `sata`, `nvme`, `usb`, `scsi`, `mmc`, `file`, …
+    pub transport: String,
+    pub removable: bool,
+    /// `"gpt"`, `"mbr"` or `None` for a blank or unreadable table.
+    pub table: Option<String>,
+    pub partitions: Vec<Partition>,
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Partition {
+    /// Partition number as the kernel names it (`sda3` is 3); logical MBR partitions start at 5.
+    pub number: u32,
+    pub start_bytes: u64,
+    pub size_bytes: u64,
+    /// GPT: the type GUID in lower case. MBR: the type byte as `0x83`.
+    #[serde(rename = "type")]
+    pub part_type: String,
+    /// GPT partition name; `None` on MBR.
+    pub name: Option<String>,
+    /// Detected filesystem or content: `ntfs`, `ext4`, `vfat`, `exfat`, `swap`, `luks`,
+    /// `bitlocker`, `lvm2`, `md`, `btrfs`, `xfs`, …; `None` when no signature matched.
+    pub fs: Option<String>,
+    pub label: Option<String>,
+    pub os: Option<Os>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Os {
+    /// `"windows"` or `"linux"`.
+    pub family: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub users: Vec<String>,
+}
+
+/// Something that looked wrong, said so that a technician knows what and where.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Finding {
+    /// `error` when the item could not be read, `warning` when it was read with doubt.
+    pub severity: Severity,
+    /// Where: a disk name, `disk/partition 3`, a path.
+    pub subject: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+impl Finding {
+    pub fn error(subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding { severity: Severity::Error, subject: subject.into(), message: message.into() }
+    }
+    pub fn warning(subject: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding { severity: Severity::Warning, subject: subject.into(), message: message.into() }
+    }
+}

@@ -1,0 +1,13 @@
+//! inplace: re-image a PC in place while keeping its user's data.
+//!
+//! The flow reads top to bottom: `boot` (init, modules, console) → `disk` (devices, partition
+//! tables, signatures) → `fs` (userspace filesystem readers) → `os` (installed-OS detection) →
+//! `inventory` (what the PE and `inspect` report) → `ui` (TUI and plain output) → `cli`.
+
+pub mod boot;
+pub mod cli;
+pub mod disk;
+pub mod fs;
+pub mod inventory;
+pub mod os;
+pub mod ui;

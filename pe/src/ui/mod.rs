@@ -1,0 +1,5 @@
+//! Front ends: the TUI on tty1 and plain line output on the consoles.
+
+pub mod map;
+pub mod plain;
+pub mod tui;
