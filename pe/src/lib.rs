@@ -5,9 +5,14 @@
 //! `inventory` (what the PE and `inspect` report) → `ui` (TUI and plain output) → `cli`.
 
 pub mod boot;
+pub mod carve;
 pub mod cli;
 pub mod disk;
+pub mod events;
 pub mod fs;
+pub mod image;
 pub mod inventory;
+pub mod net;
 pub mod os;
+pub mod preset;
 pub mod ui;

@@ -10,13 +10,25 @@ use anyhow::Context;
 
 use super::cmdline::Params;
 use super::console::Consoles;
+use super::firmware::Firmware;
 use super::modules::{Kernel, Loader, ModuleIndex};
-use super::{children, mounts, power, settle};
+use super::preset_source::{self, Found};
+use super::{children, medium, mounts, power, report, settle};
+use crate::events::Events;
+use crate::net;
+use crate::preset::Finish;
 
 /// How long driver loading may take before the PE goes on with what it has.
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 /// Where the PE keeps what it found, for the front ends.
 pub const INVENTORY_PATH: &str = "/run/inplace/inventory.json";
+/// This run's events, one JSON object a line; copied into the run's report.
+pub const EVENTS_PATH: &str = "/run/inplace/events.jsonl";
+const MEDIUM_MOUNT: &str = "/run/inplace/medium";
+const CONFIG_MOUNT: &str = "/run/inplace/config";
+const NET_TIMEOUT: Duration = Duration::from_secs(30);
+/// A preset larger than this is not a preset.
+const PRESET_LIMIT: u64 = 1 << 20;
 
 /// Exit codes a front end uses to ask PID 1 to end the PE.
 pub const EXIT_POWER_OFF: i32 = 10;
@@ -54,61 +66,173 @@ enum Never {}
 fn boot() -> anyhow::Result<Never> {
     mounts::mount_all().context("the PE could not mount its pseudo-filesystems; the kernel may lack devtmpfs")?;
     let consoles = CONSOLES.get_or_init(|| Arc::new(Consoles::open())).clone();
+    let events = Events::new(consoles.clone(), Path::new(EVENTS_PATH));
     let params = Params::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     let release = rustix::system::uname().release().to_string_lossy().into_owned();
-    consoles.line(&format!("inplace: {} starting on kernel {release}", env!("CARGO_PKG_VERSION")));
+    events.info("boot", &format!("{} starting on kernel {release}", env!("CARGO_PKG_VERSION")));
     children::start_reaper();
 
-    let moddir = Path::new("/lib/modules").join(&release);
-    let index = ModuleIndex::open(&moddir).with_context(|| {
-        format!("no module index for kernel {release}: the initramfs does not match the kernel; rebuild both with scripts/build-pe")
-    })?;
-    let proc_modules = std::fs::read_to_string("/proc/modules").unwrap_or_default();
-    let mut loader = Loader::new(index, Kernel, &proc_modules);
-    let settled = settle::settle(&mut loader, Path::new("/sys"), SETTLE_LIMIT);
-    consoles.line(&format!(
-        "inplace: drivers: {} modules loaded in {:.1} s; block devices: {}",
-        settled.modules_loaded,
-        settled.elapsed.as_secs_f64(),
-        if settled.block_devices.is_empty() { "none".to_string() } else { settled.block_devices.join(" ") }
-    ));
-    if settled.timed_out {
-        consoles.line("inplace: warning: devices were still appearing when the wait ended; some disks may be missing");
+    let mut loader = load_drivers(&events, &release)?;
+    let firmware = read_firmware(&mut loader);
+    events.info("boot", &firmware.line());
+
+    // The boot medium and the stick's config partition, then the preset.
+    let media = medium::find(Path::new("/sys"), Path::new("/dev"));
+    let medium_root = media.boot.as_ref().and_then(|dev| {
+        loader.load_fs("iso9660");
+        mount_or_warn(&events, dev, Path::new(MEDIUM_MOUNT), "iso9660", true)
+    });
+    let config_root = media.config.as_ref().and_then(|dev| {
+        loader.load_fs("vfat");
+        for nls in ["nls_cp437", "nls_iso8859_1", "nls_utf8"] {
+            loader.load(nls);
+        }
+        mount_or_warn(&events, dev, Path::new(CONFIG_MOUNT), "vfat", false)
+    });
+    let cmdline_preset = params.get("preset");
+    if cmdline_preset.is_some_and(|p| p.starts_with("http://") || p.starts_with("https://")) || params.get("net") == Some("dhcp") {
+        let up = net::bring_up(Path::new("/sys"), NET_TIMEOUT)?;
+        events.info("net", &format!("network: {} is {}/{} via DHCP from {}", up.interface, up.lease.address, up.lease.netmask, up.lease.server));
     }
-    for (module, why) in &loader.failed {
-        consoles.line(&format!("inplace: warning: module {module} did not load: {why}"));
-    }
+    let found = preset_source::load(cmdline_preset, config_root.as_deref(), medium_root.as_deref(), &|url| {
+        net::http::get_text(url, PRESET_LIMIT)
+    })
+    .context("the preset could not be used, so nothing was written to any disk; fix the preset and boot again")?;
+    let preset = match found {
+        Found::Preset { preset, source } => {
+            events.info("preset", &format!("preset {}", preset.name));
+            events.info("preset", &format!("preset read from {source}"));
+            Some(preset)
+        }
+        Found::None => None,
+    };
 
     let inventory = crate::disk::scan_system(Path::new("/sys"), Path::new("/dev"));
     let json = serde_json::to_string_pretty(&inventory)?;
-    std::fs::create_dir_all("/run/inplace")?;
     std::fs::write(INVENTORY_PATH, &json)?;
-    consoles.line(&format!("inplace: found {} disk(s)", inventory.disks.len()));
+    events.info("inventory", &format!("found {} disk(s)", inventory.disks.len()));
     if let Some(up) = uptime() {
-        consoles.line(&format!("inplace: {up:.2} s since kernel start"));
+        events.info("boot", &format!("{up:.2} s since kernel start"));
     }
     consoles.line("inplace: ready");
 
-    match params.action() {
+    let action = params.action().to_string();
+    let run = Run { firmware, preset: preset.clone(), action: action.clone(), config_root: config_root.clone() };
+    match action.as_str() {
         "inspect" => {
             consoles.line("inplace: inventory begin");
             for line in json.lines() {
                 consoles.line(line);
             }
             consoles.line("inplace: inventory end");
+            write_report(&events, &run, &json, "inspected");
             power::power_off()
         }
-        "tui" => run_console_ui(&consoles),
+        "unattended" => {
+            let Some(preset) = preset else {
+                anyhow::bail!("inplace.action=unattended needs a preset: put preset.toml on the stick's INPLACE partition, on the ISO (scripts/build-pe --preset FILE), or pass inplace.preset=URL")
+            };
+            events.info("job", &format!("preset {} asks for no disk changes; the inventory is recorded", preset.name));
+            write_report(&events, &run, &json, "completed");
+            match preset.finish {
+                Finish::Poweroff => power::power_off(),
+                Finish::Reboot => power::restart(),
+                Finish::Wait => run_console_ui(&consoles),
+            }
+        }
+        "tui" => {
+            write_report(&events, &run, &json, "started");
+            run_console_ui(&consoles)
+        }
         other => anyhow::bail!(
-            "unknown inplace.action={other:?} on the kernel command line; use inplace.action=tui or inplace.action=inspect"
+            "unknown inplace.action={other:?} on the kernel command line; use inplace.action=tui, inplace.action=unattended or inplace.action=inspect"
         ),
     }
+}
+
+/// What this run is, for its report.
+#[derive(serde::Serialize)]
+struct Run {
+    firmware: Firmware,
+    preset: Option<crate::preset::Preset>,
+    action: String,
+    #[serde(skip)]
+    config_root: Option<std::path::PathBuf>,
+}
+
+/// Leaves `reports/<machine-id>-<time>/` on the stick's INPLACE partition, when there is one.
+fn write_report(events: &Events, run: &Run, inventory_json: &str, result: &str) {
+    let Some(root) = run.config_root.as_deref() else { return };
+    let earlier = report::earlier(root);
+    if !earlier.is_empty() {
+        events.info("report", &format!("this stick holds {} earlier report(s), the last {}", earlier.len(), earlier[earlier.len() - 1]));
+    }
+    let folder = report::folder_name(&report::machine_id(Path::new("/sys")), std::time::SystemTime::now());
+    let summary = serde_json::json!({ "result": result, "run": run, "version": env!("CARGO_PKG_VERSION") });
+    let summary = serde_json::to_vec_pretty(&summary).unwrap_or_default();
+    // The events file is read last, so it holds everything up to the line below.
+    events.info("report", &format!("report: reports/{folder} on the INPLACE partition"));
+    let log = std::fs::read(EVENTS_PATH).unwrap_or_default();
+    let files: [(&str, &[u8]); 3] = [("report.json", &summary), ("inventory.json", inventory_json.as_bytes()), ("events.jsonl", &log)];
+    if let Err(e) = report::write(root, &folder, &files) {
+        events.warn("report", &format!("could not write the report on the stick: {e:#}"));
+    }
+}
+
+fn mount_or_warn(events: &Events, dev: &Path, target: &Path, fstype: &str, read_only: bool) -> Option<std::path::PathBuf> {
+    match mounts::mount_device(dev, target, fstype, read_only) {
+        Ok(()) => Some(target.to_path_buf()),
+        Err(e) => {
+            events.warn("boot", &format!("{e:#}"));
+            None
+        }
+    }
+}
+
+/// Loads drivers by modalias until the devices settle.
+fn load_drivers(events: &Events, release: &str) -> anyhow::Result<Loader<Kernel>> {
+    let moddir = Path::new("/lib/modules").join(release);
+    let index = ModuleIndex::open(&moddir).with_context(|| {
+        format!("no module index for kernel {release}: the initramfs does not match the kernel; rebuild both with scripts/build-pe")
+    })?;
+    let proc_modules = std::fs::read_to_string("/proc/modules").unwrap_or_default();
+    let mut loader = Loader::new(index, Kernel, &proc_modules);
+    let settled = settle::settle(&mut loader, Path::new("/sys"), SETTLE_LIMIT);
+    events.info(
+        "drivers",
+        &format!(
+            "drivers: {} modules loaded in {:.1} s; block devices: {}",
+            settled.modules_loaded,
+            settled.elapsed.as_secs_f64(),
+            if settled.block_devices.is_empty() { "none".to_string() } else { settled.block_devices.join(" ") }
+        ),
+    );
+    events.info("drivers", &format!("drivers loaded: {}", loader.inserted.join(" ")));
+    if settled.timed_out {
+        events.warn("drivers", "devices were still appearing when the wait ended; some disks may be missing");
+    }
+    for (module, why) in &loader.failed {
+        events.warn("drivers", &format!("module {module} did not load: {why}"));
+    }
+    Ok(loader)
+}
+
+/// UEFI or BIOS, and Secure Boot (efivarfs is a module, loaded here when the machine is UEFI).
+fn read_firmware(loader: &mut Loader<Kernel>) -> Firmware {
+    let efivars = Path::new("/sys/firmware/efi/efivars");
+    if Path::new("/sys/firmware/efi").exists() {
+        loader.load_fs("efivarfs");
+        let _ = mounts::mount_device(Path::new("efivarfs"), efivars, "efivarfs", true);
+    }
+    Firmware::detect(Path::new("/sys"), efivars)
 }
 
 /// Runs the TUI on tty1 as a child process and acts on how it ends. A crashed TUI is restarted.
 fn run_console_ui(consoles: &Consoles) -> anyhow::Result<Never> {
     let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
-    for attempt in 1.. {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let child = std::process::Command::new(&exe)
             .args(["console-ui", "--tty", "/dev/tty1", "--inventory", INVENTORY_PATH])
             .spawn()
@@ -125,7 +249,6 @@ fn run_console_ui(consoles: &Consoles) -> anyhow::Result<Never> {
             }
         }
     }
-    unreachable!()
 }
 
 fn uptime() -> Option<f64> {

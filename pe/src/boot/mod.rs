@@ -3,8 +3,12 @@
 pub mod children;
 pub mod cmdline;
 pub mod console;
+pub mod firmware;
 pub mod init;
+pub mod medium;
 pub mod modules;
 pub mod mounts;
 pub mod power;
+pub mod preset_source;
+pub mod report;
 pub mod settle;

@@ -139,6 +139,8 @@ pub struct Loader<S: ModuleSink> {
     loaded: HashSet<String>,
     /// Modules that failed, with the reason; they are not tried again.
     pub failed: Vec<(String, String)>,
+    /// Modules this loader inserted, in order.
+    pub inserted: Vec<String>,
     seen_modaliases: HashSet<String>,
 }
 
@@ -146,7 +148,7 @@ impl<S: ModuleSink> Loader<S> {
     /// `already_loaded` is the content of `/proc/modules` (may be empty).
     pub fn new(index: ModuleIndex, sink: S, already_loaded: &str) -> Self {
         let loaded = already_loaded.lines().filter_map(|l| l.split_whitespace().next()).map(module_name).collect();
-        Loader { index, sink, loaded, failed: Vec::new(), seen_modaliases: HashSet::new() }
+        Loader { index, sink, loaded, failed: Vec::new(), inserted: Vec::new(), seen_modaliases: HashSet::new() }
     }
 
     /// Loads `name` with its soft and hard dependencies. Returns how many modules were inserted.
@@ -169,7 +171,10 @@ impl<S: ModuleSink> Loader<S> {
             count += self.load(dep);
         }
         match self.sink.insert(&self.index.dir.join(&file)) {
-            Ok(()) => count += 1,
+            Ok(()) => {
+                count += 1;
+                self.inserted.push(name.clone());
+            }
             Err(e) => {
                 self.loaded.remove(&name);
                 self.failed.push((name.clone(), e.to_string()));
@@ -275,6 +280,7 @@ mod tests {
         assert_eq!(n, 5);
         // The same modalias again loads nothing.
         assert_eq!(loader.coldplug_pass(&["scsi:t-0x00".into()]), 0);
+        assert_eq!(loader.inserted, ["scsi_mod", "libata", "libahci", "ahci", "sd_mod"]);
         drop(loader);
         assert_eq!(rec.0, ["scsi_mod", "libata", "libahci", "ahci", "sd_mod"]);
     }

@@ -22,3 +22,11 @@ pub fn mount_all() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Mounts a filesystem from a device; `read_only` for the boot medium.
+pub fn mount_device(device: &std::path::Path, target: &std::path::Path, fstype: &str, read_only: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(target).with_context(|| format!("creating {}", target.display()))?;
+    let flags = MountFlags::NOSUID | MountFlags::NODEV | if read_only { MountFlags::RDONLY } else { MountFlags::empty() };
+    mount(device, target, fstype, flags, None::<&std::ffi::CStr>)
+        .with_context(|| format!("mounting {} ({fstype}) on {}", device.display(), target.display()))
+}

@@ -5,6 +5,7 @@
 //! NTFS and FAT compare names case-insensitively, ext4 exactly. Readers never write: the view
 //! under them ([`range::RangeReader`]) refuses writes, and the device is opened read-only.
 
+pub mod alloc;
 pub mod ext4;
 pub mod fat;
 pub mod ntfs;

@@ -1,0 +1,140 @@
+//! A table write as data: the exact bytes to put at exact offsets. The table writers produce a
+//! [`Patch`] without touching the disk (they see it through an [`Overlay`]); the apply step
+//! saves what the patch overwrites, then writes it, syncs, and reads it back.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+
+use crate::disk::device::SharedDisk;
+
+/// Bytes to write, by disk offset. Later writes to the same offset replace earlier ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Patch {
+    pub writes: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Patch {
+    pub fn put(&mut self, at: u64, bytes: Vec<u8>) {
+        self.writes.insert(at, bytes);
+    }
+
+    /// `(offset, length)` of every write.
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        self.writes.iter().map(|(at, b)| (*at, b.len() as u64)).collect()
+    }
+
+    /// Writes every piece, syncs, and reads each back.
+    pub fn write_to(&self, file: &File) -> io::Result<()> {
+        for (at, bytes) in &self.writes {
+            file.write_all_at(bytes, *at)?;
+        }
+        file.sync_all()?;
+        for (at, bytes) in &self.writes {
+            let mut back = vec![0u8; bytes.len()];
+            file.read_exact_at(&mut back, *at)?;
+            if &back != bytes {
+                return Err(io::Error::other(format!(
+                    "read-back of {} bytes at byte {at} differs from what was written",
+                    bytes.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A disk seen through pending writes: reads return the written bytes where there are any.
+/// Used to run the `gpt` crate's writers without writing anything.
+pub struct Overlay {
+    base: SharedDisk,
+    pos: u64,
+    pub patch: Patch,
+}
+
+impl std::fmt::Debug for Overlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Overlay({} bytes, {} pending writes)", self.base.size(), self.patch.writes.len())
+    }
+}
+
+impl Overlay {
+    pub fn new(base: SharedDisk) -> Self {
+        Overlay { base, pos: 0, patch: Patch::default() }
+    }
+}
+
+impl Read for Overlay {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.base.size().saturating_sub(self.pos);
+        let n = (buf.len() as u64).min(left) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        let buf = &mut buf[..n];
+        self.base.read_exact_at(self.pos, buf)?;
+        let (lo, hi) = (self.pos, self.pos + n as u64);
+        for (at, bytes) in self.patch.writes.range(..hi) {
+            let end = at + bytes.len() as u64;
+            if end <= lo {
+                continue;
+            }
+            let s = (*at).max(lo);
+            let e = end.min(hi);
+            buf[(s - lo) as usize..(e - lo) as usize].copy_from_slice(&bytes[(s - at) as usize..(e - at) as usize]);
+        }
+        self.pos = hi;
+        Ok(n)
+    }
+}
+
+impl Write for Overlay {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.pos.checked_add(buf.len() as u64).is_none_or(|e| e > self.base.size()) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "write past the end of the disk"));
+        }
+        // Merge into an existing piece at the same offset only; the writers write whole
+        // sectors or whole arrays, so pieces do not partly overlap.
+        self.patch.put(self.pos, buf.to_vec());
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Overlay {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let p = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.base.size().checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = p.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
+        Ok(self.pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::disk::device::MemDisk;
+
+    #[test]
+    fn reads_see_pending_writes() {
+        let mut o = Overlay::new(Arc::new(MemDisk(vec![1u8; 100])));
+        o.seek(SeekFrom::Start(10)).unwrap();
+        o.write_all(&[9, 9]).unwrap();
+        o.seek(SeekFrom::Start(8)).unwrap();
+        let mut b = [0u8; 6];
+        o.read_exact(&mut b).unwrap();
+        assert_eq!(b, [1, 1, 9, 9, 1, 1]);
+        o.seek(SeekFrom::Start(99)).unwrap();
+        assert!(o.write(&[1, 2]).is_err());
+        assert_eq!(o.patch.ranges(), vec![(10, 2)]);
+    }
+}

@@ -1,0 +1,122 @@
+//! `inplace plan`: show where the migration store would go (writes nothing).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::carve::layout::{self, DiskState};
+use crate::carve::model::{Plan, PlanError, Request};
+use crate::carve::{plan, render};
+use crate::disk::device::{Device, SharedDisk};
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// The disk: an image file or a block device.
+    #[arg(long)]
+    pub disk: PathBuf,
+    /// Size of the store's FAT32 volume: bytes, or with K, M, G, T (powers of 1024).
+    #[arg(long, value_parser = parse_size)]
+    pub store_size: u64,
+    /// Partitions the new image replaces (they may give up the free space at their end).
+    #[arg(long, value_delimiter = ',')]
+    pub replace: Vec<u32>,
+    /// Logical sector size of an image file (default: detected from the GPT, else 512).
+    #[arg(long)]
+    pub sector_size: Option<u32>,
+    /// Rebuild a damaged primary (or backup) GPT from the good copy when writing.
+    #[arg(long)]
+    pub repair_gpt: bool,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `20G`, `512M`, `1.5T`, `123456`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let (num, mult) = match t.chars().last() {
+        Some(c @ ('K' | 'k' | 'M' | 'm' | 'G' | 'g' | 'T' | 't')) => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                _ => 40,
+            };
+            (&t[..t.len() - 1], 1u64 << shift)
+        }
+        _ => (t, 1),
+    };
+    let bad = || format!("{s:?} is not a size; use e.g. 20G, 512M or a byte count");
+    if let Ok(n) = num.parse::<u64>() {
+        return n.checked_mul(mult).ok_or_else(bad);
+    }
+    let f: f64 = num.parse().map_err(|_| bad())?;
+    if !f.is_finite() || f <= 0.0 || f * mult as f64 > u64::MAX as f64 / 2.0 {
+        return Err(bad());
+    }
+    Ok((f * mult as f64) as u64)
+}
+
+pub fn open_read(path: &Path) -> anyhow::Result<SharedDisk> {
+    Ok(Arc::new(Device::open(path)?))
+}
+
+/// Reads the disk and plans; the error says what to do.
+pub fn make_plan(args: &Args) -> anyhow::Result<(DiskState, Result<Plan, PlanError>)> {
+    let disk = open_read(&args.disk)?;
+    let name = args.disk.display().to_string();
+    let state = layout::read(&disk, &name, args.sector_size, args.repair_gpt).map_err(anyhow::Error::msg)?;
+    let req = Request { store_bytes: args.store_size, replace: args.replace.clone() };
+    let result = plan::plan(&state.layout, &state.tails, &req);
+    Ok((state, result))
+}
+
+pub fn print_plan(args: &Args, state: &DiskState, result: &Result<Plan, PlanError>) -> anyhow::Result<()> {
+    let name = args.disk.display().to_string();
+    if args.json {
+        let v = serde_json::json!({
+            "disk": name,
+            "plan": result.as_ref().ok(),
+            "error": result.as_ref().err().map(|e| e.to_string()),
+            "refusal": match result { Err(PlanError::Refused(r)) => Some(r), _ => None },
+            "free_tails": state.tails,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if let Ok(p) = result {
+        print!("{}", render::plan_text(&name, p));
+    }
+    for (n, why) in &state.no_tail {
+        if args.replace.contains(n) {
+            eprintln!("inplace: partition {n}: free space unknown: {why}");
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let (state, result) = make_plan(&args)?;
+    print_plan(&args, &state, &result)?;
+    match result {
+        Ok(_) => Ok(0),
+        Err(e) => {
+            eprintln!("inplace: {}: {e}", args.disk.display());
+            Ok(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("20G"), Ok(20 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5K"), Ok(1536));
+        assert_eq!(parse_size("77"), Ok(77));
+        assert!(parse_size("x").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        assert!(parse_size("-1G").is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! OS images: a multi-partition, sparse, chunked and checksummed format (`docs/image-format.md`),
+//! and the steps that make, check and lay one down.
+//!
+//! - [`format`]: header, chunk index, signature block (bytes ↔ structs; fuzzed).
+//! - [`manifest`]: the JSON manifest (partitions, boot mode, creation info).
+//! - [`reader`]: open an image and check digest, pins and signature.
+//! - [`source`] / [`http`]: local files and HTTP(S) with Range resume.
+//! - [`pipeline`]: chunks in flight — ordered reads, parallel checks and zstd decoding.
+//! - [`create`]: disk → image, storing only used blocks ([`crate::fs::alloc`]).
+//! - [`verify`]: check every chunk.
+//! - [`layout`]: pure placement of the image's partitions on a target.
+//! - [`target`], [`table`], [`apply`], [`stage`], [`efi`]: the lay-down.
+//! - [`progress`]: events for the front ends.
+
+pub mod apply;
+pub mod create;
+pub mod efi;
+pub mod format;
+pub mod http;
+pub mod layout;
+pub mod manifest;
+pub mod pipeline;
+pub mod progress;
+pub mod reader;
+pub mod source;
+pub mod stage;
+pub mod table;
+pub mod target;
+pub mod verify;
+
+/// Parses header, manifest and index from a whole image held in memory, without trusting
+/// anything (for fuzzing). Never panics.
+pub fn parse_all(bytes: &[u8]) -> Result<(format::Header, manifest::Manifest, format::Index), String> {
+    let h = format::Header::decode(bytes).map_err(|e| e.to_string())?;
+    let get = |o: u64, l: u64| -> Result<&[u8], String> {
+        let s = usize::try_from(o).map_err(|_| "offset")?;
+        let e = s.checked_add(usize::try_from(l).map_err(|_| "len")?).ok_or("overflow")?;
+        bytes.get(s..e).ok_or_else(|| "truncated".to_string())
+    };
+    let m = manifest::Manifest::decode(get(h.manifest_offset, h.manifest_len)?, h.chunk_count).map_err(|e| e.to_string())?;
+    let i = format::Index::decode(get(h.index_offset, h.index_len)?, &h, &m.min_sizes()).map_err(|e| e.to_string())?;
+    if h.signed() {
+        format::SignatureBlock::decode(get(h.sig_offset, h.sig_len)?).map_err(|e| e.to_string())?;
+    }
+    Ok((h, m, i))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::format::*;
+    use super::manifest::*;
+
+    /// A small valid image (metadata only; the payload bytes are arbitrary).
+    fn sample() -> Vec<u8> {
+        let m = Manifest {
+            format: 1,
+            created: Creation { unix_time: 1, tool: "t".into(), source: "s".into() },
+            table: TableKind::Gpt,
+            sector_size: 512,
+            boot: BootMode::Uefi,
+            disk_guid_policy: GuidPolicy::Fresh,
+            disk_guid: None,
+            bios_boot_code: None,
+            partitions: vec![PartitionSpec {
+                number: 1,
+                type_id: "c12a7328-f81f-11d2-ba4b-00a0c93ec93b".into(),
+                guid_policy: GuidPolicy::Fresh,
+                guid: None,
+                name: "EFI".into(),
+                size: 1 << 20,
+                min_size: 1 << 20,
+                fs: Some("vfat".into()),
+                fs_sector_size: Some(512),
+                attributes: 0,
+                grow: false,
+                content: Content::UsedBlocks,
+                data_bytes: 1024,
+                first_chunk: 0,
+                chunk_count: 1,
+            }],
+        };
+        let payload = vec![7u8; 40];
+        let index = Index {
+            chunks: vec![ChunkRecord {
+                partition: 0,
+                run_count: 2,
+                first_run: 0,
+                stored_offset: DATA_OFFSET,
+                stored_len: 40,
+                logical_len: 1024,
+                stored_crc: crc32fast::hash(&payload),
+                logical_crc: 0,
+                stored_sha256: [0; 32],
+            }],
+            runs: vec![Run { offset: 0, len: 512 }, Run { offset: 4096, len: 512 }],
+        }
+        .encode();
+        let mb = m.encode();
+        let data_end = DATA_OFFSET + 40;
+        let mut h = Header {
+            chunk_size: 1 << 20,
+            manifest_offset: data_end,
+            manifest_len: mb.len() as u64,
+            index_offset: data_end + mb.len() as u64,
+            index_len: index.len() as u64,
+            chunk_count: 1,
+            run_count: 2,
+            data_end,
+            file_len: data_end + mb.len() as u64 + index.len() as u64,
+            digest: [0; 32],
+            sig_offset: 0,
+            sig_len: 0,
+        };
+        h.digest = h.compute_digest(&mb, &index);
+        let mut out = h.encode().to_vec();
+        out.resize(DATA_OFFSET as usize, 0);
+        out.extend_from_slice(&payload);
+        out.extend_from_slice(&mb);
+        out.extend_from_slice(&index);
+        out
+    }
+
+    #[test]
+    fn sample_parses() {
+        let (h, m, i) = super::parse_all(&sample()).unwrap();
+        assert_eq!(h.chunk_count, 1);
+        assert_eq!(m.partitions[0].name, "EFI");
+        assert_eq!(i.runs.len(), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_images_never_panic(flips in proptest::collection::vec((0usize..8192, any::<u8>()), 1..8), cut in 0usize..8192) {
+            let mut b = sample();
+            for (at, v) in flips {
+                let n = b.len();
+                b[at % n] ^= v;
+            }
+            let _ = super::parse_all(&b);
+            b.truncate(cut.min(b.len()));
+            let _ = super::parse_all(&b);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let _ = super::parse_all(&b);
+            let _ = Manifest::decode(&b, 3);
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! A small HTTP/1.1 server on 127.0.0.1 for the image tests: serves one file with `Range`
+//! support (206, Content-Range, ETag, If-Range), and can be told to cut a response after N
+//! bytes (a number of times), stall before the body, or answer a fixed status. It logs every
+//! request's range so a test can check that a transfer resumed instead of restarting.
+
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct Behaviour {
+    /// Cut this many responses (those longer than `cut_after`) after `cut_after` body bytes.
+    pub cuts_left: AtomicU64,
+    pub cut_after: AtomicU64,
+    /// Stall this many responses for `stall_ms` before the body.
+    pub stalls_left: AtomicU64,
+    pub stall_ms: AtomicU64,
+    /// Answer every request with this status (0 = serve normally).
+    pub status: AtomicU64,
+    /// Ignore Range and answer 200 with the whole file.
+    pub no_ranges: AtomicBool,
+}
+
+pub struct Server {
+    pub port: u16,
+    pub behaviour: Arc<Behaviour>,
+    /// `(first, last)` byte of each ranged request, in order; `None` for a plain GET.
+    pub log: Arc<Mutex<Vec<Option<(u64, u64)>>>>,
+}
+
+impl Server {
+    /// Serves `file` at every path on 127.0.0.1 (an ephemeral port).
+    pub fn start(file: PathBuf) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        let behaviour = Arc::new(Behaviour::default());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (b, l) = (behaviour.clone(), log.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (b, l, f) = (b.clone(), l.clone(), file.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &f, &b, &l);
+                });
+            }
+        });
+        Server { port, behaviour, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    pub fn ranges(&self) -> Vec<Option<(u64, u64)>> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn serve(conn: TcpStream, file: &PathBuf, b: &Behaviour, log: &Mutex<Vec<Option<(u64, u64)>>>) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut out = conn;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut range = None;
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h)?;
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("range") {
+                    range = v.trim().strip_prefix("bytes=").and_then(|r| {
+                        let (a, z) = r.split_once('-')?;
+                        Some((a.parse::<u64>().ok()?, z.parse::<u64>().ok()))
+                    });
+                }
+            }
+        }
+        let status = b.status.load(Ordering::SeqCst);
+        if status != 0 {
+            let body = format!("error {status}\n");
+            write!(out, "HTTP/1.1 {status} Error\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
+            return Ok(());
+        }
+        let mut f = std::fs::File::open(file)?;
+        let len = f.metadata()?.len();
+        let (first, last, partial) = match range {
+            Some((a, z)) if !b.no_ranges.load(Ordering::SeqCst) => (a, z.unwrap_or(len - 1).min(len - 1), true),
+            _ => (0, len - 1, false),
+        };
+        log.lock().unwrap().push(if partial { Some((first, last)) } else { None });
+        let n = last + 1 - first;
+        if partial {
+            write!(out, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {first}-{last}/{len}\r\n")?;
+        } else {
+            write!(out, "HTTP/1.1 200 OK\r\n")?;
+        }
+        write!(out, "Content-Length: {n}\r\nETag: \"fixture-1\"\r\nAccept-Ranges: bytes\r\n\r\n")?;
+        if b.stalls_left.load(Ordering::SeqCst) > 0 && n > 1 {
+            b.stalls_left.fetch_sub(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(b.stall_ms.load(Ordering::SeqCst)));
+            return Ok(());
+        }
+        let cut = b.cut_after.load(Ordering::SeqCst);
+        let mut limit = n;
+        let mut cutting = false;
+        if b.cuts_left.load(Ordering::SeqCst) > 0 && n > cut {
+            b.cuts_left.fetch_sub(1, Ordering::SeqCst);
+            limit = cut;
+            cutting = true;
+        }
+        f.seek(SeekFrom::Start(first))?;
+        let mut take = f.take(limit);
+        std::io::copy(&mut take, &mut out)?;
+        out.flush()?;
+        if cutting {
+            let _ = out.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Shared helpers for inplace's integration tests: fixture disk builders, the QEMU harness, and
+//! access to the built binaries.
+
+pub mod carve_fixtures;
+pub mod fixtures;
+pub mod http_server;
+pub mod qemu;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `inplace` CLI built for the host: `$INPLACE_BIN`, else `target/debug/inplace`, built
+/// once per test process so a test never runs a stale binary.
+pub fn inplace_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("INPLACE_BIN") {
+            return PathBuf::from(p);
+        }
+        let mut cmd = Command::new(env!("CARGO"));
+        // Cargo sets these for the test process; a nested build that inherits them looks like a
+        // different environment to build scripts (ring reruns on CARGO_MANIFEST_DIR) and
+        // rebuilds half the tree on every test run.
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("CARGO_PKG_")
+                || matches!(
+                    k.as_ref(),
+                    "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR" | "CARGO_RUSTC_CURRENT_DIR"
+                )
+            {
+                cmd.env_remove(&key);
+            }
+        }
+        let status = cmd
+            .args(["build", "--quiet", "-p", "inplace", "--bin", "inplace"])
+            .current_dir(workspace())
+            .status()
+            .expect("running cargo build -p inplace");
+        assert!(status.success(), "cargo build -p inplace failed");
+        workspace().join("target/debug/inplace")
+    })
+    .clone()
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    format!("{:x}", h.finalize())
+}
