@@ -72,3 +72,23 @@ fn the_initramfs_is_newc_zstd_with_init_and_module_index() {
         assert!(present || builtin.contains(&format!("/{m}.ko")), "module {m} is neither in the initramfs nor built in");
     }
 }
+
+const ISO_BUDGET: u64 = 128 << 20;
+
+#[test]
+fn the_iso_stays_in_budget() {
+    let size = std::fs::metadata(pe_dir().join("inplace.iso")).expect("target/pe/inplace.iso: run scripts/build-pe").len();
+    eprintln!("inplace.iso: {size} bytes ({:.1} MiB)", size as f64 / (1 << 20) as f64);
+    assert!(size <= ISO_BUDGET, "inplace.iso is {size} bytes, over the {ISO_BUDGET}-byte budget");
+}
+
+/// The PXE tree holds what iPXE and UEFI network boot load.
+#[test]
+fn the_pxe_tree_is_complete() {
+    let pxe = pe_dir().join("pxe");
+    for f in ["vmlinuz", "initramfs.img", "boot.ipxe", "grub/grub.cfg", "bootx64.efi", "grubx64.efi"] {
+        assert!(pxe.join(f).is_file(), "target/pe/pxe/{f} is missing");
+    }
+    let script = std::fs::read_to_string(pxe.join("boot.ipxe")).unwrap();
+    assert!(script.starts_with("#!ipxe\n") && script.contains("kernel vmlinuz") && script.contains("console=ttyS0,115200"), "{script}");
+}

@@ -84,7 +84,7 @@ fn boot() -> anyhow::Result<Never> {
     });
     let config_root = media.config.as_ref().and_then(|dev| {
         loader.load_fs("vfat");
-        for nls in ["nls_cp437", "nls_iso8859_1", "nls_utf8"] {
+        for nls in ["nls_cp437", "nls_ascii", "nls_utf8"] {
             loader.load(nls);
         }
         mount_or_warn(&events, dev, Path::new(CONFIG_MOUNT), "vfat", false)

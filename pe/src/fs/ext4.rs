@@ -23,9 +23,48 @@ impl Ext4Reader {
             "ext3" => "ext3",
             _ => "ext4",
         };
+        let mut range = range;
+        check_superblock(&mut range).map_err(|detail| FsError::Corrupt { path: "/".into(), fs: fs_type, detail })?;
         let fs = Ext4::load(Box::new(range)).map_err(|e| map_err(fs_type, "/", e))?;
         Ok(Ext4Reader { fs, fs_type })
     }
+}
+
+/// Most groups inplace will load descriptors for (4 Mi groups: 512 TiB with 4 KiB blocks).
+const MAX_GROUPS: u64 = 1 << 22;
+
+/// Sizes `ext4-view` trusts when it allocates: a garbage block count or group size would make
+/// it allocate gigabytes, and an allocation failure aborts the process (no unwinding). Checks
+/// them against the partition first, the way the kernel does at mount.
+fn check_superblock(range: &mut RangeReader) -> Result<(), String> {
+    let mut sb = [0u8; 1024];
+    range.read_exact_at(1024, &mut sb).map_err(|e| format!("cannot read the superblock: {e}"))?;
+    let le32 = |at: usize| u64::from(u32::from_le_bytes([sb[at], sb[at + 1], sb[at + 2], sb[at + 3]]));
+    let log = le32(0x18);
+    if log > 6 {
+        return Err(format!("invalid block size (log {log})"));
+    }
+    let block = 1024u64 << log;
+    let incompat = le32(0x60);
+    let hi = if incompat & 0x80 != 0 { le32(0x150) } else { 0 };
+    let blocks = (hi << 32) | le32(0x4);
+    let per_group = le32(0x20);
+    if per_group == 0 || per_group > 8 * block {
+        return Err(format!("invalid blocks per group ({per_group})"));
+    }
+    let bytes = blocks.checked_mul(block).ok_or("the block count overflows")?;
+    if bytes > range.len() {
+        return Err(format!(
+            "the filesystem claims {bytes} bytes but its partition holds {}; it is damaged, or \
+             the partition or image was cut short",
+            range.len()
+        ));
+    }
+    let groups = blocks.div_ceil(per_group);
+    if groups > MAX_GROUPS {
+        return Err(format!("{groups} block groups is more than inplace reads"));
+    }
+    Ok(())
 }
 
 fn map_err(fs: &'static str, path: &str, e: Ext4Error) -> FsError {

@@ -13,11 +13,37 @@ pub struct FatReader {
 }
 
 impl FatReader {
-    pub fn open(range: RangeReader) -> Result<Self, FsError> {
+    pub fn open(mut range: RangeReader) -> Result<Self, FsError> {
+        let mut boot = [0u8; 512];
+        range.read_exact_at(0, &mut boot).map_err(|source| FsError::Io { path: "/".into(), source })?;
+        check_bpb(&boot).map_err(|detail| FsError::Corrupt { path: "/".into(), fs: "vfat", detail })?;
         let fs = FileSystem::new(range, FsOptions::new().update_accessed_date(false))
             .map_err(|e| FsError::Corrupt { path: "/".into(), fs: "vfat", detail: e.to_string() })?;
         Ok(FatReader { fs })
     }
+}
+
+/// The BPB arithmetic `fatfs` does in `u32` without overflow checks (a panic in debug builds,
+/// nonsense in release), done here first in `u64`.
+fn check_bpb(b: &[u8; 512]) -> Result<(), String> {
+    let le16 = |at: usize| u64::from(u16::from_le_bytes([b[at], b[at + 1]]));
+    let le32 = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+    let bps = le16(11);
+    let spc = u64::from(b[13]);
+    let (reserved, fats, root_entries) = (le16(14), u64::from(b[16]), le16(17));
+    let total = if le16(19) != 0 { le16(19) } else { le32(32) };
+    let per_fat = if le16(22) != 0 { le16(22) } else { le32(36) };
+    if !(bps.is_power_of_two() && (512..=4096).contains(&bps)) || !spc.is_power_of_two() || fats == 0 {
+        return Err(format!("invalid BPB (bytes/sector {bps}, sectors/cluster {spc}, FATs {fats})"));
+    }
+    let first_data = reserved + fats * per_fat + (root_entries * 32).div_ceil(bps);
+    if per_fat * bps * 8 > u64::from(u32::MAX) {
+        return Err(format!("invalid BPB ({per_fat} sectors per FAT)"));
+    }
+    if first_data > u64::from(u32::MAX) || first_data >= total {
+        return Err(format!("the BPB puts the data area at sector {first_data}, past the {total}-sector volume"));
+    }
+    Ok(())
 }
 
 fn io_err(path: &str, e: io::Error) -> FsError {

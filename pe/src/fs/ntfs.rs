@@ -32,6 +32,10 @@ impl NtfsReader {
     /// Reads the boot sector, `$UpCase`, `$Volume` (label and flags) and the root directory.
     pub fn open(range: RangeReader) -> Result<Self, FsError> {
         let mut io = range;
+        // The crate panics (`unreachable!`) on an I/O error inside its boot-sector parser, so
+        // make sure the boot sector is there first.
+        let mut boot = [0u8; 512];
+        io.read_exact_at(0, &mut boot).map_err(|source| FsError::Io { path: "/".into(), source })?;
         let mut ntfs = Ntfs::new(&mut io).map_err(|e| corrupt("/", e))?;
         ntfs.read_upcase_table(&mut io).map_err(|e| corrupt("/$UpCase", e))?;
         ntfs.root_directory(&mut io).map_err(|e| corrupt("/", e))?;

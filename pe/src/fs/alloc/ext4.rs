@@ -3,7 +3,7 @@
 //! (superblock backup and group descriptors where the group has them, plus every group's
 //! bitmaps and inode table that lie in it, wherever `flex_bg` put them).
 
-use super::{le16, le32, read_at, AllocError, Runs};
+use super::{le16, le32, read_at, AllocError, Geometry, Runs};
 use crate::fs::range::RangeReader;
 
 const INCOMPAT_RECOVER: u64 = 0x4;
@@ -13,8 +13,8 @@ const COMPAT_SPARSE_SUPER2: u64 = 0x200;
 const RO_COMPAT_SPARSE_SUPER: u64 = 0x1;
 const BG_BLOCK_UNINIT: u64 = 0x2;
 
-/// Pushes the used byte ranges; returns `(block size, filesystem bytes, None)`.
-pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<(u64, u64, Option<u32>), AllocError> {
+/// Pushes the used byte ranges.
+pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<Geometry, AllocError> {
     let sb = read_at(r, 1024, 1024)?;
     if le16(&sb, 0x38) != 0xEF53 {
         return Err("no ext2/3/4 superblock".into());
@@ -124,5 +124,5 @@ pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<(u64, u64, Option<u32
             }
         }
     }
-    Ok((bs, fs_bytes, None))
+    Ok(Geometry { block_size: bs, fs_bytes, fs_sector_size: None, trailer: None })
 }

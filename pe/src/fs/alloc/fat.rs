@@ -1,11 +1,11 @@
 //! FAT12/16/32: the reserved sectors, the FATs and the FAT12/16 root directory are always
 //! used; a data cluster is used when its FAT entry is not 0.
 
-use super::{le16, le32, read_at, AllocError, Runs};
+use super::{le16, le32, read_at, AllocError, Geometry, Runs};
 use crate::fs::range::RangeReader;
 
-/// Pushes the used byte ranges; returns `(cluster size, volume bytes, bytes per sector)`.
-pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<(u64, u64, Option<u32>), AllocError> {
+/// Pushes the used byte ranges (the reserved sectors, FATs and root directory always).
+pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<Geometry, AllocError> {
     let bs = read_at(r, 0, 512)?;
     let bps = le16(&bs, 11);
     let spc = u64::from(bs[13]);
@@ -52,5 +52,5 @@ pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<(u64, u64, Option<u32
             None => return Err(format!("the FAT is shorter than its {clusters} clusters")),
         }
     }
-    Ok((cluster_bytes, vol_bytes, Some(bps as u32)))
+    Ok(Geometry { block_size: cluster_bytes, fs_bytes: vol_bytes, fs_sector_size: Some(bps as u32), trailer: None })
 }

@@ -1,10 +1,8 @@
 //! Which bytes of a filesystem are in use, read from its own allocation data: the ext2/3/4
 //! block bitmaps ([`ext4`]), the NTFS `$Bitmap` ([`ntfs`]), the FAT ([`fat`]).
 //!
-//! NOTE for the carve work (issue 4): this is the "used block ranges of this filesystem" API
-//! that `image create` needs; free-space analysis can call [`used`] too (the free tail is
-//! everything after the last range). Written by the image session (issue 6); the tail logic
-//! in `carve/usage.rs` came first and is independent.
+//! Two users: `image create` copies the [`UsedMap::ranges`]; the carve planner
+//! (`carve::usage`) takes the [`UsedMap::free_tail`].
 //!
 //! A byte counts as unused only if the filesystem says so; when in doubt (journal needing
 //! recovery, dirty volume, unsupported layout) the reader fails and the caller copies raw.
@@ -27,6 +25,10 @@ pub struct UsedMap {
     pub fs_sector_size: Option<u32>,
     /// `(offset, length)` in bytes from the partition start: sorted, disjoint, non-empty.
     pub ranges: Vec<(u64, u64)>,
+    /// Where a structure the filesystem keeps at its very end starts (the NTFS backup boot
+    /// sector, just past the last cluster). It is in `ranges` too, but it is not data: a free
+    /// tail runs up to it, not past it.
+    pub trailer: Option<u64>,
 }
 
 impl UsedMap {
@@ -34,6 +36,28 @@ impl UsedMap {
     pub fn used_bytes(&self) -> u64 {
         self.ranges.iter().map(|r| r.1).sum()
     }
+
+    /// The free run at the end of a partition of `part_len` bytes, `(from, to)` in bytes from
+    /// its start: `from` is just after the last used byte before the trailer, `to` is the
+    /// trailer or, without one, the partition end (past a filesystem smaller than it).
+    pub fn free_tail(&self, part_len: u64) -> (u64, u64) {
+        let to = self.trailer.unwrap_or(part_len).min(part_len);
+        let from = self.ranges.iter().filter(|r| r.0 < to).map(|r| r.0.saturating_add(r.1).min(to)).max().unwrap_or(0);
+        (from, to)
+    }
+}
+
+/// What a reader learnt about the filesystem besides its used ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// The allocation unit in bytes.
+    pub block_size: u64,
+    /// Bytes the filesystem spans, its trailer included.
+    pub fs_bytes: u64,
+    /// The filesystem's own sector size, where it records one.
+    pub fs_sector_size: Option<u32>,
+    /// See [`UsedMap::trailer`].
+    pub trailer: Option<u64>,
 }
 
 /// Why the allocation data could not be read; the message says what to do.
@@ -43,7 +67,7 @@ pub type AllocError = String;
 /// closer than `merge_gap` bytes are merged (copying a small gap is cheaper than a run).
 pub fn used(fs: &str, r: &mut RangeReader, merge_gap: u64) -> Result<UsedMap, AllocError> {
     let mut b = Runs::new(merge_gap);
-    let (block_size, fs_bytes, fs_sector_size) = match fs {
+    let g = match fs {
         "ext2" | "ext3" | "ext4" => ext4::used(r, &mut b)?,
         "ntfs" => ntfs::used(r, &mut b)?,
         "vfat" => fat::used(r, &mut b)?,
@@ -59,7 +83,13 @@ pub fn used(fs: &str, r: &mut RangeReader, merge_gap: u64) -> Result<UsedMap, Al
         *l = (*l).min(len - *s);
         *l > 0
     });
-    Ok(UsedMap { block_size, fs_bytes: fs_bytes.min(len), fs_sector_size, ranges })
+    Ok(UsedMap {
+        block_size: g.block_size,
+        fs_bytes: g.fs_bytes.min(len),
+        fs_sector_size: g.fs_sector_size,
+        ranges,
+        trailer: g.trailer.filter(|&t| t < len),
+    })
 }
 
 /// Collects ranges in ascending order, merging neighbours closer than `gap`.
@@ -138,5 +168,18 @@ mod tests {
         r.push(4, 4);
         r.push(9, 1);
         assert_eq!(r.finish(), vec![(0, 8), (9, 1)]);
+    }
+
+    #[test]
+    fn free_tail_stops_at_the_trailer() {
+        let map = |ranges: Vec<(u64, u64)>, trailer| UsedMap { block_size: 4, fs_bytes: 100, fs_sector_size: None, ranges, trailer };
+        // No trailer: up to the partition end, even past the filesystem.
+        assert_eq!(map(vec![(0, 8), (20, 4)], None).free_tail(200), (24, 200));
+        assert_eq!(map(vec![], None).free_tail(200), (0, 200));
+        // A trailer merged with the last data run does not count as data.
+        assert_eq!(map(vec![(0, 8), (92, 9)], Some(100)).free_tail(200), (100, 100));
+        assert_eq!(map(vec![(0, 8), (100, 1)], Some(100)).free_tail(200), (8, 100));
+        // A trailer past the partition: the partition end.
+        assert_eq!(map(vec![(0, 8)], Some(300)).free_tail(200), (8, 200));
     }
 }

@@ -3,12 +3,12 @@
 
 use ntfs::{KnownNtfsFileRecordNumber, Ntfs, NtfsReadSeek};
 
-use super::{AllocError, Runs};
+use super::{AllocError, Geometry, Runs};
 use crate::fs::range::RangeReader;
 
-/// Pushes the used byte ranges; returns `(cluster size, volume bytes incl. the backup boot
-/// sector, bytes per sector)`.
-pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<(u64, u64, Option<u32>), AllocError> {
+/// Pushes the used byte ranges, the backup boot sector last (it is also the trailer; the
+/// filesystem bytes include it).
+pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<Geometry, AllocError> {
     let mut boot = [0u8; 512];
     r.read_exact_at(0, &mut boot).map_err(|e| format!("reading the NTFS boot sector: {e}"))?;
     if &boot[3..11] == b"-FVE-FS-" {
@@ -71,5 +71,5 @@ pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<(u64, u64, Option<u32
     // The backup boot sector: the sector just past the volume.
     let bps = if (512..=4096).contains(&bps) { bps } else { 512 };
     out.push(volume, bps);
-    Ok((cluster, volume + bps, Some(bps as u32)))
+    Ok(Geometry { block_size: cluster, fs_bytes: volume + bps, fs_sector_size: Some(bps as u32), trailer: Some(volume) })
 }
