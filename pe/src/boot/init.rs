@@ -137,12 +137,12 @@ fn boot() -> anyhow::Result<Never> {
             match preset.finish {
                 Finish::Poweroff => power::power_off(),
                 Finish::Reboot => power::restart(),
-                Finish::Wait => run_console_ui(&consoles),
+                Finish::Wait => run_console_ui(&consoles, &run.status()),
             }
         }
         "tui" => {
             write_report(&events, &run, &json, "started");
-            run_console_ui(&consoles)
+            run_console_ui(&consoles, &run.status())
         }
         other => anyhow::bail!(
             "unknown inplace.action={other:?} on the kernel command line; use inplace.action=tui, inplace.action=unattended or inplace.action=inspect"
@@ -158,6 +158,16 @@ struct Run {
     action: String,
     #[serde(skip)]
     config_root: Option<std::path::PathBuf>,
+}
+
+impl Run {
+    /// The TUI's title-bar status: firmware and preset.
+    fn status(&self) -> String {
+        match &self.preset {
+            Some(p) => format!("{} · preset {}", self.firmware.line(), p.name),
+            None => self.firmware.line(),
+        }
+    }
 }
 
 /// Leaves `reports/<machine-id>-<time>/` on the stick's INPLACE partition, when there is one.
@@ -228,13 +238,13 @@ fn read_firmware(loader: &mut Loader<Kernel>) -> Firmware {
 }
 
 /// Runs the TUI on tty1 as a child process and acts on how it ends. A crashed TUI is restarted.
-fn run_console_ui(consoles: &Consoles) -> anyhow::Result<Never> {
+fn run_console_ui(consoles: &Consoles, status: &str) -> anyhow::Result<Never> {
     let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
     let mut attempt = 0;
     loop {
         attempt += 1;
         let child = std::process::Command::new(&exe)
-            .args(["console-ui", "--tty", "/dev/tty1", "--inventory", INVENTORY_PATH])
+            .args(["console-ui", "--tty", "/dev/tty1", "--inventory", INVENTORY_PATH, "--status", status])
             .spawn()
             .context("starting the TUI")?;
         match children::wait_exit(child.id()) {

@@ -8,8 +8,11 @@ pub struct Args {
     tty: PathBuf,
     #[arg(long, default_value = crate::boot::init::INVENTORY_PATH)]
     inventory: PathBuf,
+    /// Shown in the title bar (firmware, preset).
+    #[arg(long, default_value = "")]
+    status: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    crate::ui::tui::run(&args.tty, &args.inventory)
+    crate::ui::tui::run(&args.tty, &args.inventory, &args.status)
 }

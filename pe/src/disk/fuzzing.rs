@@ -174,6 +174,42 @@ mod tests {
         }
     }
 
+    /// Inputs the `filesystem` fuzz target crashed on (crate panics and an allocation abort),
+    /// now refused before the crates see them.
+    #[test]
+    fn known_filesystem_crashers_stay_fixed() {
+        // ntfs: a boot sector cut short made the crate hit `unreachable!`.
+        filesystem(&[]);
+        let mut short = vec![0u8; 100];
+        short[3..11].copy_from_slice(b"NTFS    ");
+        short[11..13].copy_from_slice(&512u16.to_le_bytes());
+        filesystem(&short);
+
+        // fatfs: sectors-per-FAT × bytes-per-sector × 8 overflowed u32.
+        let mut fat = vec![0u8; 64 * 1024];
+        fat[..3].copy_from_slice(&[0xEB, 0x58, 0x90]);
+        fat[11..13].copy_from_slice(&512u16.to_le_bytes());
+        fat[13] = 1;
+        fat[14..16].copy_from_slice(&32u16.to_le_bytes());
+        fat[16] = 2;
+        fat[21] = 0xF8;
+        fat[32..36].copy_from_slice(&100_000u32.to_le_bytes());
+        fat[36..40].copy_from_slice(&0x0fff_ffffu32.to_le_bytes());
+        fat[510..512].copy_from_slice(&[0x55, 0xAA]);
+        filesystem(&fat);
+
+        // ext4-view: a garbage high block count made it allocate 25 GB for group descriptors.
+        let mut ext = vec![0u8; 64 * 1024];
+        let sb = 1024;
+        ext[sb + 0x4..sb + 0x8].copy_from_slice(&100u32.to_le_bytes());
+        ext[sb + 0x150..sb + 0x154].copy_from_slice(&0xffffu32.to_le_bytes());
+        ext[sb + 0x20..sb + 0x24].copy_from_slice(&1u32.to_le_bytes());
+        ext[sb + 0x28..sb + 0x2c].copy_from_slice(&1u32.to_le_bytes());
+        ext[sb + 0x38..sb + 0x3a].copy_from_slice(&0xEF53u16.to_le_bytes());
+        ext[sb + 0x60] = 0x40;
+        filesystem(&ext);
+    }
+
     /// Filesystem images (a partition each) from `$INPLACE_FS_SEEDS`, bit-flipped through the
     /// readers; slow, so by hand: `INPLACE_FS_SEEDS=dir cargo test -p inplace -- --ignored`.
     #[test]

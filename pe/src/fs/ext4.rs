@@ -45,9 +45,9 @@ fn check_superblock(range: &mut RangeReader) -> Result<(), String> {
         return Err(format!("invalid block size (log {log})"));
     }
     let block = 1024u64 << log;
-    let incompat = le32(0x60);
-    let hi = if incompat & 0x80 != 0 { le32(0x150) } else { 0 };
-    let blocks = (hi << 32) | le32(0x4);
+    // ext4-view takes the high half of the block count whether or not the 64bit feature is
+    // set; check what it will use.
+    let blocks = (le32(0x150) << 32) | le32(0x4);
     let per_group = le32(0x20);
     if per_group == 0 || per_group > 8 * block {
         return Err(format!("invalid blocks per group ({per_group})"));

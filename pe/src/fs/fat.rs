@@ -33,7 +33,8 @@ fn check_bpb(b: &[u8; 512]) -> Result<(), String> {
     let (reserved, fats, root_entries) = (le16(14), u64::from(b[16]), le16(17));
     let total = if le16(19) != 0 { le16(19) } else { le32(32) };
     let per_fat = if le16(22) != 0 { le16(22) } else { le32(36) };
-    if !(bps.is_power_of_two() && (512..=4096).contains(&bps)) || !spc.is_power_of_two() || fats == 0 {
+    let shape_ok = bps.is_power_of_two() && (512..=4096).contains(&bps) && spc.is_power_of_two() && fats > 0;
+    if !shape_ok {
         return Err(format!("invalid BPB (bytes/sector {bps}, sectors/cluster {spc}, FATs {fats})"));
     }
     let first_data = reserved + fats * per_fat + (root_entries * 32).div_ceil(bps);

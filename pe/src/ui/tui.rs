@@ -21,10 +21,12 @@ use crate::inventory::{Disk, Inventory};
 #[derive(Debug, Default)]
 pub struct Home {
     pub selected: usize,
+    /// The machine's state for the title bar, e.g. `firmware uefi secure-boot on · preset lab-a`.
+    pub status: String,
 }
 
 /// Runs the TUI on `tty` until a key asks to power off or reboot; returns that exit code.
-pub fn run(tty: &Path, inventory_path: &Path) -> anyhow::Result<i32> {
+pub fn run(tty: &Path, inventory_path: &Path, status: &str) -> anyhow::Result<i32> {
     attach_tty(tty).with_context(|| format!("taking {} as the controlling terminal", tty.display()))?;
     let text = std::fs::read_to_string(inventory_path).with_context(|| format!("reading {}", inventory_path.display()))?;
     let inventory: Inventory = serde_json::from_str(&text).context("parsing the inventory")?;
@@ -38,7 +40,7 @@ pub fn run(tty: &Path, inventory_path: &Path) -> anyhow::Result<i32> {
     let options = TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, w, h)) };
     let mut terminal = Terminal::with_options(CrosstermBackend::new(std::io::stdout()), options)?;
     terminal.clear()?;
-    let mut home = Home::default();
+    let mut home = Home { selected: 0, status: status.to_string() };
     loop {
         terminal.draw(|f| render_home(f, &inventory, &home))?;
         if !event::poll(Duration::from_secs(1))? {
@@ -89,7 +91,7 @@ pub fn render_home(f: &mut Frame, inventory: &Inventory, home: &Home) {
     f.render_widget(
         Paragraph::new(Line::from(vec![
             Span::styled(" inplace ", Style::new().add_modifier(Modifier::BOLD | Modifier::REVERSED)),
-            Span::raw(format!(" preinstallation environment   {} disk(s)", inventory.disks.len())),
+            Span::raw(format!(" preinstallation environment   {} disk(s)   {}", inventory.disks.len(), home.status)),
         ])),
         title,
     );
@@ -194,11 +196,13 @@ mod tests {
     fn home_screen_shows_the_map_and_the_os() {
         let (w, h) = (100u16, 12u16);
         let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
-        terminal.draw(|f| render_home(f, &sample(), &Home::default())).unwrap();
+        let home = Home { selected: 0, status: "firmware uefi secure-boot on · preset lab-a".into() };
+        terminal.draw(|f| render_home(f, &sample(), &home)).unwrap();
         let buf = terminal.backend().buffer();
         let rows: Vec<String> = (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect()).collect();
         let screen = rows.join("\n");
         assert!(screen.contains("vda · virtio · 500.0 MiB"), "{screen}");
+        assert!(rows[0].contains("1 disk(s)   firmware uefi secure-boot on · preset lab-a"), "{screen}");
         assert!(screen.contains("Debian GNU/Linux 12 — users: alice, bob"), "{screen}");
         // The bar (row 2, inside the border): ESP 100 MiB and root 300 MiB of the 499 MiB drawn
         // (the 1 MiB gap at the start is too small to draw) over 98 columns.
