@@ -104,20 +104,8 @@ fn identity_of(device: &Device, path: &Path) -> Identity {
 }
 
 fn empty_disk(id: Identity) -> Disk {
-    Disk {
-        name: id.name,
-        size_bytes: 0,
-        logical_sector_size: id.logical_sector_size.unwrap_or(512),
-        physical_sector_size: id.physical_sector_size.unwrap_or(512),
-        model: id.model,
-        serial: id.serial,
-        wwn: id.wwn,
-        transport: id.transport,
-        removable: id.removable,
-        table: None,
-        partitions: Vec::new(),
-        findings: Vec::new(),
-    }
+    let ss = id.logical_sector_size.unwrap_or(512);
+    id.into_disk(0, ss)
 }
 
 #[cfg(test)]

@@ -26,24 +26,31 @@ pub struct Identity {
     pub removable: bool,
 }
 
+impl Identity {
+    /// A disk entry with this identity and no table, partitions or findings yet.
+    pub fn into_disk(self, size_bytes: u64, logical_sector_size: u32) -> Disk {
+        Disk {
+            name: self.name,
+            size_bytes,
+            logical_sector_size,
+            physical_sector_size: self.physical_sector_size.unwrap_or(logical_sector_size),
+            model: self.model,
+            serial: self.serial,
+            wwn: self.wwn,
+            transport: self.transport,
+            removable: self.removable,
+            table: None,
+            partitions: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+}
+
 /// The inventory entry of `disk`.
 pub fn probe(disk: SharedDisk, id: Identity) -> Disk {
     let size = disk.size();
     let ss = id.logical_sector_size.unwrap_or_else(|| gpt_read::detect_sector_size(&disk));
-    let mut out = Disk {
-        name: id.name.clone(),
-        size_bytes: size,
-        logical_sector_size: ss,
-        physical_sector_size: id.physical_sector_size.unwrap_or(ss),
-        model: id.model,
-        serial: id.serial,
-        wwn: id.wwn,
-        transport: id.transport,
-        removable: id.removable,
-        table: None,
-        partitions: Vec::new(),
-        findings: Vec::new(),
-    };
+    let mut out = id.clone().into_disk(size, ss);
     if size == 0 {
         out.findings.push(Finding::error(
             &out.name,

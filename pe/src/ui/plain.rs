@@ -53,8 +53,9 @@ fn disk_text(out: &mut String, disk: &Disk) {
     bar.push(']');
     let _ = writeln!(out, "  {bar}");
     for p in &disk.partitions {
-        let os = p.os.as_ref().map(|o| {
-            format!("{} {}{} users: {}", o.name, o.version.as_deref().unwrap_or(""), if o.version.is_some() { ";" } else { "" }, o.users.join(", "))
+        let os = p.os.as_ref().map(|o| match &o.version {
+            Some(v) => format!("{} {v}; users: {}", o.name, o.users.join(", ")),
+            None => format!("{}; users: {}", o.name, o.users.join(", ")),
         });
         let _ = writeln!(
             out,
