@@ -48,7 +48,7 @@ pub fn install_crypto_provider() {
     });
 }
 
-pub(crate) fn tls_config() -> rustls::ClientConfig {
+fn tls_config() -> rustls::ClientConfig {
     let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -57,6 +57,17 @@ pub(crate) fn tls_config() -> rustls::ClientConfig {
             // The ring provider supports the default versions; this branch is not reached.
             rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth()
         })
+}
+
+/// A blocking client with the bundled roots and `opts`' timeouts.
+pub fn client(opts: &HttpOptions) -> Result<Client, SourceError> {
+    install_crypto_provider();
+    Client::builder()
+        .tls_backend_preconfigured(tls_config())
+        .timeout(opts.timeout)
+        .connect_timeout(opts.timeout)
+        .build()
+        .map_err(|e| SourceError::fatal(format!("cannot set up the HTTP client: {}", chain(&e))))
 }
 
 /// The whole error chain on one line.
@@ -74,7 +85,7 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn classify(url: &str, e: reqwest::Error) -> SourceError {
+pub fn classify(url: &str, e: reqwest::Error) -> SourceError {
     let text = chain(&e);
     let lower = text.to_lowercase();
     if ["tls", "certificate", "corrupt message", "handshake", "invalidcontenttype", "alert"].iter().any(|k| lower.contains(k)) {
@@ -91,13 +102,7 @@ fn classify(url: &str, e: reqwest::Error) -> SourceError {
 
 impl HttpSource {
     pub fn open(url: &str, opts: &HttpOptions, progress: &dyn Progress) -> Result<HttpSource, SourceError> {
-        install_crypto_provider();
-        let client = Client::builder()
-            .tls_backend_preconfigured(tls_config())
-            .timeout(opts.timeout)
-            .connect_timeout(opts.timeout)
-            .build()
-            .map_err(|e| SourceError::fatal(format!("cannot set up the HTTP client: {}", chain(&e))))?;
+        let client = client(opts)?;
         let mut s = HttpSource { url: url.to_string(), client, len: 0, validator: None };
         let (len, validator) = retry(opts, progress, &format!("reading the start of {url}"), || s.probe())?;
         s.len = len;
