@@ -12,6 +12,7 @@ pub mod events;
 pub mod fs;
 pub mod image;
 pub mod inventory;
+pub mod migrate;
 pub mod net;
 pub mod os;
 pub mod preset;

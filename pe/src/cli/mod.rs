@@ -1,12 +1,16 @@
 //! The command-line front end.
 
+mod capture;
 mod carve;
 mod console_ui;
 mod image;
 mod inspect;
 mod locate;
 mod plan;
+mod restore;
 mod rollback;
+mod rules;
+mod store;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +38,14 @@ enum Command {
     Locate(locate::Args),
     /// Restore the partition table saved by a carve; writes only with --yes.
     Rollback(rollback::Args),
+    /// Copy the user's files and settings from the old OS into the store (or --estimate).
+    Capture(capture::Args),
+    /// Check a store: manifest, segment checksums, every entry.
+    Store(store::Args),
+    /// Put a store's files and settings back onto the new OS.
+    Restore(restore::Args),
+    /// Show migration rules.
+    Rules(rules::Args),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -47,6 +59,10 @@ pub fn run() -> i32 {
         Command::Carve(args) => carve::run(args),
         Command::Locate(args) => locate::run(args),
         Command::Rollback(args) => rollback::run(args),
+        Command::Capture(args) => capture::run(args),
+        Command::Store(args) => store::run(args),
+        Command::Restore(args) => restore::run(args),
+        Command::Rules(args) => rules::run(args),
     };
     match result {
         Ok(code) => code,

@@ -116,6 +116,10 @@ impl FsReader for Ext4Reader {
         Ok(DirEntry { name, kind, size: if kind == EntryKind::File { m.len() } else { 0 } })
     }
 
+    fn metadata(&mut self, path: &str) -> Result<super::Metadata, FsError> {
+        Err(FsError::Unsupported { path: path.into(), fs: self.fs_type(), what: "metadata".into() })
+    }
+
     fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
         let abs = absolute(path);
         let fs_type = self.fs_type;

@@ -79,6 +79,10 @@ impl FsReader for FatReader {
             .ok_or_else(|| FsError::NotFound { path: path.into() })
     }
 
+    fn metadata(&mut self, path: &str) -> Result<super::Metadata, FsError> {
+        Err(FsError::Unsupported { path: path.into(), fs: self.fs_type(), what: "metadata".into() })
+    }
+
     fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
         let rel = components(path).collect::<Vec<_>>().join("/");
         let root = self.fs.root_dir();

@@ -34,6 +34,44 @@ pub struct DirEntry {
     pub size: u64,
 }
 
+/// A point in time: seconds and nanoseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Time {
+    pub secs: i64,
+    pub nanos: u32,
+}
+
+/// Everything a reader knows about one entry, without following a final symbolic link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: EntryKind,
+    /// Data length in bytes (files); 0 otherwise.
+    pub size: u64,
+    /// Permission bits, uid and gid (ext4; `None` on NTFS and FAT).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mtime: Option<Time>,
+    pub atime: Option<Time>,
+    /// Inode or MFT-record change time, and creation time, where recorded.
+    pub ctime: Option<Time>,
+    pub crtime: Option<Time>,
+    /// NTFS `FILE_ATTRIBUTE_*` bits, or the FAT attribute byte.
+    pub attributes: Option<u32>,
+    /// Identity of the underlying file (inode or MFT record number): names with the same
+    /// `link_id` are hard links of one file.
+    pub link_id: Option<u64>,
+    /// Number of names the file has, where recorded.
+    pub nlink: Option<u32>,
+    /// Where a symbolic link or junction points.
+    pub target: Option<String>,
+    /// Named data streams (NTFS alternate data streams) with their sizes.
+    pub streams: Vec<(String, u64)>,
+    /// Why the data cannot be read, when the reader already knows (EFS encryption, a reparse
+    /// point that is not a link).
+    pub unreadable: Option<String>,
+}
+
 /// A failed lookup or read, naming the path and why.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
@@ -69,6 +107,8 @@ pub trait FsReader {
     }
     /// What `path` is (following symbolic links on ext4), and its size for a file.
     fn stat(&mut self, path: &str) -> Result<DirEntry, FsError>;
+    /// Full metadata of `path`, not following a final symbolic link or junction.
+    fn metadata(&mut self, path: &str) -> Result<Metadata, FsError>;
     /// The entries of directory `path`, without `.` and `..`, in on-disk order.
     fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError>;
     /// Streams the content of file `path` into `out`, returning the byte count. Never buffers

@@ -113,6 +113,10 @@ impl FsReader for NtfsReader {
         Ok(DirEntry { name, kind, size })
     }
 
+    fn metadata(&mut self, path: &str) -> Result<super::Metadata, FsError> {
+        Err(FsError::Unsupported { path: path.into(), fs: self.fs_type(), what: "metadata".into() })
+    }
+
     fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
         let io = &mut self.io;
         let dir = lookup(&self.ntfs, io, path)?;

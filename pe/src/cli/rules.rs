@@ -1,0 +1,8 @@
+//! `inplace rules`.
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<i32> {
+    anyhow::bail!("inplace rules is not available in this build")
+}
