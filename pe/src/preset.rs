@@ -15,6 +15,31 @@ pub struct Preset {
     /// What the PE does when the run ends.
     #[serde(default)]
     pub finish: Finish,
+    /// `[migrate]`: changes to the migration rules (users, globs, caps).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub migrate: crate::migrate::rules::Overrides,
+    /// `[restore]`: how the new OS's first boot puts the files back.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub restore: RestorePreset,
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Restore choices made at capture time and carried in the store for the first boot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RestorePreset {
+    /// Create accounts the new OS lacks for captured users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_users: Option<bool>,
+    /// `keep-new` (default), `overwrite` or `skip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<String>,
+    /// `keep` (default), `empty` or `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -69,9 +94,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn migrate_and_restore_tables() {
+        let text = "name = \"fleet\"\n[migrate]\nusers = [\"alice\"]\n[migrate.user.alice]\nexclude = [\"Videos/**\"]\n[restore]\ncreate_users = true\nconflict = \"overwrite\"\n";
+        let p = Preset::parse(text, "p.toml").unwrap();
+        assert_eq!(p.migrate.users, ["alice"]);
+        assert_eq!(p.migrate.user["alice"].exclude, ["Videos/**"]);
+        assert_eq!(p.restore.create_users, Some(true));
+        let e = Preset::parse("name = \"x\"\n[migrate]\nusres = []\n", "p.toml").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
     fn a_minimal_preset() {
         let p = Preset::parse("name = \"lab-a\"\nconfirm = false\nfinish = \"reboot\"\n", "preset.toml").unwrap();
-        assert_eq!(p, Preset { name: "lab-a".into(), confirm: Some(false), finish: Finish::Reboot });
+        assert_eq!(p, Preset { name: "lab-a".into(), confirm: Some(false), finish: Finish::Reboot, ..Default::default() });
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! `inplace image …`: create, info, verify, apply, keygen.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args as ClapArgs, Subcommand};
@@ -12,7 +11,6 @@ use crate::image::create::{self, CreateOptions};
 use crate::image::format::{hex, unhex};
 use crate::image::http::HttpOptions;
 use crate::image::layout::human;
-use crate::image::progress::{Event, Progress};
 use crate::image::reader::Trust;
 use crate::image::stage::Staging;
 use crate::image::target::Expect;
@@ -157,29 +155,8 @@ enum Cmd {
     },
 }
 
-/// Progress as plain lines on stderr: every log line, phases, and bytes every 2 s.
-struct Plain {
-    last: Mutex<Instant>,
-}
-
-impl Progress for Plain {
-    fn event(&self, e: Event) {
-        match e {
-            Event::Log(m) => eprintln!("{m}"),
-            Event::Phase { name, total } => eprintln!("{name}: {}", human(total)),
-            Event::Bytes { done, total, rate, eta_secs } => {
-                let Ok(mut last) = self.last.lock() else { return };
-                if last.elapsed() >= Duration::from_secs(2) || done >= total {
-                    *last = Instant::now();
-                    eprintln!("  {} of {} ({:.0} MiB/s, {:.0} s left)", human(done), human(total), rate / 1048576.0, eta_secs);
-                }
-            }
-        }
-    }
-}
-
 pub fn run(args: Args) -> Result<i32> {
-    let progress = Plain { last: Mutex::new(Instant::now()) };
+    let progress = crate::ui::plain::PlainProgress::new();
     match args.cmd {
         Cmd::Create { from, partitions, out, chunk_mib, level, grow, pin_guids, sign_key, workers } => {
             let sign_key = sign_key.map(|p| create::read_key(&p)).transpose().map_err(|e| anyhow!(e))?;

@@ -14,8 +14,12 @@ pub struct Args {
     #[arg(long)]
     pub disk: PathBuf,
     /// Size of the store's FAT32 volume: bytes, or with K, M, G, T (powers of 1024).
-    #[arg(long, value_parser = parse_size)]
-    pub store_size: u64,
+    #[arg(long, value_parser = parse_size, required_unless_present = "store_for")]
+    pub store_size: Option<u64>,
+    /// Size the store from `inplace capture --estimate` of this partition (built-in rules for
+    /// the OS found on it) instead of --store-size.
+    #[arg(long, conflicts_with = "store_size")]
+    pub store_for: Option<u32>,
     /// Partitions the new image replaces (they may give up the free space at their end).
     #[arg(long, value_delimiter = ',')]
     pub replace: Vec<u32>,
@@ -61,12 +65,33 @@ pub fn open_read(path: &Path) -> anyhow::Result<SharedDisk> {
     Ok(Arc::new(Device::open(path)?))
 }
 
+/// The store size a capture of partition `n` needs, by the estimate, in whole MiB.
+fn estimated_store(disk: &Path, n: u32) -> anyhow::Result<u64> {
+    let mut source = super::capture::open_source(disk, n)?;
+    let family = source.partition.os.as_ref().map(|o| o.family.clone());
+    let rules = super::rules::effective(None, family.as_deref(), None, &[])?;
+    let sel = crate::migrate::select::select(source.reader.as_mut(), &rules)?;
+    let e = crate::migrate::estimate::estimate(source.reader.as_mut(), &sel);
+    eprintln!(
+        "inplace: partition {n}: {} files, {} to capture; store sized {}",
+        e.files,
+        crate::carve::model::human(e.bytes),
+        crate::carve::model::human(e.store_bytes)
+    );
+    Ok(e.store_bytes.div_ceil(1 << 20) << 20)
+}
+
 /// Reads the disk and plans; the error says what to do.
 pub fn make_plan(args: &Args) -> anyhow::Result<(DiskState, Result<Plan, PlanError>)> {
     let disk = open_read(&args.disk)?;
     let name = args.disk.display().to_string();
     let state = layout::read(&disk, &name, args.sector_size, args.repair_gpt).map_err(anyhow::Error::msg)?;
-    let req = Request { store_bytes: args.store_size, replace: args.replace.clone() };
+    let store_bytes = match (args.store_size, args.store_for) {
+        (Some(bytes), _) => bytes,
+        (None, Some(n)) => estimated_store(&args.disk, n)?,
+        (None, None) => anyhow::bail!("give --store-size or --store-for"),
+    };
+    let req = Request { store_bytes, replace: args.replace.clone() };
     let result = plan::plan(&state.layout, &state.tails, &req);
     Ok((state, result))
 }

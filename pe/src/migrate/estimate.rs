@@ -1,1 +1,128 @@
-//! TODO
+//! How big a capture will be: counts from the selection, and the store size expected after
+//! compression, judged from a sample of the files compressed the way capture compresses them.
+
+use serde::Serialize;
+
+use super::entry::Kind;
+use super::select::Selection;
+use crate::fs::{read_head, FsReader};
+
+/// Files sampled for the compression ratio, spread over the selection.
+const SAMPLES: usize = 64;
+/// Bytes read from the start of each sampled file.
+const SAMPLE_BYTES: usize = 256 * 1024;
+/// Store bytes per entry beyond its data: manifest record and chunk headers.
+const PER_ENTRY: u64 = 512;
+/// Room kept on top of the estimate: FAT32 metadata, the journal and reports.
+const FIXED_MARGIN: u64 = 64 << 20;
+
+/// The numbers `inplace capture --estimate` prints and the carve plan is sized from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Estimate {
+    pub users: Vec<UserTotal>,
+    pub files: u64,
+    pub dirs: u64,
+    pub links: u64,
+    /// Data bytes of the selected files.
+    pub bytes: u64,
+    /// Items left out (excluded, unreadable, over a cap) and their bytes.
+    pub skipped: u64,
+    pub skipped_bytes: u64,
+    /// Compressed size over data size, from the sample.
+    pub ratio: f64,
+    /// Expected bytes the capture needs in the store, margin included.
+    pub store_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct UserTotal {
+    pub name: String,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Counts the selection and samples compression from `fs`.
+pub fn estimate(fs: &mut dyn FsReader, sel: &Selection) -> Estimate {
+    let mut e = Estimate { skipped: sel.skipped.len() as u64, ..Default::default() };
+    e.skipped_bytes = sel.skipped.iter().map(|s| s.size).sum();
+    for u in &sel.users {
+        e.users.push(UserTotal { name: u.name.clone(), ..Default::default() });
+    }
+    for entry in &sel.entries {
+        match entry.kind {
+            Kind::File => {
+                e.files += 1;
+                e.bytes += entry.size;
+                if let Some(t) = e.users.iter_mut().find(|t| Some(&t.name) == entry.user.as_ref()) {
+                    t.files += 1;
+                    t.bytes += entry.size;
+                }
+            }
+            Kind::Dir => e.dirs += 1,
+            Kind::Symlink | Kind::HardLink => e.links += 1,
+        }
+    }
+    let files: Vec<_> = sel.entries.iter().filter(|x| x.kind == Kind::File && x.size > 0).collect();
+    let step = files.len().div_ceil(SAMPLES).max(1);
+    let (mut raw, mut packed) = (0u64, 0u64);
+    for f in files.iter().step_by(step) {
+        let Ok(head) = read_head(fs, &f.source, SAMPLE_BYTES) else { continue };
+        if head.is_empty() {
+            continue;
+        }
+        let compressed = zstd::bulk::compress(&head, 1).map(|c| c.len()).unwrap_or(head.len());
+        raw += head.len() as u64;
+        packed += compressed.min(head.len()) as u64;
+    }
+    e.ratio = if raw == 0 { 1.0 } else { packed as f64 / raw as f64 };
+    // Never count on better than 10:1: a sample of zeros (a sparse head) says little.
+    let data = (e.bytes as f64 * e.ratio.max(0.1)).ceil() as u64;
+    let entries = sel.entries.len() as u64;
+    e.store_bytes = data + data / 10 + entries * PER_ENTRY + FIXED_MARGIN;
+    e
+}
+
+/// A short human summary.
+pub fn text(e: &Estimate) -> String {
+    use crate::carve::model::human;
+    let mut s = String::new();
+    for u in &e.users {
+        s.push_str(&format!("user {}: {} files, {}\n", u.name, u.files, human(u.bytes)));
+    }
+    s.push_str(&format!(
+        "total: {} files, {} directories, {} links, {}\nleft out: {} items, {}\ncompression (sampled): {:.0}%\nexpected store size: {}\n",
+        e.files,
+        e.dirs,
+        e.links,
+        human(e.bytes),
+        e.skipped,
+        human(e.skipped_bytes),
+        e.ratio * 100.0,
+        human(e.store_bytes)
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::rules::{Family, Rules};
+    use crate::migrate::select::select;
+    use crate::migrate::testing::MemFs;
+
+    #[test]
+    fn counts_and_a_compression_estimate() {
+        let mut fs = MemFs::default();
+        fs.file("/etc/passwd", b"alice:x:1000:1000::/home/alice:/bin/sh\n", 0, 0);
+        fs.file("/home/alice/text", &b"all work and no play ".repeat(5000), 1000, 1000);
+        fs.file("/home/alice/empty", b"", 1000, 1000);
+        fs.file("/home/alice/.cache/x", &[7; 300], 1000, 1000);
+        let sel = select(&mut fs, &Rules::builtin(Family::Linux)).unwrap();
+        let e = estimate(&mut fs, &sel);
+        assert_eq!((e.files, e.bytes, e.skipped, e.skipped_bytes), (2, 105_000, 1, 300));
+        assert!(e.ratio < 0.05, "{}", e.ratio);
+        assert!(e.store_bytes >= FIXED_MARGIN + 10_500 && e.store_bytes < FIXED_MARGIN + 20_000, "{}", e.store_bytes);
+        assert_eq!(e.users[0], UserTotal { name: "alice".into(), files: 2, bytes: 105_000 });
+        assert!(text(&e).contains("expected store size"));
+    }
+}

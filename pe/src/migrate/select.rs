@@ -1,1 +1,496 @@
-//! TODO
+//! Selection: walks the old filesystem with the rules and lists, in capture order, every entry
+//! to keep and every item left out with the reason. Reads metadata only, never file data.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::entry::{Entry, Kind, Skipped, Why};
+use super::rules::{Family, Matcher, Rules, RulesError, UserSelection};
+use crate::fs::{EntryKind, FsError, FsReader, Metadata};
+
+/// One account whose profile is captured.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct User {
+    pub name: String,
+    /// Profile directory on the old filesystem (`/home/alice`, `/Users/Carol`).
+    pub home: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+}
+
+/// What a capture will copy.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub users: Vec<User>,
+    pub entries: Vec<Entry>,
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    #[error(transparent)]
+    Rules(#[from] RulesError),
+    #[error("{0}")]
+    Fs(#[from] FsError),
+    #[error(
+        "user {name:?} is named in the rules but has no profile on this filesystem (profiles \
+         found: {found}); fix the name in the preset or rules"
+    )]
+    NoSuchUser { name: String, found: String },
+}
+
+/// Largest /etc/passwd or /etc/group read.
+const ACCOUNTS_CAP: u64 = 8 << 20;
+
+/// Walks `fs` with `rules`.
+pub fn select(fs: &mut dyn FsReader, rules: &Rules) -> Result<Selection, SelectError> {
+    let accounts = Accounts::read(fs, rules.family);
+    let found = match rules.family {
+        Family::Windows => windows_profiles(fs, rules)?,
+        Family::Linux => linux_homes(fs, rules, &accounts),
+    };
+    for wanted in &rules.users {
+        let same = |u: &User| match rules.family {
+            Family::Windows => u.name.eq_ignore_ascii_case(wanted),
+            Family::Linux => &u.name == wanted,
+        };
+        if !found.iter().any(same) {
+            let names: Vec<&str> = found.iter().map(|u| u.name.as_str()).collect();
+            return Err(SelectError::NoSuchUser { name: wanted.clone(), found: names.join(", ") });
+        }
+    }
+    let mut sel = Selection::default();
+    for user in found.into_iter().filter(|u| rules.wants_user(&u.name)) {
+        let compiled = rules.for_user(&user.name)?;
+        let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::Profile { user: &user, rules: &compiled });
+        walk.dir(&user.home, "")?;
+        sel.users.push(user);
+    }
+    let settings = rules.settings()?;
+    if !settings.is_empty() {
+        let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::System { rules: &settings });
+        walk.dir("/", "")?;
+    }
+    Ok(sel)
+}
+
+/// Profiles under `/Users`, less the built-in ones and links.
+fn windows_profiles(fs: &mut dyn FsReader, rules: &Rules) -> Result<Vec<User>, SelectError> {
+    let skip = Matcher::new(&rules.profiles.skip, true)
+        .map_err(|(glob, message)| RulesError::Glob { name: "profiles.skip".into(), glob, message })?;
+    let mut out: Vec<User> = fs
+        .read_dir("/Users")?
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Dir && !skip.matches(&e.name))
+        .map(|e| User { home: format!("/Users/{}", e.name), name: e.name, uid: None })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Homes of real accounts in `/etc/passwd` that exist on the filesystem.
+fn linux_homes(fs: &mut dyn FsReader, rules: &Rules, accounts: &Accounts) -> Vec<User> {
+    let min = rules.profiles.min_uid.unwrap_or(1000);
+    let root = rules.profiles.include_root == Some(true);
+    let mut out: Vec<User> = accounts
+        .passwd
+        .iter()
+        .filter(|a| (a.uid >= min && a.uid != 65534) || (root && a.uid == 0))
+        .filter(|a| a.home.starts_with('/') && a.home != "/")
+        .map(|a| User { name: a.name.clone(), home: a.home.clone(), uid: Some(a.uid) })
+        .collect();
+    out.retain(|u| fs.is_dir(&u.home));
+    out.sort_by_key(|u| (u.uid != Some(0), u.uid, u.name.clone()));
+    out.dedup_by(|a, b| a.home == b.home);
+    out
+}
+
+/// A line of /etc/passwd.
+#[derive(Debug, Clone)]
+struct Account {
+    name: String,
+    uid: u32,
+    home: String,
+}
+
+/// Names of the old OS's users and groups by numeric id (Linux sources).
+#[derive(Debug, Default)]
+struct Accounts {
+    passwd: Vec<Account>,
+    users: HashMap<u32, String>,
+    groups: HashMap<u32, String>,
+}
+
+impl Accounts {
+    fn read(fs: &mut dyn FsReader, family: Family) -> Accounts {
+        if family != Family::Linux {
+            return Accounts::default();
+        }
+        let text = |fs: &mut dyn FsReader, p: &str| {
+            fs.read_small(p, ACCOUNTS_CAP).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        };
+        let mut a = Accounts::default();
+        for line in text(fs, "/etc/passwd").lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if let (Some(name), Some(Ok(uid)), Some(home)) = (f.first(), f.get(2).map(|u| u.parse()), f.get(5)) {
+                a.users.entry(uid).or_insert_with(|| name.to_string());
+                a.passwd.push(Account { name: name.to_string(), uid, home: home.trim_end_matches('/').to_string() });
+            }
+        }
+        for line in text(fs, "/etc/group").lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            if let (Some(name), Some(Ok(gid))) = (f.first(), f.get(2).map(|g| g.parse::<u32>())) {
+                a.groups.entry(gid).or_insert_with(|| name.to_string());
+            }
+        }
+        a
+    }
+}
+
+/// Whose files a walk collects, with which rules.
+enum Scope<'r> {
+    Profile { user: &'r User, rules: &'r UserSelection },
+    System { rules: &'r Matcher },
+}
+
+struct Walk<'a, 'r> {
+    fs: &'a mut dyn FsReader,
+    sel: &'a mut Selection,
+    accounts: &'a Accounts,
+    scope: Scope<'r>,
+    /// First path seen for each file identity (hard links), within this scope.
+    seen: BTreeMap<u64, String>,
+    /// Bytes selected so far (for `max_total`).
+    total: u64,
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), a.ends_with('/')) {
+        (true, _) => b.to_string(),
+        (false, true) => format!("{a}{b}"),
+        (false, false) => format!("{a}/{b}"),
+    }
+}
+
+impl<'a, 'r> Walk<'a, 'r> {
+    fn new(fs: &'a mut dyn FsReader, sel: &'a mut Selection, accounts: &'a Accounts, scope: Scope<'r>) -> Self {
+        Walk { fs, sel, accounts, scope, seen: BTreeMap::new(), total: 0 }
+    }
+
+    fn skip(&mut self, source: &str, size: u64, why: Why) {
+        self.sel.skipped.push(Skipped { source: source.to_string(), size, why });
+    }
+
+    /// Walks directory `source` (at `rel` from the scope's root), entries sorted by name.
+    fn dir(&mut self, source: &str, rel: &str) -> Result<(), SelectError> {
+        let mut children = match self.fs.read_dir(source) {
+            Ok(c) => c,
+            Err(e) if rel.is_empty() => return Err(e.into()),
+            Err(e) => {
+                self.skip(source, 0, Why::Unreadable { detail: e.to_string() });
+                return Ok(());
+            }
+        };
+        children.sort_by(|a, b| a.name.cmp(&b.name));
+        for child in children {
+            let src = join(source, &child.name);
+            let rel = join(rel, &child.name);
+            let meta = match self.fs.metadata(&src) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.skip(&src, child.size, Why::Unreadable { detail: e.to_string() });
+                    continue;
+                }
+            };
+            match meta.kind {
+                EntryKind::Dir => self.subdir(&src, &rel, &meta)?,
+                _ => self.leaf(&src, &rel, meta),
+            }
+        }
+        Ok(())
+    }
+
+    fn subdir(&mut self, src: &str, rel: &str, meta: &Metadata) -> Result<(), SelectError> {
+        let (include, exclude) = match &self.scope {
+            Scope::Profile { rules, .. } => (&rules.include, Some(&rules.exclude)),
+            Scope::System { rules } => (*rules, None),
+        };
+        let wanted = include.could_match_under(rel) || include.matches(rel);
+        if let Some(rule) = exclude.and_then(|x| x.takes_dir(rel)) {
+            // Reported when the rules would otherwise have taken something from it, or when the
+            // exclude names this very place (`AppData/Local/Temp/**`).
+            let named = !rule.starts_with("**");
+            if wanted || named {
+                let rule = rule.to_string();
+                let size = tally(self.fs, src);
+                self.skip(src, size, Why::Excluded { rule });
+            }
+            return Ok(());
+        }
+        if !wanted {
+            // Entered only to find excluded places to report.
+            if exclude.is_some_and(|x| x.anchored_could_match_under(rel)) {
+                return self.dir(src, rel);
+            }
+            return Ok(());
+        }
+        if matches!(self.scope, Scope::Profile { .. }) {
+            let entry = self.entry(src, rel, Kind::Dir, meta, None);
+            self.sel.entries.push(entry);
+        }
+        self.dir(src, rel)
+    }
+
+    fn leaf(&mut self, src: &str, rel: &str, meta: Metadata) {
+        let (include, exclude) = match &self.scope {
+            Scope::Profile { rules, .. } => (&rules.include, Some(&rules.exclude)),
+            Scope::System { rules } => (*rules, None),
+        };
+        if !include.matches(rel) {
+            return;
+        }
+        if let Some(rule) = exclude.and_then(|x| x.first_match(rel)) {
+            let rule = rule.to_string();
+            self.skip(src, meta.size, Why::Excluded { rule });
+            return;
+        }
+        if let Some(detail) = &meta.unreadable {
+            self.skip(src, meta.size, Why::Unreadable { detail: detail.clone() });
+            return;
+        }
+        for (stream, size) in &meta.streams {
+            let detail = format!("alternate data stream {stream:?}: the new OS's files have no place for it");
+            self.skip(&format!("{src}:{stream}"), *size, Why::NotCarried { detail });
+        }
+        match meta.kind {
+            EntryKind::Symlink => {
+                let target = meta.target.clone().map(|t| self.link_target(rel, &t));
+                let entry = self.entry(src, rel, Kind::Symlink, &meta, target);
+                self.sel.entries.push(entry);
+            }
+            EntryKind::File => self.file(src, rel, meta),
+            EntryKind::Dir | EntryKind::Other => {
+                let detail = "a device node, FIFO or socket: the new OS makes its own".to_string();
+                self.skip(src, 0, Why::NotCarried { detail });
+            }
+        }
+    }
+
+    fn file(&mut self, src: &str, rel: &str, meta: Metadata) {
+        if let Some(first) = meta.link_id.and_then(|id| self.seen.get(&id)).cloned() {
+            let entry = self.entry(src, rel, Kind::HardLink, &meta, Some(first));
+            self.sel.entries.push(Entry { size: 0, ..entry });
+            return;
+        }
+        if let Scope::Profile { rules, .. } = &self.scope {
+            if let Some(cap) = rules.max_file_size.filter(|c| meta.size > *c) {
+                self.skip(src, meta.size, Why::OverCap { cap });
+                return;
+            }
+            if let Some(cap) = rules.max_total.filter(|c| self.total + meta.size > *c) {
+                self.skip(src, meta.size, Why::OverCap { cap });
+                return;
+            }
+        }
+        self.total += meta.size;
+        if let Some(id) = meta.link_id.filter(|_| meta.nlink != Some(1)) {
+            self.seen.insert(id, rel.to_string());
+        }
+        let entry = self.entry(src, rel, Kind::File, &meta, None);
+        self.sel.entries.push(entry);
+    }
+
+    fn entry(&self, src: &str, rel: &str, kind: Kind, meta: &Metadata, target: Option<String>) -> Entry {
+        let (user, owner, group) = match &self.scope {
+            Scope::Profile { user, .. } if user.uid.is_none() => (Some(user.name.clone()), Some(user.name.clone()), None),
+            Scope::Profile { user, .. } => (Some(user.name.clone()), self.owner(meta), self.group(meta)),
+            Scope::System { .. } => (None, self.owner(meta), self.group(meta)),
+        };
+        Entry {
+            source: src.to_string(),
+            user,
+            path: rel.to_string(),
+            kind,
+            size: if kind == Kind::File { meta.size } else { 0 },
+            mode: meta.mode,
+            owner,
+            group,
+            uid: meta.uid,
+            gid: meta.gid,
+            mtime: meta.mtime,
+            attributes: meta.attributes,
+            target,
+        }
+    }
+
+    fn owner(&self, meta: &Metadata) -> Option<String> {
+        meta.uid.and_then(|u| self.accounts.users.get(&u).cloned())
+    }
+
+    fn group(&self, meta: &Metadata) -> Option<String> {
+        meta.gid.and_then(|g| self.accounts.groups.get(&g).cloned())
+    }
+
+    /// A Windows junction or link into the same profile becomes a relative link, so it still
+    /// points at the restored folder; anything else is kept as written.
+    fn link_target(&self, rel: &str, target: &str) -> String {
+        let Scope::Profile { user, .. } = &self.scope else { return target.to_string() };
+        if user.uid.is_some() || !target.contains('\\') {
+            return target.to_string();
+        }
+        let t = target.trim_start_matches("\\??\\").trim_start_matches("\\\\?\\");
+        let home = user.home.replace('/', "\\");
+        let under = t.get(2..).filter(|_| t.as_bytes().get(1) == Some(&b':')).and_then(|p| {
+            let (head, tail) = (p.get(..home.len())?, p.get(home.len()..)?);
+            (head.eq_ignore_ascii_case(&home) && (tail.is_empty() || tail.starts_with('\\'))).then_some(tail)
+        });
+        let Some(tail) = under else { return target.to_string() };
+        let depth = rel.matches('/').count();
+        let up = "../".repeat(depth);
+        let inside = tail.trim_start_matches('\\').replace('\\', "/");
+        if inside.is_empty() {
+            if depth == 0 { ".".into() } else { up.trim_end_matches('/').to_string() }
+        } else {
+            format!("{up}{inside}")
+        }
+    }
+}
+
+/// Total file bytes under `dir` (for reporting what an excluded directory held).
+fn tally(fs: &mut dyn FsReader, dir: &str) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_string()];
+    while let Some(d) = stack.pop() {
+        for e in fs.read_dir(&d).unwrap_or_default() {
+            match e.kind {
+                EntryKind::Dir => stack.push(join(&d, &e.name)),
+                _ => total += e.size,
+            }
+        }
+    }
+    total
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::migrate::testing::MemFs;
+
+    fn linux_fs() -> MemFs {
+        let mut fs = MemFs::default();
+        fs.file("/etc/passwd", b"root:x:0:0::/root:/bin/sh\nsvc:x:999:999::/srv/svc:/bin/false\nalice:x:1000:1000::/home/alice:/bin/bash\nbob:x:1001:1001::/home/bob/:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n", 0, 0);
+        fs.file("/etc/group", b"root:x:0:\nalice:x:1000:\nbob:x:1001:\nusers:x:100:\n", 0, 0);
+        fs.file("/etc/hostname", b"old-pc\n", 0, 0);
+        fs.file("/etc/ssh/ssh_host_ed25519_key", b"k", 0, 0);
+        fs.file("/etc/NetworkManager/system-connections/home.nmconnection", b"[connection]\n", 0, 0);
+        fs.file("/srv/svc/data", b"service", 999, 999);
+        fs.file("/root/secret", b"r", 0, 0);
+        fs.file("/home/alice/notes.txt", b"hello", 1000, 1000);
+        fs.file("/home/alice/.cache/big", &[0; 100], 1000, 1000);
+        fs.file("/home/alice/src/a.rs", b"fn main(){}", 1000, 100);
+        fs.hard_link("/home/alice/src/a.rs", "/home/alice/a-link.rs");
+        fs.symlink("/home/alice/latest", "src/a.rs", 1000, 1000);
+        fs.file("/home/bob/b.txt", b"bob", 1001, 1001);
+        fs
+    }
+
+    fn paths(sel: &Selection) -> Vec<String> {
+        sel.entries.iter().map(|e| format!("{}:{}", e.user.as_deref().unwrap_or("-"), e.path)).collect()
+    }
+
+    #[test]
+    fn linux_homes_of_real_users_settings_and_exclusions() {
+        let mut fs = linux_fs();
+        let sel = select(&mut fs, &Rules::builtin(Family::Linux)).unwrap();
+        let names: Vec<&str> = sel.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(
+            paths(&sel),
+            [
+                "alice:a-link.rs",
+                "alice:latest",
+                "alice:notes.txt",
+                "alice:src",
+                "alice:src/a.rs",
+                "bob:b.txt",
+                "-:etc/NetworkManager/system-connections/home.nmconnection",
+                "-:etc/hostname",
+            ]
+        );
+        let a = &sel.entries[0];
+        assert_eq!((a.kind, a.owner.as_deref(), a.size), (Kind::File, Some("alice"), 11));
+        let link = &sel.entries[4];
+        assert_eq!((link.kind, link.target.as_deref(), link.size), (Kind::HardLink, Some("a-link.rs"), 0));
+        assert_eq!(link.group.as_deref(), Some("users"));
+        assert_eq!(sel.entries[1].target.as_deref(), Some("src/a.rs"));
+        assert_eq!(sel.skipped.len(), 1);
+        assert_eq!(sel.skipped[0].source, "/home/alice/.cache");
+        assert_eq!((sel.skipped[0].size, &sel.skipped[0].why), (100, &Why::Excluded { rule: ".cache/**".into() }));
+    }
+
+    #[test]
+    fn options_add_root_and_ssh_keys_and_pick_users() {
+        let mut fs = linux_fs();
+        let o: crate::migrate::rules::Overrides =
+            toml::from_str("users = [\"root\"]\ninclude_root = true\nssh_host_keys = true\n").unwrap();
+        let sel = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap()).unwrap();
+        assert!(paths(&sel).contains(&"root:secret".to_string()));
+        assert!(paths(&sel).contains(&"-:etc/ssh/ssh_host_ed25519_key".to_string()));
+        assert!(!paths(&sel).iter().any(|p| p.starts_with("alice:")));
+        let o: crate::migrate::rules::Overrides = toml::from_str("users = [\"mallory\"]\n").unwrap();
+        let e = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("mallory") && e.to_string().contains("alice, bob"), "{e}");
+    }
+
+    #[test]
+    fn size_caps_leave_files_out_with_the_reason() {
+        let mut fs = linux_fs();
+        let o: crate::migrate::rules::Overrides = toml::from_str("[user.alice]\nmax_file_size = 5\n").unwrap();
+        let sel = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap()).unwrap();
+        assert!(sel.skipped.iter().any(|s| s.source == "/home/alice/src/a.rs" && s.why == Why::OverCap { cap: 5 }));
+        assert!(paths(&sel).contains(&"alice:notes.txt".to_string()));
+    }
+
+    #[test]
+    fn windows_profiles_skip_builtin_accounts_and_report_what_is_left_out() {
+        let mut fs = MemFs::default();
+        fs.file("/Users/Default/NTUSER.DAT", b"d", 0, 0);
+        fs.file("/Users/Public/Documents/p.txt", b"p", 0, 0);
+        fs.file("/Users/desktop.ini", b"i", 0, 0);
+        fs.file("/Users/Carol/NTUSER.DAT", b"regf", 0, 0);
+        fs.file("/Users/Carol/Documents/r.docx", b"doc", 0, 0);
+        fs.file("/Users/Carol/Documents/x.tmp", b"tmp", 0, 0);
+        fs.file("/Users/Carol/AppData/Local/Temp/junk", b"junk", 0, 0);
+        fs.file("/Users/Carol/AppData/Local/Other/state", b"s", 0, 0);
+        fs.file("/Users/Carol/AppData/Roaming/Microsoft/Signatures/s.htm", b"sig", 0, 0);
+        fs.symlink("/Users/Carol/My Documents", "\\??\\C:\\Users\\Carol\\Documents", 0, 0);
+        fs.streams("/Users/Carol/Documents/r.docx", &[("Zone.Identifier", 26)]);
+        fs.unreadable("/Users/Carol/Documents/secret.efs", "an EFS-encrypted file");
+        let sel = select(&mut fs, &Rules::builtin(Family::Windows)).unwrap();
+        assert_eq!(sel.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["Carol"]);
+        assert_eq!(
+            paths(&sel),
+            [
+                "Carol:AppData",
+                "Carol:AppData/Roaming",
+                "Carol:AppData/Roaming/Microsoft",
+                "Carol:AppData/Roaming/Microsoft/Signatures",
+                "Carol:AppData/Roaming/Microsoft/Signatures/s.htm",
+                "Carol:Documents",
+                "Carol:Documents/r.docx",
+                "Carol:NTUSER.DAT",
+            ]
+        );
+        assert!(sel.entries.iter().all(|e| e.owner.as_deref() == Some("Carol")));
+        let why: Vec<(String, &Why)> = sel.skipped.iter().map(|s| (s.source.clone(), &s.why)).collect();
+        assert!(why.contains(&("/Users/Carol/AppData/Local/Temp".into(), &Why::Excluded { rule: "AppData/Local/Temp/**".into() })));
+        assert!(why.contains(&("/Users/Carol/Documents/x.tmp".into(), &Why::Excluded { rule: "**/*.tmp".into() })));
+        assert!(why.iter().any(|(s, w)| s == "/Users/Carol/Documents/r.docx:Zone.Identifier" && matches!(w, Why::NotCarried { .. })));
+        assert!(why.iter().any(|(s, w)| s == "/Users/Carol/Documents/secret.efs" && matches!(w, Why::Unreadable { .. })));
+        // The junction is outside the include globs ("My Documents" is not in the list).
+        let mut rules = Rules::builtin(Family::Windows);
+        rules.include.push("My Documents".into());
+        let sel = select(&mut fs, &rules).unwrap();
+        let j = sel.entries.iter().find(|e| e.path == "My Documents").unwrap();
+        assert_eq!((j.kind, j.target.as_deref()), (Kind::Symlink, Some("Documents")));
+    }
+}

@@ -71,3 +71,44 @@ fn disk_text(out: &mut String, disk: &Disk) {
         let _ = writeln!(out, "  {}: {}: {}", severity(f.severity), f.subject, f.message);
     }
 }
+
+/// Progress as plain lines on stderr (a serial or text console): every log line, phases, and
+/// bytes with rate and time left every 2 s.
+pub struct PlainProgress {
+    last: std::sync::Mutex<std::time::Instant>,
+}
+
+impl PlainProgress {
+    pub fn new() -> Self {
+        PlainProgress { last: std::sync::Mutex::new(std::time::Instant::now()) }
+    }
+}
+
+impl Default for PlainProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl crate::image::progress::Progress for PlainProgress {
+    fn event(&self, e: crate::image::progress::Event) {
+        use crate::image::progress::Event;
+        match e {
+            Event::Log(m) => eprintln!("{m}"),
+            Event::Phase { name, total } => eprintln!("{name}: {}", human_size(total)),
+            Event::Bytes { done, total, rate, eta_secs } => {
+                let Ok(mut last) = self.last.lock() else { return };
+                if last.elapsed() >= std::time::Duration::from_secs(2) || done >= total {
+                    *last = std::time::Instant::now();
+                    eprintln!(
+                        "  {} of {} ({:.0} MiB/s, {:.0} s left)",
+                        human_size(done),
+                        human_size(total),
+                        rate / 1048576.0,
+                        eta_secs
+                    );
+                }
+            }
+        }
+    }
+}
