@@ -1,8 +1,132 @@
-//! `inplace restore`.
+//! `inplace restore`: put a store's files and settings back onto the new OS.
+//!
+//! Exit codes: 0 restored (or already restored, or a clean dry run); 4 restored, but some
+//! entries failed or some users had no account (see the report); 2 no store found; 1 refused
+//! or failed before writing anything.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::builder::PossibleValuesParser;
+
+use crate::migrate::restore::{self, users::Useradd, Cleanup, Conflict, Finished, Options, Phase, Progress};
+use crate::migrate::store::Store;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The store: a whole disk (found by its locator), the store partition, or a FAT32 volume
+    /// image. Without it, the disks of this machine are searched (first boot).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// The new OS's root directory (`/` on first boot).
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Check everything and show what would happen; write nothing anywhere.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// When the new OS already has a user's file: keep it and write ours beside it as
+    /// NAME.restored (keep-new), replace it (overwrite), or leave ours out (skip). Default:
+    /// as recorded in the store, else keep-new. Settings always replace.
+    #[arg(long, value_parser = PossibleValuesParser::new(["keep-new", "overwrite", "skip"]))]
+    pub conflict: Option<String>,
+    /// Create accounts the new OS lacks (with useradd); also when the store says so.
+    #[arg(long)]
+    pub create_users: bool,
+    /// Afterwards: keep the store, empty it (keep the partition as extra storage), or delete
+    /// the partition and grow the OS partition over it. Default: as recorded, else keep.
+    #[arg(long, value_parser = PossibleValuesParser::new(["keep", "empty", "delete"]))]
+    pub cleanup: Option<String>,
+    /// Restore even though the store is marked restored (what is already there is kept).
+    #[arg(long)]
+    pub again: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<i32> {
-    anyhow::bail!("inplace restore is not available in this build")
+/// One progress line at most every second, on stderr.
+fn progress_printer() -> impl FnMut(&Progress) {
+    let mut last = Instant::now() - Duration::from_secs(2);
+    move |p: &Progress| {
+        let end = match p.phase {
+            Phase::Verify => p.bytes_done >= p.bytes_total,
+            Phase::Restore => p.entries_done >= p.entries_total,
+        };
+        if last.elapsed() < Duration::from_secs(1) && !end {
+            return;
+        }
+        last = Instant::now();
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        let line = match p.phase {
+            Phase::Verify => format!("verifying the store: {:.1} of {:.1} MiB read back", mib(p.bytes_done), mib(p.bytes_total)),
+            Phase::Restore => format!(
+                "restoring: {} of {} entries, {:.1} of {:.1} MiB of file data",
+                p.entries_done,
+                p.entries_total,
+                mib(p.bytes_done),
+                mib(p.bytes_total)
+            ),
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "inplace: {line}");
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<i32> {
+    let (path, how) = match restore::store_path(args.store.as_deref()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("inplace: {e}");
+            return Ok(2);
+        }
+    };
+    if let Some(how) = how {
+        eprintln!("inplace: using the store at {} ({how})", path.display());
+    }
+    let store = Store::open(&path, !args.dry_run)?;
+    let opts = Options {
+        root: args.root.clone(),
+        dry_run: args.dry_run,
+        conflict: args.conflict.as_deref().and_then(Conflict::parse),
+        create_users: args.create_users,
+        cleanup: args.cleanup.as_deref().and_then(Cleanup::parse),
+        again: args.again,
+    };
+    let mut progress = progress_printer();
+    match restore::restore(store, &opts, &mut Useradd, &mut progress)? {
+        Finished::AlreadyRestored(st) => {
+            if args.json {
+                println!("{}", serde_json::json!({ "already_restored": st }));
+            } else {
+                println!(
+                    "the store {} was already restored into {} (finished at {}{}); nothing was written. \
+                     Run with --again to restore it again",
+                    path.display(),
+                    st.root,
+                    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(st.finished)),
+                    if st.complete { "" } else { ", with failures: see its report" }
+                );
+            }
+            Ok(0)
+        }
+        Finished::Done(report) => {
+            if args.json {
+                std::io::stdout().write_all(&report.json())?;
+            } else {
+                print!("{}", report.text());
+                if !args.dry_run {
+                    println!(
+                        "reports: {root}{} and {root}{}; in the store: {} and {}",
+                        restore::report::TARGET_JSON,
+                        restore::report::TARGET_TEXT,
+                        restore::report::STORE_JSON,
+                        restore::report::STORE_TEXT,
+                        root = args.root.display().to_string().trim_end_matches('/')
+                    );
+                }
+            }
+            Ok(if report.complete() { 0 } else { 4 })
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::io::{self, Read, Write};
 use fatfs::{FileSystem, FsOptions};
 
 use super::range::RangeReader;
-use super::{components, DirEntry, EntryKind, FsError, FsReader};
+use super::{components, DirEntry, EntryKind, FsError, FsReader, Metadata, Time};
 
 pub struct FatReader {
     fs: FileSystem<RangeReader>,
@@ -47,6 +47,29 @@ fn check_bpb(b: &[u8; 512]) -> Result<(), String> {
     Ok(())
 }
 
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A FAT timestamp (local time of whatever machine wrote it; taken as UTC, there is no zone on
+/// disk). `None` for an impossible date or time (unset fields are zero).
+fn fat_time(dt: fatfs::DateTime) -> Option<Time> {
+    let (d, t) = (dt.date, dt.time);
+    if !(1..=12).contains(&d.month) || !(1..=31).contains(&d.day) || t.hour > 23 || t.min > 59 || t.sec > 59 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(d.year), i64::from(d.month), i64::from(d.day));
+    let secs = days * 86_400 + i64::from(t.hour) * 3600 + i64::from(t.min) * 60 + i64::from(t.sec);
+    Some(Time { secs, nanos: u32::from(t.millis.min(999)) * 1_000_000 })
+}
+
 fn io_err(path: &str, e: io::Error) -> FsError {
     match e.kind() {
         io::ErrorKind::NotFound => FsError::NotFound { path: path.into() },
@@ -79,8 +102,47 @@ impl FsReader for FatReader {
             .ok_or_else(|| FsError::NotFound { path: path.into() })
     }
 
-    fn metadata(&mut self, path: &str) -> Result<super::Metadata, FsError> {
-        Err(FsError::Unsupported { path: path.into(), fs: self.fs_type(), what: "metadata".into() })
+    fn metadata(&mut self, path: &str) -> Result<Metadata, FsError> {
+        let parts: Vec<&str> = components(path).collect();
+        let empty = Metadata {
+            kind: EntryKind::Dir,
+            size: 0,
+            mode: None,
+            uid: None,
+            gid: None,
+            mtime: None,
+            atime: None,
+            ctime: None,
+            crtime: None,
+            attributes: None,
+            link_id: None,
+            nlink: None,
+            target: None,
+            streams: Vec::new(),
+            unreadable: None,
+        };
+        let Some((last, parents)) = parts.split_last() else {
+            // The root directory has no entry of its own.
+            return Ok(empty);
+        };
+        let rel = parents.join("/");
+        let root = self.fs.root_dir();
+        let dir = if rel.is_empty() { root } else { root.open_dir(&rel).map_err(|e| io_err(path, e))? };
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| io_err(path, e))?;
+            if !entry.file_name().eq_ignore_ascii_case(last) {
+                continue;
+            }
+            let kind = if entry.is_dir() { EntryKind::Dir } else { EntryKind::File };
+            return Ok(Metadata {
+                kind,
+                size: if kind == EntryKind::File { entry.len() } else { 0 },
+                mtime: fat_time(entry.modified()),
+                attributes: Some(u32::from(entry.attributes().bits())),
+                ..empty
+            });
+        }
+        Err(FsError::NotFound { path: path.into() })
     }
 
     fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
@@ -116,5 +178,51 @@ impl FsReader for FatReader {
             out.write_all(&buf[..n]).map_err(|source| FsError::Io { path: path.into(), source })?;
             total += n as u64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::process::Command;
+
+    use super::*;
+    use crate::fs::testimg;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(days_from_civil(1980, 1, 1), 3_652);
+    }
+
+    #[test]
+    fn metadata_from_a_mtools_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("fat.img");
+        testimg::mkfat(&img, 40 << 20, "FATFIX");
+        let src = dir.path().join("Report.txt");
+        fs::write(&src, "report\r\n").unwrap();
+        testimg::run(Command::new("touch").args(["-d", "2022-07-08 09:10:12"]).arg(&src));
+        let mt = |args: &[&str]| {
+            testimg::run(Command::new(args[0]).args(&args[1..]).env("TZ", "UTC").env("MTOOLS_SKIP_CHECK", "1"));
+        };
+        let img_s = img.to_str().unwrap();
+        mt(&["mmd", "-i", img_s, "::/Docs"]);
+        mt(&["mcopy", "-m", "-i", img_s, src.to_str().unwrap(), "::/Docs/Report.txt"]);
+        mt(&["mattrib", "-i", img_s, "+r", "+h", "::/Docs/Report.txt"]);
+
+        let mut r = testimg::open(&img, "vfat");
+        let m = r.metadata("/docs/report.TXT").unwrap();
+        assert_eq!((m.kind, m.size), (EntryKind::File, 8));
+        // 2022-07-08 09:10:12 UTC.
+        assert_eq!(m.mtime, Some(Time { secs: 1_657_271_412, nanos: 0 }));
+        assert_eq!(m.attributes.map(|a| a & 0x3F), Some(0x01 | 0x02 | 0x20));
+        assert_eq!((m.mode, m.link_id, m.target.as_ref()), (None, None, None));
+        let d = r.metadata("/Docs").unwrap();
+        assert_eq!((d.kind, d.size), (EntryKind::Dir, 0));
+        assert_eq!(d.attributes.map(|a| a & 0x10), Some(0x10));
+        assert_eq!(r.metadata("/").unwrap().kind, EntryKind::Dir);
+        assert!(matches!(r.metadata("/Docs/none"), Err(FsError::NotFound { .. })));
     }
 }

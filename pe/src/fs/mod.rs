@@ -8,8 +8,11 @@
 pub mod alloc;
 pub mod ext4;
 pub mod fat;
+pub mod lznt1;
 pub mod ntfs;
 pub mod range;
+#[cfg(test)]
+pub(crate) mod testimg;
 
 use std::io::{self, Write};
 
@@ -20,7 +23,10 @@ use range::RangeReader;
 pub enum EntryKind {
     File,
     Dir,
-    /// A symbolic link, or an NTFS reparse point (junction, symlink, WOF-compressed file).
+    /// A symbolic link or an NTFS junction. In `read_dir` and `stat` on NTFS, any reparse point
+    /// (WOF-compressed and cloud files too), while ntfs-3g's Interix symlinks show as files
+    /// there; `metadata` tells them apart (other reparse points are files with an `unreadable`
+    /// reason).
     Symlink,
     Other,
 }

@@ -1,14 +1,26 @@
 //! Writes one test fixture disk image: `make-fixture NAME OUT.img` (used by scripts/demo).
 
-use inplace_tests::fixtures;
+use inplace_tests::{fixtures, migrate_fixtures};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(name), Some(out)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: make-fixture gpt_multi_os|mbr_extended|gpt_4k|blank OUT.img");
+        eprintln!("usage: make-fixture gpt_multi_os|mbr_extended|gpt_4k|blank|linux_migrate|windows_migrate OUT.img");
         std::process::exit(2);
     };
     let dir = tempfile::tempdir().expect("tempdir");
+    let migrate = match name.as_str() {
+        "linux_migrate" => Some(migrate_fixtures::linux_disk(dir.path())),
+        "windows_migrate" => Some(migrate_fixtures::windows_disk(dir.path())),
+        _ => None,
+    };
+    if let Some(m) = migrate {
+        if std::fs::rename(&m.disk, out).is_err() {
+            std::fs::copy(&m.disk, out).expect("copying the fixture");
+        }
+        println!("{out} partition {}", m.partition);
+        return;
+    }
     let fixture = match name.as_str() {
         "gpt_multi_os" => fixtures::gpt_multi_os(dir.path()),
         "mbr_extended" => fixtures::mbr_extended(dir.path()),

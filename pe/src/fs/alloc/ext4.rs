@@ -66,7 +66,7 @@ pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<Geometry, AllocError>
         }
         [3u64, 5, 7].iter().any(|&b| {
             let mut x = g;
-            while x % b == 0 {
+            while x.is_multiple_of(b) {
                 x /= b;
             }
             x == 1
@@ -109,7 +109,7 @@ pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<Geometry, AllocError>
         let mut i = 0u64;
         while i < n {
             let byte = bitmap[(i / 8) as usize];
-            if i % 8 == 0 && byte == 0 && i + 8 <= n {
+            if i.is_multiple_of(8) && byte == 0 && i + 8 <= n {
                 i += 8;
                 continue;
             }

@@ -38,7 +38,7 @@ pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<Geometry, AllocError>
             12 => {
                 let at = usize::try_from(c * 3 / 2).ok()?;
                 let v = u16::from_le_bytes([*fat.get(at)?, *fat.get(at + 1)?]);
-                Some(u64::from(if c % 2 == 0 { v & 0xFFF } else { v >> 4 }))
+                Some(u64::from(if c.is_multiple_of(2) { v & 0xFFF } else { v >> 4 }))
             }
             16 => fat.get(c as usize * 2..c as usize * 2 + 2).map(|b| le16(b, 0)),
             _ => fat.get(c as usize * 4..c as usize * 4 + 4).map(|b| le32(b, 0) & 0x0FFF_FFFF),

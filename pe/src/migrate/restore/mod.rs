@@ -1,0 +1,463 @@
+//! Restore (first boot, inside the new OS): put a store's files and settings back under a
+//! root directory (`/` on first boot), report, mark the store restored, clean up.
+//!
+//! Order, with nothing written before step 5:
+//! 1. The store's mark ([`state`]): a store already restored is reported and left alone.
+//! 2. The manifest (its SHA-256 and bounds, by the store) and every entry ([`plan::check`]):
+//!    paths, users, links, sizes. One unsafe entry refuses the whole store.
+//! 3. The store read back in full ([`crate::migrate::store::verify`]); any damage refuses it.
+//! 4. Users mapped by name to the new OS's accounts ([`users`]); free space checked for the
+//!    data of each filesystem it goes to.
+//! 5. Missing accounts created (if allowed), then every entry written ([`apply`], under the
+//!    conflict policy; paths resolved by [`paths`], never through a link).
+//! 6. The report ([`report`]) written into the new OS (`/var/log/inplace/restore-report.json`
+//!    and `.txt`, mode 0600) and into the store (`restore/report.json`, `restore/report.txt`),
+//!    then the mark (`restore/state.json`).
+//! 7. The cleanup ([`cleanup`]): keep, empty or delete the store.
+//!
+//! A dry run does 1–4 and reports what 5–7 would do; it opens the store read-only and writes
+//! nothing anywhere.
+//!
+//! Conflicts with a user's file that the new OS already has: `keep-new` (default) writes ours
+//! beside it as `<name>.restored` (`<name>.restored.2`, … when taken), `overwrite` replaces it,
+//! `skip` leaves it. Settings (entries outside the profiles) always replace the new OS's file.
+//! Entries without a mode (NTFS) get 0644 (files; 0444 with the READONLY attribute) and 0755
+//! (directories; Windows uses READONLY on folders for other things, so it is ignored there).
+//! Setuid and setgid bits are dropped from files: the store is untrusted. Settings never
+//! replace `etc/passwd`, `etc/shadow`, `etc/group`, `etc/gshadow`, `etc/fstab`,
+//! `etc/crypttab` or anything under `boot/` (reported as failed, with the reason).
+
+pub mod apply;
+pub mod cleanup;
+pub mod discover;
+pub mod paths;
+pub mod plan;
+pub mod report;
+pub mod state;
+pub mod users;
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use apply::Conflict;
+pub use cleanup::Cleanup;
+
+use apply::{Applier, CappedSink, Meta, Want};
+use paths::{RelPath, Root};
+use plan::{Base, Plan};
+use report::{EntryReport, Outcome, Report};
+use users::{Accounts, CreateAccount, UserMap, UserStatus};
+use crate::migrate::entry::{Entry, Kind};
+use crate::migrate::store::{Manifest, Store, StoreError};
+use crate::preset::RestorePreset;
+
+/// How to restore. `None` choices fall back to what the store recorded at capture time
+/// (the preset's `[restore]` table), then to the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub root: PathBuf,
+    pub dry_run: bool,
+    pub conflict: Option<Conflict>,
+    /// Create missing accounts (also allowed when the store says so).
+    pub create_users: bool,
+    pub cleanup: Option<Cleanup>,
+    /// Restore even if the store is marked restored.
+    pub again: bool,
+}
+
+/// Where the restore is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Verify,
+    Restore,
+}
+
+/// Progress for the caller to show: in `Verify`, store bytes; in `Restore`, entries and file
+/// bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub phase: Phase,
+    pub entries_done: u64,
+    pub entries_total: u64,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// How a restore ended.
+#[derive(Debug)]
+pub enum Finished {
+    /// The store says it was restored already; nothing was written.
+    AlreadyRestored(state::State),
+    Done(Box<Report>),
+}
+
+/// Why nothing was restored. Every variant means nothing was written to the root.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{0}; nothing was written")]
+    Store(Box<StoreError>),
+    #[error("store {store}: {refusal}")]
+    Refused { store: String, refusal: plan::Refusal },
+    #[error("store {store} failed verification, so nothing was restored and nothing was written: {source}")]
+    Verify { store: String, source: Box<StoreError> },
+    #[error("{0}; nothing was written")]
+    Target(String),
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The choices in effect: the caller's, else the store's, else the defaults; with notes on
+/// recorded values that could not be used.
+fn choices(opts: &Options, m: &Manifest, notes: &mut Vec<String>) -> (Conflict, bool, Cleanup) {
+    let recorded: RestorePreset = match m.info.get("restore") {
+        None | Some(serde_json::Value::Null) => RestorePreset::default(),
+        Some(v) => serde_json::from_value(v.clone()).unwrap_or_else(|e| {
+            notes.push(format!("the store's recorded restore options are unreadable ({e}); defaults are used"));
+            RestorePreset::default()
+        }),
+    };
+    let mut parse = |what: &str, v: &Option<String>| {
+        v.as_deref().and_then(|s| {
+            let ok = match what {
+                "conflict" => Conflict::parse(s).is_some(),
+                _ => Cleanup::parse(s).is_some(),
+            };
+            if !ok {
+                notes.push(format!("the store's recorded {what} = {s:?} is not known; the default is used"));
+            }
+            ok.then(|| s.to_string())
+        })
+    };
+    let conflict = opts.conflict.or_else(|| parse("conflict", &recorded.conflict).and_then(|s| Conflict::parse(&s))).unwrap_or_default();
+    let cleanup = opts.cleanup.or_else(|| parse("cleanup", &recorded.cleanup).and_then(|s| Cleanup::parse(&s))).unwrap_or_default();
+    (conflict, opts.create_users || recorded.create_users == Some(true), cleanup)
+}
+
+/// Mode for an entry; see the module doc. Returns a note when bits were dropped.
+pub fn mode_of(e: &Entry) -> (u32, Option<String>) {
+    match (e.kind, e.mode) {
+        (Kind::Dir, Some(m)) => (m & 0o3777, None),
+        (_, Some(m)) => (m & 0o777, (m & 0o6000 != 0).then(|| "setuid/setgid bits dropped".to_string())),
+        (Kind::Dir, None) => (0o755, None),
+        (_, None) if e.attributes.is_some_and(|a| a & 1 != 0) => (0o444, None),
+        (_, None) => (0o644, None),
+    }
+}
+
+/// Settings restore never replaces: the new OS's accounts (restore maps users by name into
+/// them) and what its boot depends on (the old OS's filesystem UUIDs mean nothing here).
+const PROTECTED: [&str; 6] = ["etc/passwd", "etc/shadow", "etc/group", "etc/gshadow", "etc/fstab", "etc/crypttab"];
+
+fn protected(rel: &RelPath) -> bool {
+    let s = rel.to_string();
+    PROTECTED.contains(&s.as_str()) || rel.parts().first().is_some_and(|p| p == "boot")
+}
+
+/// The home of `a` as a checked path inside the root.
+fn home_of(a: &users::Account) -> Result<RelPath, String> {
+    let abs = RelPath::parse_abs(&a.home).map_err(|e| format!("account {}: home directory {e}", a.name))?;
+    if abs.is_empty() {
+        return Err(format!("account {} has / as its home directory; its files are not restored there", a.name));
+    }
+    Ok(abs)
+}
+
+/// Opens (creating, unless `dry_run`) the home of `a`. `Ok(None)`: a dry run would create it.
+fn open_home(root: &Root, a: &users::Account, dry_run: bool) -> Result<(RelPath, Option<OwnedFd>), String> {
+    let abs = home_of(a)?;
+    let shown = root.show(&abs);
+    if let Some(fd) = root.open_abs(&abs).map_err(|e| format!("home {shown}: {e}"))? {
+        return Ok((abs, Some(fd)));
+    }
+    if dry_run {
+        return Ok((abs, None));
+    }
+    let parent_path = abs.prefix(abs.parts().len() - 1);
+    let parent = match root.open_abs(&parent_path).map_err(|e| format!("home {shown}: {e}"))? {
+        Some(fd) => fd,
+        // A new OS without `/home` yet: make it (root-owned, 0755) as useradd would.
+        None => {
+            let mut init = |dir: BorrowedFd<'_>, name: &str| -> std::io::Result<()> {
+                rustix::fs::chmodat(dir, name, rustix::fs::Mode::from_raw_mode(0o755), rustix::fs::AtFlags::empty())?;
+                Ok(())
+            };
+            paths::walk(root.fd(), "", parent_path.parts(), paths::Missing::Create(&mut init))
+                .map_err(|e| format!("creating the directory that holds home {shown}: {e}"))?
+        }
+    };
+    rustix::fs::mkdirat(&parent, abs.name(), rustix::fs::Mode::from_raw_mode(0o700)).map_err(|e| format!("creating home {shown}: {e}"))?;
+    if rustix::process::geteuid().is_root() {
+        rustix::fs::chownat(
+            &parent,
+            abs.name(),
+            Some(rustix::fs::Uid::from_raw(a.uid)),
+            Some(rustix::fs::Gid::from_raw(a.gid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| format!("setting the owner of home {shown}: {e}"))?;
+    }
+    let fd = paths::open_dir_nofollow(parent.as_fd(), abs.name()).map_err(|e| format!("opening home {shown}: {e}"))?;
+    Ok((abs, Some(fd)))
+}
+
+/// The nearest existing directory at or above `abs` in the root.
+fn nearest_dir(root: &Root, abs: &RelPath) -> Option<OwnedFd> {
+    (0..=abs.parts().len()).rev().find_map(|n| root.open_abs(&abs.prefix(n)).ok().flatten())
+}
+
+/// Refuses when a filesystem the data goes to lacks the room for it.
+fn check_space(root: &Root, bases: &[(RelPath, u64)], data_bytes: u64) -> Result<(), String> {
+    let mut by_dev: BTreeMap<u64, (u64, u64, String)> = BTreeMap::new();
+    for (abs, bytes) in bases {
+        let Some(fd) = nearest_dir(root, abs) else { continue };
+        let (Ok(st), Ok(vfs)) = (rustix::fs::fstat(&fd), rustix::fs::fstatvfs(&fd)) else { continue };
+        let e = by_dev.entry(st.st_dev).or_insert((0, vfs.f_bavail.saturating_mul(vfs.f_frsize), root.show(abs)));
+        e.0 = e.0.saturating_add(*bytes);
+    }
+    for (need, free, shown) in by_dev.values() {
+        let need = (*need).min(data_bytes);
+        if need > *free {
+            return Err(format!(
+                "the filesystem holding {shown} has {free} bytes free, and the store has {need} bytes of file data \
+                 for it: free some space (or restore into a larger filesystem) and run restore again"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Restores `store` under `opts.root`; see the module doc. `creator` makes missing
+/// accounts; `progress` is called for each entry (and during verification).
+pub fn restore(
+    mut store: Store,
+    opts: &Options,
+    creator: &mut dyn CreateAccount,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<Finished, RestoreError> {
+    let started = now();
+    let root = Root::open(&opts.root).map_err(|e| RestoreError::Target(e.to_string()))?;
+    let describe = store.describe();
+    let marked = state::read(&store).map_err(RestoreError::Target)?;
+    let manifest = match (store.manifest(), &marked) {
+        (Err(StoreError::NoCapture { .. }), Some(st)) if !opts.again => return Ok(Finished::AlreadyRestored(st.clone())),
+        (Ok(m), Some(st)) if st.plan_sha256 == m.plan_sha256 && !opts.again => return Ok(Finished::AlreadyRestored(st.clone())),
+        (Ok(m), _) => m,
+        (Err(e), _) => return Err(RestoreError::Store(Box::new(e))),
+    };
+    let plan = plan::check(&manifest).map_err(|refusal| RestoreError::Refused { store: describe.clone(), refusal })?;
+    let mut notes = Vec::new();
+    let (conflict, create, cleanup_mode) = choices(opts, &manifest, &mut notes);
+
+    let verify_total = manifest.totals.stored_bytes;
+    crate::migrate::store::verify_with_progress(&store, &mut |done, total| {
+        progress(&Progress { phase: Phase::Verify, entries_done: 0, entries_total: 0, bytes_done: done, bytes_total: total.max(verify_total) })
+    })
+    .map_err(|source| RestoreError::Verify { store: describe.clone(), source: Box::new(source) })?;
+
+    let mut accounts = match Accounts::load(&root).map_err(RestoreError::Target)? {
+        Some(a) => a,
+        None if plan.profiles.is_empty() => Accounts::default(),
+        None => {
+            return Err(RestoreError::Target(format!(
+                "{} has no etc/passwd: it does not look like the root of an installed OS, so the {} user(s) of the \
+                 store ({}) cannot be mapped to accounts{}; check --root",
+                opts.root.display(),
+                plan.profiles.len(),
+                plan.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+                if create { " (and useradd needs an etc/passwd to add to)" } else { " and creating users is not allowed" }
+            )))
+        }
+    };
+    // Without writing: who maps where, and is there room.
+    let preview = UserMap::build(&root, &mut accounts.clone(), &plan.profiles, create, None);
+    let mut bases = Vec::new();
+    for (base, bytes) in &plan.bytes {
+        let abs = match base {
+            Base::Root => Some(RelPath::parse_abs("/").unwrap_or_else(|_| unreachable!())),
+            Base::Home(p) => preview.accounts.get(p).and_then(|a| home_of(a).ok()),
+        };
+        bases.extend(abs.map(|a| (a, *bytes)));
+    }
+    check_space(&root, &bases, manifest.totals.bytes.saturating_sub(manifest.totals.hole_bytes)).map_err(RestoreError::Target)?;
+
+    let user_map = if opts.dry_run { preview } else { UserMap::build(&root, &mut accounts, &plan.profiles, create, Some(creator)) };
+    let mut applier = Applier::new(conflict, opts.dry_run);
+    if !applier.sets_owners() {
+        notes.push("not running as root: owners were not set".into());
+    }
+    let mut base_errors: BTreeMap<Base, String> = BTreeMap::new();
+    applier.add_base(Base::Root, RelPath::parse_abs("/").unwrap_or_else(|_| unreachable!()), rustix::io::dup(root.fd()).ok());
+    for u in &user_map.outcomes {
+        let base = Base::Home(u.profile.clone());
+        match (u.status, user_map.accounts.get(&u.profile)) {
+            (UserStatus::Missing, _) | (_, None) => {
+                base_errors.insert(base, format!("user {} has no account in the new OS: {}", u.profile, u.reason.clone().unwrap_or_default()));
+            }
+            (UserStatus::WouldCreate, Some(a)) => match home_of(a) {
+                Ok(abs) => applier.add_base(base, abs, None),
+                Err(e) => {
+                    base_errors.insert(base, e);
+                }
+            },
+            (_, Some(a)) => match open_home(&root, a, opts.dry_run) {
+                Ok((abs, fd)) => applier.add_base(base, abs, fd),
+                Err(e) => {
+                    base_errors.insert(base, e);
+                }
+            },
+        }
+    }
+
+    let mut rep = Report {
+        version: 1,
+        dry_run: opts.dry_run,
+        started,
+        finished: 0,
+        store: describe.clone(),
+        root: opts.root.display().to_string(),
+        plan_sha256: manifest.plan_sha256.clone(),
+        conflict: conflict.as_str().into(),
+        users: user_map.outcomes.clone(),
+        settings_applied: Vec::new(),
+        totals: report::Totals::default(),
+        entries: Vec::with_capacity(plan.items.len()),
+        capture_skipped: manifest.skipped.clone(),
+        cleanup: None,
+        notes: Vec::new(),
+    };
+    apply_all(&mut store, &manifest, &plan, &user_map, &accounts, &mut applier, &base_errors, &mut rep, progress);
+    notes.extend(applier.finish());
+    rep.notes.extend(notes);
+    rep.finished = now();
+    if opts.dry_run {
+        rep.cleanup = Some(dry_cleanup(&mut store, cleanup_mode));
+        return Ok(Finished::Done(Box::new(rep)));
+    }
+    finish(store, &root, rep, cleanup_mode).map(|r| Finished::Done(Box::new(r)))
+}
+
+/// Writes every entry (or, in a dry run, works out what would happen).
+#[allow(clippy::too_many_arguments)]
+fn apply_all(
+    store: &mut Store,
+    m: &Manifest,
+    plan: &Plan,
+    user_map: &UserMap,
+    accounts: &Accounts,
+    applier: &mut Applier,
+    base_errors: &BTreeMap<Base, String>,
+    rep: &mut Report,
+    progress: &mut dyn FnMut(&Progress),
+) {
+    let bytes_total: u64 = plan.bytes.values().sum();
+    let mut p = Progress { phase: Phase::Restore, entries_done: 0, entries_total: plan.items.len() as u64, bytes_done: 0, bytes_total };
+    for (no, item) in plan.items.iter().enumerate() {
+        let se = &m.entries[item.index];
+        let e = &se.entry;
+        let setting = item.base == Base::Root;
+        let (outcome, target, note) = if let Some(why) = base_errors.get(&item.base) {
+            (Outcome::Failed { reason: why.clone() }, applier.target(&item.base, &item.rel), None)
+        } else if setting && protected(&item.rel) {
+            let reason = "restore never replaces the new OS's account databases, fstab, crypttab or /boot; \
+                          merge this file by hand from the store if it is needed";
+            (Outcome::Failed { reason: reason.into() }, applier.target(&item.base, &item.rel), None)
+        } else {
+            let (uid, gid) = user_map.ids(accounts, e.user.as_deref(), e.owner.as_deref(), e.group.as_deref());
+            let (mode, mode_note) = mode_of(e);
+            let want = Want { meta: Meta { uid, gid, mode, mtime: e.mtime }, size: e.size, setting, link_target: e.target.as_deref() };
+            let index = item.index;
+            let mut data = |file: &std::fs::File| {
+                store.read_entry(m, index, &mut CappedSink { file, size: e.size }).map_err(|err| err.to_string())
+            };
+            let d = applier.entry(no, item, want, &mut data);
+            let note = match (d.note, mode_note) {
+                (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+                (a, b) => a.or(b),
+            };
+            (d.outcome, d.target, note)
+        };
+        if e.kind == Kind::File {
+            p.bytes_done += e.size;
+        }
+        rep.push(EntryReport { source: e.source.clone(), user: e.user.clone(), kind: e.kind, bytes: e.size, target, setting, outcome, note });
+        p.entries_done += 1;
+        progress(&p);
+    }
+}
+
+fn dry_cleanup(store: &mut Store, mode: Cleanup) -> report::CleanupReport {
+    match mode {
+        Cleanup::Keep => report::CleanupReport { mode: "keep".into(), done: false, detail: vec!["the store would be kept as it is".into()] },
+        Cleanup::Empty => cleanup::empty(store, true),
+        Cleanup::Delete => match cleanup::site_of(store) {
+            Ok(site) => cleanup::delete(&site, true),
+            Err(e) => report::CleanupReport { mode: "delete".into(), done: false, detail: vec![format!("the store's partition cannot be found: {e}")] },
+        },
+    }
+}
+
+/// Reports, marks the store, cleans up, and re-writes the reports with the cleanup's outcome.
+fn finish(mut store: Store, root: &Root, mut rep: Report, mode: Cleanup) -> Result<Report, RestoreError> {
+    if let Err(e) = report::write_to_target(root, &rep) {
+        rep.notes.push(format!("the report could not be written into the new OS: {e}"));
+    }
+    let st = state::State {
+        state: "restored".into(),
+        plan_sha256: rep.plan_sha256.clone(),
+        finished: rep.finished,
+        root: rep.root.clone(),
+        complete: rep.complete(),
+        report: report::STORE_JSON.into(),
+    };
+    let in_store = store
+        .write_file(report::STORE_JSON, &rep.json())
+        .and_then(|()| store.write_file(report::STORE_TEXT, rep.text().as_bytes()))
+        .map_err(|e| e.to_string())
+        .and_then(|()| state::mark(&store, &st));
+    if let Err(e) = in_store {
+        // Without the mark, a second run would restore again: keep the store, say so.
+        rep.notes.push(format!("the report and the restored mark could not be written into the store: {e}; the store is kept"));
+        rep.cleanup = Some(report::CleanupReport { mode: mode.as_str().into(), done: false, detail: vec!["skipped: the store is not marked restored".into()] });
+        let _ = report::write_to_target(root, &rep);
+        return Ok(rep);
+    }
+    let (c, store_left) = match mode {
+        Cleanup::Keep => (report::CleanupReport { mode: "keep".into(), done: true, detail: vec![format!("the store {} is kept as it is", store.describe())] }, Some(store)),
+        Cleanup::Empty => (cleanup::empty(&mut store, false), Some(store)),
+        Cleanup::Delete => match cleanup::site_of(&store) {
+            Ok(site) => {
+                drop(store);
+                (cleanup::delete(&site, false), None)
+            }
+            Err(e) => (
+                report::CleanupReport { mode: "delete".into(), done: false, detail: vec![format!("the store's partition cannot be found: {e}")] },
+                Some(store),
+            ),
+        },
+    };
+    rep.cleanup = Some(c);
+    if let Err(e) = report::write_to_target(root, &rep) {
+        rep.notes.push(format!("the report could not be written into the new OS: {e}"));
+    }
+    if let Some(s) = store_left {
+        let _ = s.write_file(report::STORE_JSON, &rep.json()).and_then(|()| s.write_file(report::STORE_TEXT, rep.text().as_bytes()));
+    }
+    Ok(rep)
+}
+
+/// A store path given on the command line, or the one [`discover::find`] finds.
+pub fn store_path(given: Option<&Path>) -> Result<(PathBuf, Option<String>), String> {
+    match given {
+        Some(p) => Ok((p.to_path_buf(), None)),
+        None => discover::find(Path::new("/sys"), Path::new("/dev")).map(|f| (f.path, Some(f.how))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

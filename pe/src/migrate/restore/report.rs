@@ -1,0 +1,275 @@
+//! The restore report: one outcome per entry, the users, the settings applied, what the
+//! capture left out, and the cleanup. Written as JSON and as a short text into the new OS
+//! ([`TARGET_JSON`], [`TARGET_TEXT`] under the root) and into the store ([`STORE_JSON`],
+//! [`STORE_TEXT`]).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::paths::{Root, RelPath};
+use super::users::{UserOutcome, UserStatus};
+use crate::migrate::entry::{Kind, Skipped};
+
+/// Report locations in the new OS (absolute, inside the root).
+pub const TARGET_JSON: &str = "/var/log/inplace/restore-report.json";
+pub const TARGET_TEXT: &str = "/var/log/inplace/restore-report.txt";
+/// Report locations in the store volume.
+pub const STORE_JSON: &str = "restore/report.json";
+pub const STORE_TEXT: &str = "restore/report.txt";
+
+/// What happened to one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Written at its path (or already there, identical).
+    Restored,
+    /// The new OS has something at its path; ours was written beside it as `name`.
+    RestoredBeside { name: String },
+    /// The new OS has something at its path and the policy is `skip`.
+    SkippedConflict,
+    /// Not restored.
+    Failed { reason: String },
+}
+
+/// One entry of the store and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryReport {
+    /// Where it was on the old OS.
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub kind: Kind,
+    pub bytes: u64,
+    /// Where it went (or would go) in the new OS, as the new OS sees it.
+    pub target: String,
+    /// A setting (an entry outside the profiles) that replaced the new OS's file.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub setting: bool,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Counts over the entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub entries: u64,
+    pub restored: u64,
+    pub restored_beside: u64,
+    pub skipped_conflict: u64,
+    pub failed: u64,
+    /// Bytes of file data written (or, in a dry run, to be written).
+    pub bytes: u64,
+}
+
+/// What the cleanup did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CleanupReport {
+    /// `keep`, `empty` or `delete`.
+    pub mode: String,
+    pub done: bool,
+    /// What was done, or why not.
+    pub detail: Vec<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub dry_run: bool,
+    /// Unix seconds (UTC).
+    pub started: u64,
+    pub finished: u64,
+    pub store: String,
+    pub root: String,
+    /// The capture's fingerprint, naming the job.
+    pub plan_sha256: String,
+    /// `keep-new`, `overwrite` or `skip`.
+    pub conflict: String,
+    pub users: Vec<UserOutcome>,
+    /// Targets of the settings applied (or, in a dry run, to be applied).
+    pub settings_applied: Vec<String>,
+    pub totals: Totals,
+    pub entries: Vec<EntryReport>,
+    /// Items the capture did not put in the store, with the reason.
+    pub capture_skipped: Vec<Skipped>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<CleanupReport>,
+    /// Things the technician should know (owners not set, …).
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// Adds an entry's outcome and counts it.
+    pub fn push(&mut self, e: EntryReport) {
+        let t = &mut self.totals;
+        t.entries += 1;
+        match &e.outcome {
+            Outcome::Restored => t.restored += 1,
+            Outcome::RestoredBeside { .. } => t.restored_beside += 1,
+            Outcome::SkippedConflict => t.skipped_conflict += 1,
+            Outcome::Failed { .. } => t.failed += 1,
+        }
+        if matches!(e.outcome, Outcome::Restored | Outcome::RestoredBeside { .. }) {
+            if e.kind == Kind::File {
+                t.bytes += e.bytes;
+            }
+            if e.setting && matches!(e.kind, Kind::File | Kind::Symlink | Kind::HardLink) {
+                self.settings_applied.push(e.target.clone());
+            }
+        }
+        self.entries.push(e);
+    }
+
+    /// Whether everything that could be restored was: no failures, no missing users.
+    pub fn complete(&self) -> bool {
+        self.totals.failed == 0 && self.users.iter().all(|u| u.status != UserStatus::Missing)
+    }
+
+    pub fn json(&self) -> Vec<u8> {
+        // Plain data: serialising cannot fail.
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// The short human summary.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let would = if self.dry_run { "would be " } else { "" };
+        let t = &self.totals;
+        let _ = writeln!(s, "inplace restore{} from {} into {}", if self.dry_run { " (dry run: nothing written)" } else { "" }, self.store, self.root);
+        let _ = writeln!(
+            s,
+            "{} entries: {} {would}restored, {} {would}restored beside an existing file, {} skipped (conflict), {} failed; {} bytes",
+            t.entries, t.restored, t.restored_beside, t.skipped_conflict, t.failed, t.bytes
+        );
+        for u in &self.users {
+            let acct = u.account.as_deref().unwrap_or("-");
+            let status = match u.status {
+                UserStatus::Mapped => format!("→ {acct}"),
+                UserStatus::Created => format!("→ {acct} (created)"),
+                UserStatus::WouldCreate => format!("→ {acct} (would be created)"),
+                UserStatus::Missing => "NOT RESTORED".to_string(),
+            };
+            let _ = write!(s, "user {} {status}, {} entries", u.profile, u.entries);
+            if let Some(r) = &u.reason {
+                let _ = write!(s, ": {r}");
+            }
+            s.push('\n');
+        }
+        for t in &self.settings_applied {
+            let _ = writeln!(s, "setting {}applied: {t}", if self.dry_run { "to be " } else { "" });
+        }
+        let failed: Vec<&EntryReport> = self.entries.iter().filter(|e| matches!(e.outcome, Outcome::Failed { .. })).collect();
+        for e in failed.iter().take(50) {
+            if let Outcome::Failed { reason } = &e.outcome {
+                let _ = writeln!(s, "failed: {} → {}: {reason}", e.source, e.target);
+            }
+        }
+        if failed.len() > 50 {
+            let _ = writeln!(s, "… and {} more failures (see the JSON report)", failed.len() - 50);
+        }
+        if !self.capture_skipped.is_empty() {
+            let _ = writeln!(s, "{} items were left out by the capture (listed in the JSON report)", self.capture_skipped.len());
+        }
+        if let Some(c) = &self.cleanup {
+            let state = match (self.dry_run, c.done) {
+                (true, _) => "dry run",
+                (false, true) => "done",
+                (false, false) => "not done",
+            };
+            let _ = writeln!(s, "cleanup {}: {state}", c.mode);
+            for d in &c.detail {
+                let _ = writeln!(s, "  {d}");
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        s
+    }
+}
+
+/// Writes the report into the new OS at [`TARGET_JSON`] and [`TARGET_TEXT`] (root-only, mode
+/// 0600: it lists every user's files). Directories are created; no link is followed.
+pub fn write_to_target(root: &Root, report: &Report) -> Result<(), String> {
+    for (path, bytes) in [(TARGET_JSON, report.json()), (TARGET_TEXT, report.text().into_bytes())] {
+        let rel = RelPath::parse_abs(path).map_err(|e| e.to_string())?;
+        let shown = root.show(&rel);
+        let mut init = |dir: std::os::fd::BorrowedFd<'_>, name: &str| {
+            rustix::fs::chmodat(dir, name, rustix::fs::Mode::from_raw_mode(0o755), rustix::fs::AtFlags::empty())
+                .map_err(std::io::Error::from)
+        };
+        let dir = super::paths::walk(root.fd(), "", rel.dirs(), super::paths::Missing::Create(&mut init))
+            .map_err(|e| format!("writing {shown}: {e}"))?;
+        super::apply::replace_file(&dir, rel.name(), &bytes, 0o600).map_err(|e| format!("writing {shown}: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            version: 1,
+            dry_run: false,
+            started: 1,
+            finished: 2,
+            store: "s.img".into(),
+            root: "/r".into(),
+            plan_sha256: "ab".into(),
+            conflict: "keep-new".into(),
+            users: vec![UserOutcome {
+                profile: "Erin".into(),
+                status: UserStatus::Missing,
+                account: None,
+                uid: None,
+                home: None,
+                reason: Some("no account".into()),
+                entries: 3,
+            }],
+            settings_applied: Vec::new(),
+            totals: Totals::default(),
+            entries: Vec::new(),
+            capture_skipped: Vec::new(),
+            cleanup: None,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn json_and_text() {
+        let mut r = report();
+        let e = |outcome, setting| EntryReport {
+            source: "/old/x".into(),
+            user: None,
+            kind: Kind::File,
+            bytes: 10,
+            target: "/etc/x".into(),
+            setting,
+            outcome,
+            note: None,
+        };
+        r.push(e(Outcome::Restored, true));
+        r.push(e(Outcome::RestoredBeside { name: "x.restored".into() }, false));
+        r.push(e(Outcome::Failed { reason: "boom".into() }, false));
+        r.push(e(Outcome::SkippedConflict, false));
+        assert_eq!(r.totals, Totals { entries: 4, restored: 1, restored_beside: 1, skipped_conflict: 1, failed: 1, bytes: 20 });
+        assert_eq!(r.settings_applied, ["/etc/x"]);
+        assert!(!r.complete());
+        let v: serde_json::Value = serde_json::from_slice(&r.json()).unwrap();
+        assert_eq!(v["entries"][1]["outcome"], "restored-beside");
+        assert_eq!(v["entries"][1]["name"], "x.restored");
+        assert_eq!(v["entries"][2]["reason"], "boom");
+        assert_eq!(v["users"][0]["status"], "missing");
+        let text = r.text();
+        assert!(text.contains("user Erin NOT RESTORED"), "{text}");
+        assert!(text.contains("failed: /old/x → /etc/x: boom"));
+        assert!(text.contains("setting applied: /etc/x"));
+    }
+}

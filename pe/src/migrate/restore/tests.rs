@@ -1,0 +1,510 @@
+//! Restore through real stores: a capture of an in-memory filesystem into a FAT32 image,
+//! then a restore into a root inside a temp dir, next to a sentinel directory that must stay
+//! untouched.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::users::tests::{os_root, FakeUseradd};
+use super::*;
+use crate::migrate::capture::{capture, CaptureOptions, CapturePlan};
+use crate::migrate::entry::{Entry, Kind};
+use crate::migrate::testing::MemFs;
+
+/// A temp dir holding `root/` (a small new OS), `outside/` (the sentinel) and `store.img`.
+struct World {
+    _t: tempfile::TempDir,
+    root: PathBuf,
+    outside: PathBuf,
+    img: PathBuf,
+}
+
+fn world() -> World {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    let outside = t.path().join("outside");
+    os_root(&root);
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("keep"), b"sentinel").unwrap();
+    fs::write(root.join("etc/hostname"), b"debian\n").unwrap();
+    let img = t.path().join("store.img");
+    let f = fs::OpenOptions::new().read(true).write(true).create_new(true).open(&img).unwrap();
+    f.set_len(40 << 20).unwrap();
+    crate::carve::store::format(&f, 0, 40 << 20, 512, 7).unwrap();
+    World { _t: t, root, outside, img }
+}
+
+fn entry(user: Option<&str>, path: &str, kind: Kind, size: u64) -> Entry {
+    Entry {
+        source: match user {
+            Some(u) => format!("/Users/{u}/{path}"),
+            None => format!("/{path}"),
+        },
+        user: user.map(String::from),
+        path: path.into(),
+        kind,
+        size,
+        mode: None,
+        owner: None,
+        group: None,
+        uid: None,
+        gid: None,
+        mtime: Some(crate::fs::Time { secs: 1_600_000_000, nanos: 5 }),
+        attributes: None,
+        target: None,
+    }
+}
+
+/// Adds a file entry and its data to the memfs.
+fn file(fs_: &mut MemFs, entries: &mut Vec<Entry>, user: Option<&str>, path: &str, data: &[u8]) {
+    let e = entry(user, path, Kind::File, data.len() as u64);
+    fs_.file(&e.source, data, 0, 0);
+    entries.push(e);
+}
+
+fn capture_into(img: &Path, fs_: &mut MemFs, entries: Vec<Entry>, info: serde_json::Value) {
+    let users: Vec<String> = entries.iter().filter_map(|e| e.user.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let plan = CapturePlan { entries, skipped: Vec::new(), users, info };
+    let mut store = Store::open(img, true).unwrap();
+    let opts = CaptureOptions { workers: 2, reread_from_device: false, ..CaptureOptions::default() };
+    capture(fs_, &plan, &mut store, &opts, &mut |_| {}).unwrap();
+}
+
+/// Every path under `dir` with what it is: type, size, mode, owner, content or target.
+fn snapshot(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let what = if m.file_type().is_symlink() {
+                format!("link {:?}", fs::read_link(&p).unwrap())
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                format!("dir {:o} {}", m.mode(), m.uid())
+            } else {
+                format!("file {:o} {} {:?}", m.mode(), m.uid(), fs::read(&p).unwrap())
+            };
+            out.insert(p.strip_prefix(dir).unwrap().display().to_string(), what);
+        }
+    }
+    out
+}
+
+fn opts(root: &Path) -> Options {
+    Options { root: root.to_path_buf(), ..Options::default() }
+}
+
+fn run(img: &Path, o: &Options) -> Result<Finished, RestoreError> {
+    let store = Store::open(img, !o.dry_run).unwrap();
+    restore(store, o, &mut FakeUseradd(3000), &mut |_| {})
+}
+
+fn done(r: Result<Finished, RestoreError>) -> Report {
+    match r.unwrap() {
+        Finished::Done(r) => *r,
+        Finished::AlreadyRestored(s) => panic!("already restored: {s:?}"),
+    }
+}
+
+fn outcome<'a>(r: &'a Report, source_end: &str) -> &'a EntryReport {
+    r.entries.iter().find(|e| e.source.ends_with(source_end)).unwrap_or_else(|| panic!("no entry {source_end}"))
+}
+
+/// A Windows-style capture of Carol's profile and some Linux settings.
+fn sample(w: &World) {
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    es.push(entry(Some("Carol"), "Documents", Kind::Dir, 0));
+    file(&mut m, &mut es, Some("Carol"), "Documents/report.txt", b"quarterly numbers");
+    let mut ro = entry(Some("Carol"), "Documents/readonly.txt", Kind::File, 2);
+    ro.attributes = Some(0x21);
+    m.file(&ro.source, b"ro", 0, 0);
+    es.push(ro);
+    let mut link = entry(Some("Carol"), "Documents/passwd-link", Kind::Symlink, 0);
+    link.target = Some("/etc/passwd".into());
+    es.push(link);
+    let mut hl = entry(Some("Carol"), "Documents/report-copy.txt", Kind::HardLink, 0);
+    hl.target = Some("Documents/report.txt".into());
+    es.push(hl);
+    // 6 MiB, zeros but for the last bytes: stored with holes, restored sparse.
+    let mut sparse = vec![0u8; 6 << 20];
+    sparse[(6 << 20) - 4..].copy_from_slice(b"tail");
+    file(&mut m, &mut es, Some("Carol"), "disk.img", &sparse);
+    file(&mut m, &mut es, None, "etc/hostname", b"carols-pc\n");
+    let mut nm = entry(None, "etc/NetworkManager/system-connections/home.nmconnection", Kind::File, 10);
+    nm.mode = Some(0o600);
+    nm.owner = Some("root".into());
+    m.file(&nm.source, b"[wifi]\npsk", 0, 0);
+    es.push(nm);
+    file(&mut m, &mut es, None, "etc/passwd", b"root:x:0:0::/root:/bin/sh\n");
+    capture_into(&w.img, &mut m, es, serde_json::json!({"restore": {"cleanup": "keep"}}));
+}
+
+#[test]
+fn restores_a_profile_and_settings() {
+    let w = world();
+    sample(&w);
+    let r = done(run(&w.img, &opts(&w.root)));
+    assert_eq!(r.totals.failed, 1, "{}", r.text());
+    let Outcome::Failed { reason } = &outcome(&r, "etc/passwd").outcome else { panic!() };
+    assert!(reason.contains("never replaces"));
+    assert_eq!(fs::read_to_string(w.root.join("etc/passwd")).unwrap(), super::users::tests::PASSWD);
+    let home = w.root.join("home/carol");
+    assert_eq!(fs::read(home.join("Documents/report.txt")).unwrap(), b"quarterly numbers");
+    let m = fs::metadata(home.join("Documents/report.txt")).unwrap();
+    assert_eq!(m.permissions().mode() & 0o7777, 0o644);
+    assert_eq!(m.mtime(), 1_600_000_000);
+    assert_eq!(m.mtime_nsec(), 5);
+    if rustix::process::geteuid().is_root() {
+        assert_eq!((m.uid(), m.gid()), (1000, 1000), "owned by carol by name");
+    }
+    assert_eq!(fs::metadata(home.join("Documents/readonly.txt")).unwrap().permissions().mode() & 0o777, 0o444);
+    assert_eq!(fs::metadata(home.join("Documents")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(fs::metadata(home.join("Documents")).unwrap().mtime(), 1_600_000_000, "dir time set after its contents");
+    assert_eq!(fs::read_link(home.join("Documents/passwd-link")).unwrap(), Path::new("/etc/passwd"));
+    assert_eq!(fs::metadata(home.join("Documents/report-copy.txt")).unwrap().ino(), m.ino());
+    let sp = fs::metadata(home.join("disk.img")).unwrap();
+    assert_eq!(sp.len(), 6 << 20);
+    // Only the last 1 MiB chunk (the one holding data) is allocated.
+    assert!(sp.blocks() * 512 <= 1 << 20, "sparse: {} blocks", sp.blocks());
+    assert_eq!(&fs::read(home.join("disk.img")).unwrap()[(6 << 20) - 4..], b"tail");
+    // Settings replace the new OS's files.
+    assert_eq!(fs::read(w.root.join("etc/hostname")).unwrap(), b"carols-pc\n");
+    let nm = w.root.join("etc/NetworkManager/system-connections/home.nmconnection");
+    assert_eq!(fs::metadata(&nm).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(r.settings_applied.len(), 2, "{:?}", r.settings_applied);
+    assert_eq!(outcome(&r, "etc/hostname").target, "/etc/hostname");
+    // Reports in the new OS and in the store, and the mark.
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(w.root.join("var/log/inplace/restore-report.json")).unwrap()).unwrap();
+    assert_eq!(json["users"][0]["account"], "carol");
+    assert_eq!(json["cleanup"]["mode"], "keep");
+    assert!(fs::read_to_string(w.root.join("var/log/inplace/restore-report.txt")).unwrap().contains("user Carol → carol"));
+    let store = Store::open(&w.img, false).unwrap();
+    assert!(store.read_file(report::STORE_JSON, 1 << 20).unwrap().is_some());
+    assert_eq!(state::read(&store).unwrap().unwrap().state, "restored");
+    drop(store);
+    assert_eq!(snapshot(&w.outside).len(), 1);
+
+    // A second run says so and writes nothing.
+    let before = snapshot(&w.root);
+    let img_before = fs::read(&w.img).unwrap();
+    assert!(matches!(run(&w.img, &opts(&w.root)).unwrap(), Finished::AlreadyRestored(_)));
+    assert_eq!(snapshot(&w.root), before);
+    assert!(fs::read(&w.img).unwrap() == img_before);
+
+    // --again finds everything already there: no `.restored` copies.
+    let r = done(run(&w.img, &Options { again: true, ..opts(&w.root) }));
+    assert_eq!(r.totals.restored_beside, 0, "{}", r.text());
+    assert!(outcome(&r, "report.txt").note.as_deref().unwrap_or("").contains("already there"));
+}
+
+#[test]
+fn dry_run_writes_nothing_anywhere() {
+    let w = world();
+    sample(&w);
+    let before = snapshot(&w.root);
+    let img_before = fs::read(&w.img).unwrap();
+    let r = done(run(&w.img, &Options { dry_run: true, cleanup: Some(Cleanup::Empty), ..opts(&w.root) }));
+    assert!(r.dry_run);
+    assert_eq!(r.totals.failed, 1, "only the protected etc/passwd: {}", r.text());
+    assert_eq!(r.totals.restored, r.totals.entries - 1);
+    assert!(r.text().contains("dry run"));
+    assert!(!r.cleanup.as_ref().unwrap().done);
+    assert_eq!(snapshot(&w.root), before);
+    assert!(fs::read(&w.img).unwrap() == img_before, "the store is unchanged");
+}
+
+fn conflict_world(policy: Conflict) -> (World, Report) {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Carol"), ".bashrc", b"ours");
+    es.push(entry(Some("Carol"), "Music", Kind::Dir, 0));
+    file(&mut m, &mut es, Some("Carol"), "Music/song.ogg", b"la");
+    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    fs::write(w.root.join("home/carol/.bashrc"), b"new os").unwrap();
+    fs::write(w.root.join("home/carol/Music"), b"a file where a dir goes").unwrap();
+    let r = done(run(&w.img, &Options { conflict: Some(policy), ..opts(&w.root) }));
+    (w, r)
+}
+
+#[test]
+fn conflicts_keep_new() {
+    let (w, r) = conflict_world(Conflict::KeepNew);
+    let home = w.root.join("home/carol");
+    assert_eq!(fs::read(home.join(".bashrc")).unwrap(), b"new os");
+    assert_eq!(fs::read(home.join(".bashrc.restored")).unwrap(), b"ours");
+    assert_eq!(outcome(&r, ".bashrc").outcome, Outcome::RestoredBeside { name: ".bashrc.restored".into() });
+    assert_eq!(outcome(&r, ".bashrc").target, "/home/carol/.bashrc.restored");
+    assert_eq!(fs::read(home.join("Music.restored/song.ogg")).unwrap(), b"la", "contents follow their directory");
+    assert_eq!(outcome(&r, "song.ogg").target, "/home/carol/Music.restored/song.ogg");
+}
+
+#[test]
+fn conflicts_overwrite() {
+    let (w, r) = conflict_world(Conflict::Overwrite);
+    let home = w.root.join("home/carol");
+    assert_eq!(fs::read(home.join(".bashrc")).unwrap(), b"ours");
+    assert!(!home.join(".bashrc.restored").exists());
+    assert_eq!(fs::read(home.join("Music/song.ogg")).unwrap(), b"la");
+    assert!(r.complete());
+}
+
+#[test]
+fn conflicts_skip() {
+    let (w, r) = conflict_world(Conflict::Skip);
+    let home = w.root.join("home/carol");
+    assert_eq!(fs::read(home.join(".bashrc")).unwrap(), b"new os");
+    assert_eq!(outcome(&r, ".bashrc").outcome, Outcome::SkippedConflict);
+    assert_eq!(outcome(&r, "song.ogg").outcome, Outcome::SkippedConflict);
+    assert!(home.join("Music").is_file());
+}
+
+#[test]
+fn missing_users_and_created_users() {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Erin"), "notes.txt", b"erin");
+    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    let r = done(run(&w.img, &opts(&w.root)));
+    assert_eq!(r.users[0].status, UserStatus::Missing);
+    let Outcome::Failed { reason } = &outcome(&r, "notes.txt").outcome else { panic!() };
+    assert!(reason.contains("--create-users"), "{reason}");
+    assert!(!r.complete());
+
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Erin"), "notes.txt", b"erin");
+    // The store's recorded option allows creating accounts.
+    capture_into(&w.img, &mut m, es, serde_json::json!({"restore": {"create_users": true}}));
+    let r = done(run(&w.img, &opts(&w.root)));
+    assert_eq!(r.users[0].status, UserStatus::Created);
+    assert_eq!(fs::read(w.root.join("home/erin/notes.txt")).unwrap(), b"erin");
+    if rustix::process::geteuid().is_root() {
+        assert_eq!(fs::metadata(w.root.join("home/erin/notes.txt")).unwrap().uid(), 3000);
+    }
+}
+
+#[test]
+fn an_empty_root_is_refused_clearly() {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Carol"), "a", b"a");
+    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    let empty = w.root.parent().unwrap().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let e = run(&w.img, &opts(&empty)).unwrap_err().to_string();
+    assert!(e.contains("has no etc/passwd") && e.contains("creating users is not allowed") && e.contains("nothing was written"), "{e}");
+    assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
+}
+
+/// Rewrites the store's manifest (and its SHA-256) with `edit`.
+fn tamper(img: &Path, edit: impl FnOnce(&mut Manifest)) {
+    let mut m = Store::open(img, false).unwrap().manifest().unwrap();
+    edit(&mut m);
+    let (json, line) = m.encode().unwrap();
+    let f = fs::OpenOptions::new().read(true).write(true).open(img).unwrap();
+    let fat = fatfs::FileSystem::new(f, fatfs::FsOptions::new()).unwrap();
+    {
+        let dir = fat.root_dir().open_dir("capture").unwrap();
+        for (name, bytes) in [("manifest.json", json), ("manifest.sha256", line.into_bytes())] {
+            let mut f = dir.create_file(name).unwrap();
+            f.truncate().unwrap();
+            std::io::Write::write_all(&mut f, &bytes).unwrap();
+        }
+    }
+    fat.unmount().unwrap();
+}
+
+fn assert_refused(w: &World, want: &str) {
+    let before = snapshot(&w.root);
+    let e = run(&w.img, &opts(&w.root)).unwrap_err().to_string();
+    assert!(e.contains(want), "{e}");
+    assert!(e.contains("nothing was written") || e.contains("Do not restore"), "{e}");
+    assert_eq!(snapshot(&w.root), before, "nothing written into the root");
+    assert_eq!(snapshot(&w.outside).len(), 1, "nothing written outside");
+    assert_eq!(fs::read(w.outside.join("keep")).unwrap(), b"sentinel");
+}
+
+#[test]
+fn hostile_paths_are_refused_before_any_write() {
+    for bad in ["../../etc/passwd", "../../outside/evil", "/etc/passwd", "a/../../x", "C:\\Windows\\x"] {
+        let w = world();
+        let mut m = MemFs::default();
+        let mut es = Vec::new();
+        file(&mut m, &mut es, Some("Carol"), "fine.txt", b"ok");
+        let mut e = entry(Some("Carol"), "x", Kind::File, 4);
+        m.file(&e.source, b"evil", 0, 0);
+        e.path = bad.into();
+        es.push(e);
+        capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+        assert_refused(&w, "unsafe or inconsistent");
+    }
+}
+
+#[test]
+fn a_file_through_the_stores_own_link_is_refused() {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    let mut l = entry(Some("Carol"), "esc", Kind::Symlink, 0);
+    l.target = Some("../../../outside".into());
+    m.symlink(&l.source, "../../../outside", 0, 0);
+    es.push(l);
+    file(&mut m, &mut es, Some("Carol"), "esc/evil", b"evil");
+    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    assert_refused(&w, "lies below esc");
+}
+
+#[test]
+fn a_one_tib_claim_is_refused() {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Carol"), "big", b"small really");
+    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    tamper(&w.img, |m| {
+        m.entries[0].entry.size = 1 << 40;
+        m.totals.bytes = 1 << 40;
+    });
+    assert_refused(&w, "cannot be trusted");
+}
+
+#[test]
+fn a_damaged_store_is_refused() {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    file(&mut m, &mut es, Some("Carol"), "data.bin", &data);
+    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    // Flip a byte inside the segment's data (found by its magic).
+    let mut img = fs::read(&w.img).unwrap();
+    let at = img.windows(8).position(|x| x == b"INPLSEGM").unwrap() + 32 + 40 + 100;
+    img[at] ^= 0xFF;
+    fs::write(&w.img, img).unwrap();
+    assert_refused(&w, "failed verification");
+}
+
+#[test]
+fn links_already_in_the_new_os_are_never_followed() {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Carol"), "Documents/a.txt", b"a");
+    file(&mut m, &mut es, Some("Carol"), "b.txt", b"b");
+    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    std::os::unix::fs::symlink(&w.outside, w.root.join("home/carol/Documents")).unwrap();
+    let r = done(run(&w.img, &opts(&w.root)));
+    let Outcome::Failed { reason } = &outcome(&r, "a.txt").outcome else { panic!("{}", r.text()) };
+    assert!(reason.contains("symbolic link"), "{reason}");
+    assert_eq!(outcome(&r, "b.txt").outcome, Outcome::Restored);
+    assert_eq!(snapshot(&w.outside).len(), 1);
+}
+
+#[test]
+fn cleanup_empty_clears_the_capture_and_stays_restored() {
+    let w = world();
+    sample(&w);
+    let r = done(run(&w.img, &Options { cleanup: Some(Cleanup::Empty), ..opts(&w.root) }));
+    assert!(r.cleanup.as_ref().unwrap().done, "{:?}", r.cleanup);
+    let store = Store::open(&w.img, false).unwrap();
+    assert!(store.manifest().is_err());
+    drop(store);
+    assert!(matches!(run(&w.img, &opts(&w.root)).unwrap(), Finished::AlreadyRestored(_)));
+}
+
+#[test]
+fn modes_and_recorded_choices() {
+    let mut e = entry(None, "x", Kind::File, 0);
+    e.mode = Some(0o4755);
+    assert_eq!(mode_of(&e), (0o755, Some("setuid/setgid bits dropped".into())));
+    e.kind = Kind::Dir;
+    e.mode = Some(0o2775);
+    assert_eq!(mode_of(&e).0, 0o2775);
+    e.mode = None;
+    e.attributes = Some(1);
+    assert_eq!(mode_of(&e).0, 0o755, "READONLY is ignored on folders");
+    let mut m = plan::tests::manifest(Vec::new());
+    m.info = serde_json::json!({"restore": {"conflict": "overwrite", "cleanup": "bogus", "create_users": true}});
+    let mut notes = Vec::new();
+    let (c, create, clean) = choices(&Options::default(), &m, &mut notes);
+    assert_eq!((c, create, clean), (Conflict::Overwrite, true, Cleanup::Keep));
+    assert!(notes[0].contains("bogus"));
+    let (c, ..) = choices(&Options { conflict: Some(Conflict::Skip), ..Options::default() }, &m, &mut notes);
+    assert_eq!(c, Conflict::Skip, "the command line wins");
+}
+
+fn have(tool: &str) -> bool {
+    std::process::Command::new(tool).arg("-V").output().is_ok()
+}
+
+#[test]
+fn cleanup_delete_on_a_gpt_image_grows_the_os_partition() {
+    delete_on_image("gpt");
+}
+
+#[test]
+fn cleanup_delete_on_an_mbr_image_grows_the_os_partition() {
+    delete_on_image("dos");
+}
+
+/// `delete` on a disk image: an ext4 OS partition and a carved store after it.
+fn delete_on_image(label: &str) {
+    if !(have("sfdisk") && have("mkfs.ext4") && have("resize2fs") && have("dumpe2fs")) {
+        eprintln!("skipped: sfdisk, mkfs.ext4, resize2fs or dumpe2fs missing");
+        return;
+    }
+    use crate::carve::{apply, layout, model::Request, plan as carve_plan};
+    let w = world();
+    let disk = w.root.parent().unwrap().join("disk.img");
+    fs::File::create(&disk).unwrap().set_len(128 << 20).unwrap();
+    let sh = |cmd: &str| {
+        let o = std::process::Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let d = disk.display();
+    sh(&format!("printf 'label: {label}\\nstart=2048, size=81920, type=L\\n' | sfdisk -q {d}"));
+    // mke2fs would cut an image file to the filesystem's end: make it apart, copy it in.
+    let fsimg = w.root.parent().unwrap().join("fs.img");
+    sh(&format!("mkfs.ext4 -q -F {} 40M && dd if={} of={d} bs=1M seek=1 conv=notrunc status=none", fsimg.display(), fsimg.display()));
+    let shared: crate::disk::device::SharedDisk = std::sync::Arc::new(crate::disk::device::Device::open(&disk).unwrap());
+    let state = layout::read(&shared, "disk", None, false).unwrap();
+    let plan = carve_plan::plan(&state.layout, &state.tails, &Request { store_bytes: 36 << 20, replace: vec![] }).unwrap();
+    apply::carve(&disk, &plan, "test", false).unwrap();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Carol"), "a.txt", b"a");
+    capture_into(&disk, &mut m, es, serde_json::Value::Null);
+
+    let r = done(run(&disk, &Options { cleanup: Some(Cleanup::Delete), ..opts(&w.root) }));
+    let c = r.cleanup.clone().unwrap();
+    assert!(c.done, "{c:?}");
+    let grown = c.detail.iter().any(|d| d.contains("grew the ext4 filesystem"));
+    let loop_ok = fs::OpenOptions::new().read(true).write(true).open("/dev/loop-control").is_ok();
+    assert!(grown || (!loop_ok && c.detail.iter().any(|d| d.contains("needs a loop device"))), "{c:?}");
+    let shared: crate::disk::device::SharedDisk = std::sync::Arc::new(crate::disk::device::Device::open(&disk).unwrap());
+    let after = layout::read(&shared, "disk", None, false).unwrap();
+    assert_eq!(after.layout.parts.len(), 1, "{:?}", after.layout.parts);
+    let p1 = &after.layout.parts[0];
+    assert_eq!(p1.end(), plan.store.end(), "the OS partition now ends where the store ended");
+    sh(&format!("dd if={d} of={} bs=1M skip=1 count={} status=none", fsimg.display(), p1.size >> 20));
+    let out = sh(&format!("dumpe2fs -h {} 2>/dev/null", fsimg.display()));
+    let blocks: u64 = out.lines().find(|l| l.starts_with("Block count:")).unwrap().split_whitespace().last().unwrap().parse().unwrap();
+    let bsize: u64 = out.lines().find(|l| l.starts_with("Block size:")).unwrap().split_whitespace().last().unwrap().parse().unwrap();
+    assert_eq!(disk.metadata().unwrap().len(), 128 << 20, "the image keeps its length");
+    if grown {
+        assert_eq!(blocks * bsize, p1.size);
+    }
+    assert!(crate::carve::locate::locate(shared.as_ref()).is_err(), "no stale locator left");
+    // The report in the new OS says so too.
+    assert!(fs::read_to_string(w.root.join("var/log/inplace/restore-report.txt")).unwrap().contains("cleanup delete: done"));
+}
