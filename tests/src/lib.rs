@@ -4,6 +4,7 @@
 pub mod carve_fixtures;
 pub mod fixtures;
 pub mod http_server;
+pub mod migrate_fixtures;
 pub mod qemu;
 
 use std::path::PathBuf;

@@ -8,3 +8,5 @@ pub mod restore;
 pub mod rules;
 pub mod select;
 pub mod store;
+#[cfg(test)]
+pub mod testing;
