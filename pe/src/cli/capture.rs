@@ -26,16 +26,9 @@ pub struct Args {
     /// Its partition number, as the kernel numbers it.
     #[arg(long)]
     partition: u32,
-    /// `windows`, `linux` or a rules file (default: by the OS found on the partition).
-    #[arg(long)]
-    rules: Option<String>,
-    /// A preset whose `[migrate]` table changes the rules and whose `[restore]` table is kept
-    /// in the store for the first boot.
-    #[arg(long)]
-    preset: Option<PathBuf>,
-    /// Only these users (comma-separated names).
-    #[arg(long, value_delimiter = ',')]
-    users: Vec<String>,
+    /// Which rules, and the preset.
+    #[command(flatten)]
+    choice: super::rules::Choice,
     /// The store: a FAT32 volume (partition or image file) or a whole disk with a carved store.
     #[arg(long, required_unless_present = "estimate")]
     store: Option<PathBuf>,
@@ -94,7 +87,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         eprintln!("inplace: warning: partition {}: {w}", args.partition);
     }
     let detected = source.partition.os.as_ref().map(|o| o.family.clone());
-    let rules = super::rules::effective(args.rules.as_deref(), detected.as_deref(), args.preset.as_deref(), &args.users)?;
+    let c = &args.choice;
+    let rules = super::rules::effective(c.rules.as_deref(), detected.as_deref(), c.preset.as_deref(), &c.users)?;
     let sel = select::select(source.reader.as_mut(), &rules)?;
     if args.estimate {
         let e = estimate::estimate(source.reader.as_mut(), &sel);
@@ -106,7 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let store = args.store.as_deref().expect("clap requires --store");
-    let preset = args.preset.as_deref().map(super::rules::read_preset).transpose()?;
+    let preset = args.choice.preset.as_deref().map(super::rules::read_preset).transpose()?;
     let info = serde_json::json!({
         "disk": args.disk.display().to_string(),
         "partition": args.partition,

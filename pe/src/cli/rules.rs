@@ -18,20 +18,29 @@ enum Sub {
 
 #[derive(clap::Args)]
 pub struct ShowArgs {
-    /// `windows`, `linux`, or a rules file (default: the preset's `rules`).
+    #[command(flatten)]
+    choice: Choice,
+}
+
+/// Which rules: the flags `rules show` and `capture` share.
+#[derive(clap::Args)]
+pub struct Choice {
+    /// `windows`, `linux`, or a rules file (default: the preset's `rules`, else by the OS found).
     #[arg(long)]
-    rules: Option<String>,
-    /// A preset whose `[migrate]` table changes the rules.
+    pub rules: Option<String>,
+    /// A preset whose `[migrate]` table changes the rules (capture also keeps its `[restore]`
+    /// table in the store for the first boot).
     #[arg(long)]
-    preset: Option<PathBuf>,
+    pub preset: Option<PathBuf>,
     /// Only these users (comma-separated names).
     #[arg(long, value_delimiter = ',')]
-    users: Vec<String>,
+    pub users: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let Sub::Show(a) = args.command;
-    let rules = effective(a.rules.as_deref(), None, a.preset.as_deref(), &a.users)?;
+    let c = &a.choice;
+    let rules = effective(c.rules.as_deref(), None, c.preset.as_deref(), &c.users)?;
     print!("{}", rules.to_toml());
     Ok(0)
 }

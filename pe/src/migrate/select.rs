@@ -152,6 +152,16 @@ enum Scope<'r> {
     System { rules: &'r Matcher },
 }
 
+impl<'r> Scope<'r> {
+    /// What the scope includes, and what it excludes (settings exclude nothing).
+    fn matchers(&self) -> (&'r Matcher, Option<&'r Matcher>) {
+        match self {
+            Scope::Profile { rules, .. } => (&rules.include, Some(&rules.exclude)),
+            Scope::System { rules } => (rules, None),
+        }
+    }
+}
+
 struct Walk<'a, 'r> {
     fs: &'a mut dyn FsReader,
     sel: &'a mut Selection,
@@ -210,10 +220,7 @@ impl<'a, 'r> Walk<'a, 'r> {
     }
 
     fn subdir(&mut self, src: &str, rel: &str, meta: &Metadata) -> Result<(), SelectError> {
-        let (include, exclude) = match &self.scope {
-            Scope::Profile { rules, .. } => (&rules.include, Some(&rules.exclude)),
-            Scope::System { rules } => (*rules, None),
-        };
+        let (include, exclude) = self.scope.matchers();
         let wanted = include.could_match_under(rel) || include.matches(rel);
         if let Some(rule) = exclude.and_then(|x| x.takes_dir(rel)) {
             // Reported when the rules would otherwise have taken something from it, or when the
@@ -241,10 +248,7 @@ impl<'a, 'r> Walk<'a, 'r> {
     }
 
     fn leaf(&mut self, src: &str, rel: &str, meta: Metadata) {
-        let (include, exclude) = match &self.scope {
-            Scope::Profile { rules, .. } => (&rules.include, Some(&rules.exclude)),
-            Scope::System { rules } => (*rules, None),
-        };
+        let (include, exclude) = self.scope.matchers();
         if !include.matches(rel) {
             return;
         }
