@@ -206,19 +206,7 @@ pub enum PlanError {
     Refused(Refusal),
 }
 
-/// `1.5 GiB`, `300 MiB`, `512 B`: exact enough for a technician, with the byte count when it
-/// is not a whole number of MiB.
-pub fn human(bytes: u64) -> String {
-    if bytes >= GIB && bytes % (GIB / 10) == 0 || bytes >= 10 * GIB {
-        format!("{:.1} GiB", bytes as f64 / GIB as f64)
-    } else if bytes >= MIB && bytes % MIB == 0 {
-        format!("{} MiB", bytes / MIB)
-    } else if bytes >= MIB {
-        format!("{:.1} MiB ({bytes} bytes)", bytes as f64 / MIB as f64)
-    } else {
-        format!("{bytes} bytes")
-    }
-}
+pub use crate::units::human;
 
 pub fn align_up(v: u64, a: u64) -> Option<u64> {
     v.checked_add(a - 1).map(|x| x / a * a)

@@ -7,6 +7,7 @@ mod image;
 mod inspect;
 mod locate;
 mod plan;
+pub mod render;
 mod restore;
 mod rollback;
 mod rules;
@@ -67,7 +68,10 @@ pub fn run() -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("inplace: error: {e:#}");
+            match e.downcast_ref::<crate::error::Error>() {
+                Some(engine) => eprintln!("inplace: error: {}", render::error(engine)),
+                None => eprintln!("inplace: error: {e:#}"),
+            }
             1
         }
     }

@@ -34,32 +34,7 @@ pub struct Args {
     pub json: bool,
 }
 
-/// `20G`, `512M`, `1.5T`, `123456`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
-    let (num, mult) = match t.chars().last() {
-        Some(c @ ('K' | 'k' | 'M' | 'm' | 'G' | 'g' | 'T' | 't')) => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                _ => 40,
-            };
-            (&t[..t.len() - 1], 1u64 << shift)
-        }
-        _ => (t, 1),
-    };
-    let bad = || format!("{s:?} is not a size; use e.g. 20G, 512M or a byte count");
-    if let Ok(n) = num.parse::<u64>() {
-        return n.checked_mul(mult).ok_or_else(bad);
-    }
-    let f: f64 = num.parse().map_err(|_| bad())?;
-    if !f.is_finite() || f <= 0.0 || f * mult as f64 > u64::MAX as f64 / 2.0 {
-        return Err(bad());
-    }
-    Ok((f * mult as f64) as u64)
-}
+pub use crate::units::parse_size;
 
 pub fn open_read(path: &Path) -> anyhow::Result<SharedDisk> {
     Ok(Arc::new(Device::open(path)?))
@@ -127,21 +102,5 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             eprintln!("inplace: {}: {e}", args.disk.display());
             Ok(2)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("20G"), Ok(20 << 30));
-        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("1.5K"), Ok(1536));
-        assert_eq!(parse_size("77"), Ok(77));
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("99999999999T").is_err());
-        assert!(parse_size("-1G").is_err());
     }
 }

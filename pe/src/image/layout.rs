@@ -94,9 +94,7 @@ fn regions(t: &Target) -> Vec<(u64, u64)> {
     out
 }
 
-pub fn human(b: u64) -> String {
-    crate::carve::model::human(b)
-}
+pub use crate::units::human;
 
 /// Places `wants` on `t`. See the module documentation for the rules.
 pub fn place(t: &Target, wants: &[Want]) -> Result<Placement, LayoutError> {

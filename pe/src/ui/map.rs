@@ -69,17 +69,7 @@ pub fn segments(disk: &Disk, width: usize) -> Vec<Segment> {
     out
 }
 
-/// `1.5 GiB`-style sizes.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
-}
+pub use crate::units::human_size;
 
 #[cfg(test)]
 mod tests {

@@ -72,15 +72,52 @@ fn disk_text(out: &mut String, disk: &Disk) {
     }
 }
 
-/// Progress as plain lines on stderr (a serial or text console): every log line, phases, and
-/// bytes with rate and time left every 2 s.
+/// Progress as plain lines on stderr (a serial or text console, the CLI): steps, phases,
+/// logs and warnings as they come, bytes with rate and time left every 2 s and at the end of a
+/// phase, entries every 2 s.
 pub struct PlainProgress {
-    last: std::sync::Mutex<std::time::Instant>,
+    last: std::sync::Mutex<(std::time::Instant, std::time::Instant)>,
 }
 
 impl PlainProgress {
     pub fn new() -> Self {
-        PlainProgress { last: std::sync::Mutex::new(std::time::Instant::now()) }
+        let now = std::time::Instant::now();
+        PlainProgress { last: std::sync::Mutex::new((now, now)) }
+    }
+
+    /// The line for `e`, or `None` when it is not shown now.
+    pub fn line(&self, e: &crate::progress::Event) -> Option<String> {
+        use crate::progress::Event;
+        let every = std::time::Duration::from_secs(2);
+        match e {
+            Event::Step { step } => Some(format!("== {step}")),
+            Event::Log { message } => Some(message.clone()),
+            Event::Warning { message } => Some(format!("warning: {message}")),
+            Event::Phase { name, total: 0 } => Some(format!("{name}")),
+            Event::Phase { name, total } => Some(format!("{name}: {}", human_size(*total))),
+            Event::Bytes { done, total, rate, eta_secs } => {
+                let mut last = self.last.lock().ok()?;
+                if last.0.elapsed() < every && done < total {
+                    return None;
+                }
+                last.0 = std::time::Instant::now();
+                let left = match eta_secs {
+                    Some(s) => format!(", {} left", crate::ui::plain::duration(*s)),
+                    None => String::new(),
+                };
+                Some(format!("  {} of {} ({:.1} MiB/s{left})", human_size(*done), human_size(*total), rate / 1048576.0))
+            }
+            Event::Entries { done, total, current } => {
+                let mut last = self.last.lock().ok()?;
+                if last.1.elapsed() < every && done < total {
+                    return None;
+                }
+                last.1 = std::time::Instant::now();
+                Some(format!("  {done} of {total} entries {current}"))
+            }
+            Event::StepDone { step, secs, .. } => Some(format!("== {step} done in {}", duration(*secs))),
+            Event::Failed { error } => Some(format!("{} failed: {}", error.step, crate::cli::render::error(error))),
+        }
     }
 }
 
@@ -90,25 +127,35 @@ impl Default for PlainProgress {
     }
 }
 
+impl crate::progress::Sink for PlainProgress {
+    fn event(&self, e: &crate::progress::Event) {
+        if let Some(l) = self.line(e) {
+            eprintln!("{l}");
+        }
+    }
+}
+
 impl crate::image::progress::Progress for PlainProgress {
     fn event(&self, e: crate::image::progress::Event) {
-        use crate::image::progress::Event;
-        match e {
-            Event::Log(m) => eprintln!("{m}"),
-            Event::Phase { name, total } => eprintln!("{name}: {}", human_size(total)),
-            Event::Bytes { done, total, rate, eta_secs } => {
-                let Ok(mut last) = self.last.lock() else { return };
-                if last.elapsed() >= std::time::Duration::from_secs(2) || done >= total {
-                    *last = std::time::Instant::now();
-                    eprintln!(
-                        "  {} of {} ({:.0} MiB/s, {:.0} s left)",
-                        human_size(done),
-                        human_size(total),
-                        rate / 1048576.0,
-                        eta_secs
-                    );
-                }
-            }
-        }
+        use crate::image::progress::Event as Old;
+        use crate::progress::{Event, Sink};
+        let e = match e {
+            Old::Log(m) => Event::Log { message: m },
+            Old::Phase { name, total } => Event::Phase { name, total },
+            Old::Bytes { done, total, rate, eta_secs } => Event::Bytes { done, total, rate, eta_secs: Some(eta_secs) },
+        };
+        Sink::event(self, &e);
+    }
+}
+
+/// `42 s`, `3 min 5 s`, `1 h 2 min`.
+pub fn duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{} h {} min", s / 3600, s % 3600 / 60)
     }
 }

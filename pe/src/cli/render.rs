@@ -1,0 +1,74 @@
+//! The CLI's words for the engine's errors and hints: the problem, what was written, and what
+//! to do, naming this tool's commands and flags.
+
+use crate::error::{Error, Hint, Kind, Written};
+use crate::units::human;
+
+/// One error as the CLI prints it (after `inplace: error: `).
+pub fn error(e: &Error) -> String {
+    let mut out = e.problem.trim_end_matches(['.', ' ']).to_string();
+    let written = match (e.kind, e.written) {
+        (_, Written::Nothing) => Some("nothing was written"),
+        (_, Written::StoreOnly) => Some("only the store was written; the old OS is untouched"),
+        (Kind::Cancelled, Written::Disk) => Some("the disk was partly written"),
+        (_, Written::Disk) => None,
+    };
+    if let Some(w) = written {
+        if !out.contains(w) {
+            out.push_str("; ");
+            out.push_str(w);
+        }
+    }
+    for h in &e.hints {
+        let text = hint(h);
+        if !out.contains(&text) {
+            out.push_str(". ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// A hint in the CLI's words.
+pub fn hint(h: &Hint) -> String {
+    match h {
+        Hint::Rollback { disk } => format!("Run `inplace rollback --disk {disk} --yes` to put the saved partition table back"),
+        Hint::SmallerStore { max_bytes } => format!("Ask for a smaller store (--store-size {} or less)", human(*max_bytes)),
+        Hint::StoreSize => "Give --store-size (e.g. 20G) or --store-for N".into(),
+        Hint::Replace { number } => format!("If the new image replaces partition {number}, say so with --replace {number}"),
+        Hint::Keep { number } => format!("Keep it with --keep {number}"),
+        Hint::CreateUsers => "Create the account, or run again with --create-users".into(),
+        Hint::ChooseStore => "Pass --store to choose one".into(),
+        Hint::RepairGpt => "Add --repair-gpt to rebuild the damaged copy from the good one".into(),
+        Hint::PinImage => "Pin it with --pin-sha256 or --pin-key (a preset: sha256 or key)".into(),
+        other => capitalised(&other.to_string()),
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::Step;
+
+    #[test]
+    fn problem_state_and_hints_each_once() {
+        let e = Error::refused(Step::Carve, "there is no room for a 5 GiB store")
+            .hint(Hint::SmallerStore { max_bytes: 1 << 30 })
+            .hint(Hint::ExternalStore);
+        let s = error(&e);
+        assert_eq!(
+            s,
+            "there is no room for a 5 GiB store; nothing was written. Ask for a smaller store (--store-size 1.0 GiB or less). Use an external store"
+        );
+        let again = Error::refused(Step::Carve, "x; nothing was written");
+        assert_eq!(error(&again).matches("nothing was written").count(), 1);
+    }
+}
