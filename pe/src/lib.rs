@@ -13,6 +13,7 @@ pub mod events;
 pub mod fs;
 pub mod image;
 pub mod inventory;
+pub mod job;
 pub mod migrate;
 pub mod net;
 pub mod os;

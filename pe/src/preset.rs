@@ -21,6 +21,19 @@ pub struct Preset {
     /// `[restore]`: how the new OS's first boot puts the files back.
     #[serde(default, skip_serializing_if = "is_default")]
     pub restore: RestorePreset,
+    /// Which disk the job migrates: `"os"` (the one disk holding a detected OS, the default) or
+    /// a `[disk]` table matching serial, WWN, model or size.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub disk: DiskSelector,
+    /// `[image]`: the new OS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
+    /// The partitions the image takes; default: the OS's own (ESP, root, MSR, recovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace: Option<Vec<u32>>,
+    /// `[store]`: the store's size margin and what becomes of it after the restore.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub store: StoreSpec,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -50,6 +63,151 @@ pub enum Finish {
     Reboot,
     /// Stay in the TUI.
     Wait,
+}
+
+/// Which disk a job takes. Every given field must match; a selector that matches no disk or
+/// more than one is refused before anything is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub enum DiskSelector {
+    /// The one disk holding a detected OS.
+    #[default]
+    Os,
+    Match(DiskMatch),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskMatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wwn: Option<String>,
+    /// Matches when the disk's model contains this text (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `"500G"` or a byte count: matches disks within 2 % of it (vendors round).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for DiskSelector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = DiskSelector;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"os\" or a table with serial, wwn, model or size")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DiskSelector, E> {
+                match v {
+                    "os" => Ok(DiskSelector::Os),
+                    other => Err(E::custom(format!(
+                        "disk = {other:?} is not known: use \"os\", or a [disk] table with serial, wwn, model or size"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<DiskSelector, A::Error> {
+                let m = DiskMatch::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                if m == DiskMatch::default() {
+                    return Err(serde::de::Error::custom("the [disk] table is empty: give serial, wwn, model or size"));
+                }
+                if let Some(s) = &m.size {
+                    crate::units::parse_size(s).map_err(serde::de::Error::custom)?;
+                }
+                Ok(DiskSelector::Match(m))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The new OS image: where it is, and how it is trusted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// An `http://` or `https://` URL, an absolute path, or a path relative to the stick's
+    /// `INPLACE` partition or, failing that, the boot medium.
+    pub source: String,
+    /// The image's digest (`inplace image info` prints it): 64 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "hex64")]
+    pub sha256: Option<String>,
+    /// The ed25519 public key the image must be signed with: 64 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "hex64")]
+    pub key: Option<String>,
+}
+
+impl ImageSpec {
+    pub fn is_remote(&self) -> bool {
+        self.source.starts_with("http://") || self.source.starts_with("https://")
+    }
+
+    pub fn pinned(&self) -> bool {
+        self.sha256.is_some() || self.key.is_some()
+    }
+}
+
+/// The store: how much room beyond the estimate, and what becomes of it after the restore.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSpec {
+    /// Room added to the capture estimate: `"10%"` (the default) or a size such as `"2G"`.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "margin")]
+    pub margin: Option<String>,
+    /// `keep`, `empty` or `delete` (the restore's cleanup).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "after")]
+    pub after: Option<String>,
+}
+
+fn hex64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    let t = s.trim().to_ascii_lowercase();
+    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(serde::de::Error::custom(format!("{s:?} is not 64 hex digits")));
+    }
+    Ok(Some(t))
+}
+
+fn margin<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    Margin::parse(&s).map_err(serde::de::Error::custom)?;
+    Ok(Some(s))
+}
+
+fn after<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    match s.as_str() {
+        "keep" | "empty" | "delete" => Ok(Some(s)),
+        _ => Err(serde::de::Error::custom(format!("after = {s:?}: use \"keep\", \"empty\" or \"delete\""))),
+    }
+}
+
+/// A store margin: a share of the estimate, or a fixed size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Margin {
+    Percent(f64),
+    Bytes(u64),
+}
+
+impl Margin {
+    pub const DEFAULT: Margin = Margin::Percent(10.0);
+
+    pub fn parse(s: &str) -> Result<Margin, String> {
+        match s.trim().strip_suffix('%') {
+            Some(p) => match p.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => Ok(Margin::Percent(v)),
+                _ => Err(format!("store margin {s:?}: a percentage from 0% to 1000%, or a size such as 2G")),
+            },
+            None => crate::units::parse_size(s).map(Margin::Bytes),
+        }
+    }
+
+    /// `bytes` with the margin added.
+    pub fn apply(self, bytes: u64) -> u64 {
+        match self {
+            Margin::Percent(p) => bytes.saturating_add((bytes as f64 * p / 100.0).ceil() as u64),
+            Margin::Bytes(b) => bytes.saturating_add(b),
+        }
+    }
 }
 
 /// A preset that could not be read, with where and why.
@@ -115,6 +273,32 @@ mod tests {
         let e = Preset::parse("name = \"lab-a\"\nconfirm = fals\n", "/media/INPLACE/preset.toml").unwrap_err();
         assert_eq!((e.line, e.column), (2, 11), "{e}");
         assert!(e.to_string().starts_with("preset /media/INPLACE/preset.toml, line 2, column 11: "), "{e}");
+    }
+
+    #[test]
+    fn job_fields() {
+        let text = "name = \"lab\"\nconfirm = false\nreplace = [1, 2]\n[disk]\nserial = \"S123\"\nsize = \"500G\"\n\
+                    [image]\nsource = \"http://10.0.2.2/new.img\"\nsha256 = \"AB\"\n";
+        let e = Preset::parse(text, "p").unwrap_err();
+        assert_eq!((e.line, e.message.contains("64 hex")), (9, true), "{e}");
+        let text = text.replace("\"AB\"", &format!("\"{}\"", "Ab".repeat(32)));
+        let p = Preset::parse(&text, "p").unwrap();
+        assert_eq!(p.disk, DiskSelector::Match(DiskMatch { serial: Some("S123".into()), size: Some("500G".into()), ..Default::default() }));
+        let image = p.image.unwrap();
+        assert!(image.is_remote() && image.pinned());
+        assert_eq!(image.sha256.unwrap(), "ab".repeat(32));
+        assert_eq!(p.replace, Some(vec![1, 2]));
+        assert_eq!(Preset::parse("name = \"x\"\ndisk = \"os\"\n", "p").unwrap().disk, DiskSelector::Os);
+        let e = Preset::parse("name = \"x\"\ndisk = \"first\"\n", "p").unwrap_err();
+        assert!(e.message.contains("\"first\" is not known") && e.line == 2, "{e}");
+        assert!(Preset::parse("name = \"x\"\n[disk]\n", "p").unwrap_err().message.contains("empty"));
+        let e = Preset::parse("name = \"x\"\n[store]\nafter = \"shred\"\n", "p").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = Preset::parse("name = \"x\"\n[store]\nmargin = \"lots\"\n", "p").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let p = Preset::parse("name = \"x\"\n[store]\nmargin = \"25%\"\nafter = \"delete\"\n", "p").unwrap();
+        assert_eq!(Margin::parse(p.store.margin.as_deref().unwrap()).unwrap().apply(400), 500);
+        assert_eq!(Margin::parse("1M").unwrap().apply(1), (1 << 20) + 1);
     }
 
     #[test]

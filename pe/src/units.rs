@@ -73,7 +73,8 @@ mod tests {
 
     #[test]
     fn sizes_shown() {
-        assert_eq!(human(1 << 30), "1.0 GiB");
+        assert_eq!(human(1 << 30), "1024 MiB");
+        assert_eq!(human(20 << 30), "20.0 GiB");
         assert_eq!(human(300 << 20), "300 MiB");
         assert_eq!(human(512), "512 bytes");
         assert_eq!(human_size(1536 << 20), "1.5 GiB");

@@ -66,7 +66,7 @@ mod tests {
         let s = error(&e);
         assert_eq!(
             s,
-            "there is no room for a 5 GiB store; nothing was written. Ask for a smaller store (--store-size 1.0 GiB or less). Use an external store"
+            "there is no room for a 5 GiB store; nothing was written. Ask for a smaller store (--store-size 1024 MiB or less). Use an external store"
         );
         let again = Error::refused(Step::Carve, "x; nothing was written");
         assert_eq!(error(&again).matches("nothing was written").count(), 1);

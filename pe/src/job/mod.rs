@@ -1,0 +1,7 @@
+//! The job: one in-place migration, journaled step by step.
+//!
+//! - [`state`]: where a job is, and what comes next.
+//! - [`reserve`]: the journal's two slots at the end of the store partition.
+
+pub mod reserve;
+pub mod state;
