@@ -11,6 +11,7 @@ pub mod disk;
 pub mod error;
 pub mod events;
 pub mod fs;
+pub mod handoff;
 pub mod image;
 pub mod inventory;
 pub mod job;

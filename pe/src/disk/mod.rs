@@ -9,6 +9,7 @@
 //! - [`signature`]: what a partition holds, from its first and last bytes.
 //! - [`probe`]: one disk → one [`Disk`], using the above and the `fs` / `os` readers.
 
+pub mod attach;
 pub mod device;
 pub mod fuzzing;
 pub mod gpt_read;

@@ -2,6 +2,8 @@
 //!
 //! - [`state`]: where a job is, and what comes next.
 //! - [`reserve`]: the journal's two slots at the end of the store partition.
+//! - [`select`]: which disk the preset means.
 
 pub mod reserve;
+pub mod select;
 pub mod state;

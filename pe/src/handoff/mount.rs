@@ -1,0 +1,42 @@
+//! Mounting the new root through the kernel for the hand-off, and unmounting it (which writes
+//! everything out) when done.
+
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
+
+use crate::disk::attach::Attached;
+
+/// A mounted filesystem; unmounted (and its loop device detached) when dropped.
+pub struct Mounted {
+    pub dir: PathBuf,
+    _device: Attached,
+    mounted: bool,
+}
+
+impl Mounted {
+    pub fn new(device: Attached, fstype: &str, under: &Path) -> Result<Mounted, String> {
+        let dir = under.join(format!("newroot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        mount(&device.node, &dir, fstype, MountFlags::NOSUID | MountFlags::NODEV, None::<&std::ffi::CStr>)
+            .map_err(|e| format!("mounting {} ({fstype}) on {}: {e}", device.node.display(), dir.display()))?;
+        Ok(Mounted { dir, _device: device, mounted: true })
+    }
+
+    /// Unmounts, reporting a failure (a plain drop ignores it).
+    pub fn finish(mut self) -> Result<(), String> {
+        self.mounted = false;
+        let r = unmount(&self.dir, UnmountFlags::empty()).map_err(|e| format!("unmounting {}: {e}", self.dir.display()));
+        let _ = std::fs::remove_dir(&self.dir);
+        r
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = unmount(&self.dir, UnmountFlags::DETACH);
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+}
