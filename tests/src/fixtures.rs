@@ -616,23 +616,34 @@ fn sgdisk(image: &Path, parts: &[GptPart]) {
     run(cmd.arg(image));
 }
 
-/// Copies `src` into `image` at `offset` without truncating, skipping zero blocks so the
-/// image stays sparse.
+/// Copies `src` into `image` at `offset` without truncating, skipping holes and zero blocks so
+/// the image stays sparse (and a large sparse filesystem image costs only its data).
 pub fn place(image: &Path, offset: u64, src: &Path) {
+    use rustix::fs::{seek, SeekFrom as RSeek};
     let mut from = File::open(src).unwrap_or_else(|e| panic!("opening {}: {e}", src.display()));
+    let len = from.metadata().map(|m| m.len()).unwrap_or_else(|e| panic!("stat {}: {e}", src.display()));
     let mut to = OpenOptions::new().write(true).open(image).unwrap_or_else(|e| panic!("opening {}: {e}", image.display()));
     let mut buf = vec![0u8; MIB as usize];
-    let mut at = offset;
-    loop {
-        let n = read_full(&mut from, &mut buf).unwrap_or_else(|e| panic!("reading {}: {e}", src.display()));
-        if n == 0 {
-            break;
+    let mut pos = 0u64;
+    while pos < len {
+        // ENXIO: no data after `pos`.
+        let Ok(data) = seek(&from, RSeek::Data(pos)) else { break };
+        let hole = seek(&from, RSeek::Hole(data)).unwrap_or(len).min(len);
+        from.seek(SeekFrom::Start(data)).unwrap_or_else(|e| panic!("seeking {}: {e}", src.display()));
+        let mut at = data;
+        while at < hole {
+            let want = (hole - at).min(MIB) as usize;
+            let n = read_full(&mut from, &mut buf[..want]).unwrap_or_else(|e| panic!("reading {}: {e}", src.display()));
+            if n == 0 {
+                break;
+            }
+            if buf[..n].iter().any(|b| *b != 0) {
+                to.seek(SeekFrom::Start(offset + at)).and_then(|_| to.write_all(&buf[..n]))
+                    .unwrap_or_else(|e| panic!("writing {} at {}: {e}", image.display(), offset + at));
+            }
+            at += n as u64;
         }
-        if buf[..n].iter().any(|b| *b != 0) {
-            to.seek(SeekFrom::Start(at)).and_then(|_| to.write_all(&buf[..n]))
-                .unwrap_or_else(|e| panic!("writing {} at {at}: {e}", image.display()));
-        }
-        at += n as u64;
+        pos = hole;
     }
     to.sync_all().ok();
 }
@@ -695,10 +706,15 @@ fn debian_tree(work: &Path, users: &[&str]) -> PathBuf {
 }
 
 pub fn mkfs_ext4(work: &Path, name: &str, size: u64, label: &str, tree: Option<&Path>) -> PathBuf {
+    mkfs_ext4_with(work, name, size, label, tree, &[])
+}
+
+/// [`mkfs_ext4`] with more `mkfs.ext4` arguments (e.g. `-U UUID`).
+pub fn mkfs_ext4_with(work: &Path, name: &str, size: u64, label: &str, tree: Option<&Path>, extra: &[&str]) -> PathBuf {
     let img = work.join(format!("{name}.ext4"));
     sparse(&img, size);
     let mut cmd = Command::new("mkfs.ext4");
-    cmd.args(["-q", "-F", "-b", "4096", "-L", label]);
+    cmd.args(["-q", "-F", "-b", "4096", "-L", label]).args(extra);
     if let Some(tree) = tree {
         cmd.arg("-d").arg(tree);
     }

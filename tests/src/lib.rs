@@ -2,6 +2,7 @@
 //! access to the built binaries.
 
 pub mod carve_fixtures;
+pub mod debian;
 pub mod fixtures;
 pub mod http_server;
 pub mod migrate_fixtures;

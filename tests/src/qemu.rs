@@ -1,11 +1,17 @@
 //! Boots the built PE (`target/pe/vmlinuz` + `initramfs.img`) in QEMU under TCG with disks on a
 //! chosen controller, and collects what it prints on the serial console.
+//!
+//! It also boots installed systems: [`Vm::installed`] starts a disk on OVMF (q35, TCG) through
+//! its own boot loader, and [`Vm::start`] gives a [`Session`] on the serial console, to wait for
+//! the login prompt, log in, run commands and power off.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
 
 /// The built PE: `$INPLACE_PE_DIR` or `target/pe`. Fails with what to run when it is missing.
 pub fn pe_dir() -> PathBuf {
@@ -50,6 +56,9 @@ pub enum Boot {
     UsbStick(PathBuf),
     /// PXE through the NIC's iPXE ROM; QEMU's TFTP serves the directory, its `boot.ipxe` first.
     Pxe(PathBuf),
+    /// The first attached disk, through the firmware's own boot path (an installed OS: on OVMF,
+    /// its ESP's `EFI/BOOT/BOOTX64.EFI`).
+    Disk,
 }
 
 /// The machine's firmware.
@@ -137,7 +146,13 @@ impl Vm {
         self
     }
 
-    fn args(&self, pe: &Path, tmp: &Path) -> Vec<String> {
+    /// An installed disk booting on OVMF (q35, TCG, Secure Boot off, fresh variables), 1 GiB of
+    /// memory, no kernel parameters of ours: the disk's boot loader decides.
+    pub fn installed(disk: &Path, controller: Controller) -> Vm {
+        Vm::new("").booting(Boot::Disk, Firmware::Uefi).disk(disk, controller, 512, "installed")
+    }
+
+    fn args(&self, tmp: &Path) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
         let machine = match self.firmware {
@@ -163,6 +178,7 @@ impl Vm {
         }
         match &self.boot {
             Boot::Kernel => {
+                let pe = pe_dir();
                 push(&["-kernel", &pe.join("vmlinuz").display().to_string()]);
                 push(&["-initrd", &pe.join("initramfs.img").display().to_string()]);
                 push(&["-append", &format!("{} {}", default_cmdline(), self.append)]);
@@ -181,6 +197,7 @@ impl Vm {
                 push(&["-netdev", &format!("user,id=net0,tftp={},bootfile=boot.ipxe", dir.display())]);
                 push(&["-device", "virtio-net-pci,netdev=net0,bootindex=0"]);
             }
+            Boot::Disk => assert!(!self.disks.is_empty(), "Boot::Disk needs a disk"),
         }
         if self.disks.iter().any(|d| d.controller == Controller::Ahci) {
             push(&["-device", "ich9-ahci,id=ahci"]);
@@ -188,6 +205,7 @@ impl Vm {
         for (i, d) in self.disks.iter().enumerate() {
             push(&["-drive", &format!("file={},if=none,id=d{i},format=raw", d.path.display())]);
             let sectors = format!("logical_block_size={0},physical_block_size={0}", d.logical_sector_size);
+            let boot = if self.boot == Boot::Disk && i == 0 { ",bootindex=0" } else { "" };
             let dev = match d.controller {
                 Controller::VirtioBlk => format!("virtio-blk-pci,drive=d{i},serial={},{sectors}", d.serial),
                 Controller::Ahci => {
@@ -196,17 +214,16 @@ impl Vm {
                 }
                 Controller::Nvme => format!("nvme,drive=d{i},serial={},{sectors}", d.serial),
             };
-            push(&["-device", &dev]);
+            push(&["-device", &format!("{dev}{boot}")]);
         }
         a
     }
 
     /// Boots and returns when QEMU exits (power off, reboot) or the time limit passes.
     pub fn run(&self) -> Run {
-        let pe = pe_dir();
         let tmp = tempfile::tempdir().expect("tempdir");
         let monitor = tmp.path().join("monitor.sock");
-        let args = self.args(&pe, tmp.path());
+        let args = self.args(tmp.path());
         let start = Instant::now();
         let mut child = Command::new("qemu-system-x86_64")
             .args(&args)
@@ -276,4 +293,238 @@ fn monitor_command(socket: &Path, cmd: &str) {
     let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connecting to the QEMU monitor");
     s.write_all(format!("{cmd}\n").as_bytes()).expect("writing to the QEMU monitor");
     std::thread::sleep(Duration::from_millis(300));
+}
+
+// ---- interactive sessions on the serial console ------------------------------------------------
+
+/// Serial bytes so far and whether the console closed (QEMU exited), with a condition variable
+/// signalled on every change.
+type Console = Arc<(Mutex<(Vec<u8>, bool)>, Condvar)>;
+
+/// A running machine with its serial console: everything it printed so far, and a cursor that
+/// [`Session::wait_for`] moves past each match, so a later wait never matches older output.
+/// Dropping it kills QEMU.
+pub struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    out: Console,
+    cursor: usize,
+    started: Instant,
+    monitor: PathBuf,
+    markers: u32,
+    _tmp: tempfile::TempDir,
+}
+
+/// A command's output (lines between the markers, `\r` removed) and its exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    pub output: String,
+    pub status: i32,
+}
+
+/// How a session ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// QEMU's exit status; `None` when it had to be killed.
+    pub status: Option<ExitStatus>,
+    /// From start to exit.
+    pub elapsed: Duration,
+    pub serial: String,
+}
+
+impl Vm {
+    /// Starts the machine and returns at once with a [`Session`] on its serial console.
+    /// `timeout` is not enforced here: every wait of the session takes its own.
+    pub fn start(&self) -> Session {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let monitor = tmp.path().join("monitor.sock");
+        let args = self.args(tmp.path());
+        let started = Instant::now();
+        let mut child = Command::new("qemu-system-x86_64")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting qemu-system-x86_64 (scripts/setup installs it)");
+        let mut stdout = child.stdout.take().expect("qemu stdout");
+        let stdin = child.stdin.take().expect("qemu stdin");
+        let out: Console = Arc::new((Mutex::new((Vec::new(), false)), Condvar::new()));
+        let writer = Arc::clone(&out);
+        let verbose = std::env::var_os("INPLACE_TEST_VERBOSE").is_some();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = stdout.read(&mut buf).unwrap_or(0);
+                let (lock, cv) = &*writer;
+                let mut g = lock.lock().unwrap();
+                if n == 0 {
+                    g.1 = true;
+                    cv.notify_all();
+                    return;
+                }
+                if verbose {
+                    eprint!("{}", String::from_utf8_lossy(&buf[..n]));
+                }
+                g.0.extend_from_slice(&buf[..n]);
+                cv.notify_all();
+            }
+        });
+        Session { child, stdin, out, cursor: 0, started, monitor, markers: 0, _tmp: tmp }
+    }
+}
+
+impl Session {
+    /// Time since QEMU started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Everything the serial console printed so far.
+    pub fn serial(&self) -> String {
+        String::from_utf8_lossy(&self.out.0.lock().unwrap().0).into_owned()
+    }
+
+    /// The last `n` bytes of the serial output, for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        let g = self.out.0.lock().unwrap();
+        String::from_utf8_lossy(&g.0[g.0.len().saturating_sub(n)..]).into_owned()
+    }
+
+    /// Waits until one of `needles` appears after the cursor; returns its index and the text from
+    /// the cursor to the end of the match, and moves the cursor there. Fails when the time runs
+    /// out or QEMU exits first.
+    pub fn wait_for_any(&mut self, needles: &[&str], timeout: Duration) -> anyhow::Result<(usize, String)> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.out;
+        let mut g = lock.lock().unwrap();
+        loop {
+            let hay = &g.0[self.cursor.min(g.0.len())..];
+            let hit = needles
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| find(hay, n.as_bytes()).map(|at| (at + n.len(), i)))
+                .min();
+            if let Some((end, i)) = hit {
+                let text = String::from_utf8_lossy(&hay[..end]).into_owned();
+                self.cursor += end;
+                return Ok((i, text));
+            }
+            let closed = g.1;
+            let now = Instant::now();
+            if closed || now >= deadline {
+                let tail = String::from_utf8_lossy(&g.0[g.0.len().saturating_sub(4000)..]).into_owned();
+                let why = if closed { "QEMU exited" } else { "timed out" };
+                bail!("{why} after {:.1?} waiting for {needles:?}; serial ends with:\n{tail}", self.started.elapsed());
+            }
+            g = cv.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+
+    /// [`Session::wait_for_any`] with one needle.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
+        Ok(self.wait_for_any(&[needle], timeout)?.1)
+    }
+
+    /// Types `text` on the serial console.
+    pub fn send(&mut self, text: &str) {
+        let _ = self.stdin.write_all(text.as_bytes());
+        let _ = self.stdin.flush();
+    }
+
+    /// Waits for getty's `login:` prompt; returns the time from start to the prompt (the boot
+    /// time).
+    pub fn wait_for_login_prompt(&mut self, timeout: Duration) -> anyhow::Result<Duration> {
+        self.wait_for("login: ", timeout)?;
+        Ok(self.elapsed())
+    }
+
+    /// Logs in on the serial getty (whose `login:` prompt must be showing, or about to) with
+    /// `user` and `password`, and waits until the shell runs commands. Fails on "Login
+    /// incorrect".
+    pub fn login(&mut self, user: &str, password: &str, timeout: Duration) -> anyhow::Result<()> {
+        self.send(&format!("{user}\n"));
+        self.wait_for("Password: ", timeout).context("no password prompt")?;
+        self.send(&format!("{password}\n"));
+        // The shell's prompt ends in `$ ` or `# `; a wrong password brings the login prompt back.
+        let (i, text) = self.wait_for_any(&["Login incorrect", "$ ", "# "], timeout)?;
+        if i == 0 {
+            bail!("login as {user} failed:\n{text}");
+        }
+        // Plain output from here on: no colours, no bracketed paste, no pager.
+        let setup = self.run("export TERM=dumb PAGER=cat SYSTEMD_PAGER=cat; bind 'set enable-bracketed-paste off' 2>/dev/null; true", timeout)?;
+        if setup.status != 0 {
+            bail!("the shell of {user} did not run a command: {setup:?}");
+        }
+        Ok(())
+    }
+
+    /// Runs `cmd` (one line of shell) in the logged-in shell and returns what it printed
+    /// (between unique marker lines, `\r` removed) and its exit status. The markers are printed by `printf` from split
+    /// arguments, so the echo of the typed line never looks like one.
+    pub fn run(&mut self, cmd: &str, timeout: Duration) -> anyhow::Result<CommandOutput> {
+        self.markers += 1;
+        let n = self.markers;
+        assert!(!cmd.contains('\n'), "one command line at a time: {cmd:?}");
+        self.send(&format!("printf '@@%s-%d@@\\n' BEGIN {n}; {{ {cmd}; }}; printf '@@%s-%d@@ %d\\n' END {n} $?\n"));
+        let begin = format!("@@BEGIN-{n}@@");
+        self.wait_for_any(&[&format!("{begin}\r\n"), &format!("{begin}\n")], timeout)?;
+        let text = self.wait_for(&format!("@@END-{n}@@ "), timeout)?;
+        let status_line = self.wait_for("\n", timeout)?;
+        let status: i32 = status_line.trim().parse().with_context(|| format!("exit status of {cmd:?}: {status_line:?}"))?;
+        let body = text.strip_suffix(&format!("@@END-{n}@@ ")).unwrap_or(&text).replace('\r', "");
+        Ok(CommandOutput { output: body, status })
+    }
+
+    /// Sends one HMP command to QEMU's monitor (e.g. `system_powerdown`, `sendkey ctrl-alt-delete`).
+    pub fn monitor(&self, cmd: &str) -> anyhow::Result<()> {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.monitor).context("connecting to the QEMU monitor")?;
+        s.write_all(format!("{cmd}\n").as_bytes()).context("writing to the QEMU monitor")?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
+    }
+
+    /// Waits for QEMU to exit on its own (the guest powered off or rebooted: `-no-reboot`).
+    /// Kills it when the time runs out, and says so.
+    pub fn wait_exit(mut self, timeout: Duration) -> anyhow::Result<Ended> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().context("waiting for QEMU")? {
+                // Let the reader thread drain what is left.
+                let (lock, cv) = &*self.out;
+                let g = lock.lock().unwrap();
+                let _ = cv.wait_timeout_while(g, Duration::from_secs(2), |g| !g.1).unwrap();
+                return Ok(Ended { status: Some(status), elapsed: self.elapsed(), serial: self.serial() });
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!("QEMU did not exit within {timeout:?}; serial ends with:\n{}", self.tail(4000));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Powers off through ACPI (the power button, which systemd-logind handles) and waits for
+    /// QEMU to exit.
+    pub fn poweroff(self, timeout: Duration) -> anyhow::Result<Ended> {
+        self.monitor("system_powerdown")?;
+        self.wait_exit(timeout)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
 }
