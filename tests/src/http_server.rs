@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 server on 127.0.0.1 for the image tests: serves one file with `Range`
 //! support (206, Content-Range, ETag, If-Range), and can be told to cut a response after N
-//! bytes (a number of times), stall before the body, or answer a fixed status. It logs every
-//! request's range so a test can check that a transfer resumed instead of restarting.
+//! bytes (a number of times), stall before the body, send slowly, or answer a fixed status. It
+//! logs every request's range so a test can check that a transfer resumed instead of
+//! restarting.
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +23,8 @@ pub struct Behaviour {
     pub status: AtomicU64,
     /// Ignore Range and answer 200 with the whole file.
     pub no_ranges: AtomicBool,
+    /// Send bodies in 64 KiB pieces this many milliseconds apart (0 = as fast as possible).
+    pub pace_ms: AtomicU64,
 }
 
 pub struct Server {
@@ -120,7 +123,20 @@ fn serve(conn: TcpStream, file: &PathBuf, b: &Behaviour, log: &Mutex<Vec<Option<
         }
         f.seek(SeekFrom::Start(first))?;
         let mut take = f.take(limit);
-        std::io::copy(&mut take, &mut out)?;
+        let pace = b.pace_ms.load(Ordering::SeqCst);
+        if pace == 0 {
+            std::io::copy(&mut take, &mut out)?;
+        } else {
+            let mut piece = vec![0u8; 64 << 10];
+            loop {
+                let n = take.read(&mut piece)?;
+                if n == 0 {
+                    break;
+                }
+                out.write_all(&piece[..n])?;
+                std::thread::sleep(Duration::from_millis(pace));
+            }
+        }
         out.flush()?;
         if cutting {
             let _ = out.shutdown(std::net::Shutdown::Both);

@@ -17,6 +17,7 @@ fn refused(image: &Path, target: &Path, pristine: &Path, extra: &[&str], expect:
     let t = text(&o);
     assert!(!o.status.success(), "apply of {} with {extra:?} should fail:\n{t}", image.display());
     assert!(t.contains(expect), "expected {expect:?} in:\n{t}");
+    assert!(t.contains("nothing was written") && t.matches(expect).count() == 1, "the refusal says once that nothing was written:\n{t}");
     assert!(!t.contains("panicked"), "{t}");
     let same = std::process::Command::new("cmp").arg("-s").arg(pristine).arg(target).status().unwrap().success();
     assert!(same, "the target changed after a refused apply ({expect})");

@@ -79,7 +79,7 @@ fn http_apply_resumes_after_cuts_and_reports_errors() {
     args.extend_from_slice(&fast);
     let o = inplace(&args);
     let e = text(&o);
-    assert!(!o.status.success() && e.contains("HTTP 404") && e.contains("check the URL"), "{e}");
+    assert!(!o.status.success() && e.contains("HTTP 404") && e.contains("Check the URL") && e.contains("nothing was written"), "{e}");
     server.behaviour.status.store(500, Ordering::SeqCst);
     let mut args = vec!["image", "info", &url, "--retries", "2"];
     args.extend_from_slice(&fast);

@@ -91,11 +91,11 @@ fn boot() -> anyhow::Result<Never> {
     });
     let cmdline_preset = params.get("preset");
     if cmdline_preset.is_some_and(|p| p.starts_with("http://") || p.starts_with("https://")) || params.get("net") == Some("dhcp") {
-        let up = net::bring_up(Path::new("/sys"), NET_TIMEOUT)?;
+        let up = net::bring_up(Path::new("/sys"), NET_TIMEOUT, &crate::progress::Silent, &crate::progress::Cancel::new()).map_err(in_words)?;
         events.info("net", &format!("network: {} is {}/{} via DHCP from {}", up.interface, up.lease.address, up.lease.netmask, up.lease.server));
     }
     let found = preset_source::load(cmdline_preset, config_root.as_deref(), medium_root.as_deref(), &|url| {
-        net::http::get_text(url, PRESET_LIMIT)
+        net::http::get_text(url, PRESET_LIMIT).map_err(in_words)
     })
     .context("the preset could not be used, so nothing was written to any disk; fix the preset and boot again")?;
     let preset = match found {
@@ -263,4 +263,10 @@ fn run_console_ui(consoles: &Consoles, status: &str) -> anyhow::Result<Never> {
 
 fn uptime() -> Option<f64> {
     std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// An engine error with its hints in plain words, for the console's error screen.
+fn in_words(e: crate::error::Error) -> anyhow::Error {
+    let hints: String = e.hints.iter().map(|h| format!("; {h}")).collect();
+    anyhow::anyhow!("{}{hints}", e.problem)
 }

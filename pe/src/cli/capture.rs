@@ -11,7 +11,7 @@ use crate::fs::range::RangeReader;
 use crate::fs::FsReader;
 use crate::inventory::{Partition, Severity};
 use crate::carve::model::human;
-use crate::image::progress::{Event, Progress as _};
+use crate::progress::{Event, Sink as _};
 use crate::migrate::capture::{capture, CaptureOptions, CapturePlan, Phase, Progress};
 use crate::migrate::store::Store;
 use crate::migrate::{estimate, select};
@@ -144,12 +144,12 @@ fn store_capture(
                 Phase::Capture => "capturing",
                 Phase::Verify => "reading the store back",
             };
-            sink.event(Event::Phase { name: name.into(), total: p.bytes_total });
+            sink.event(&Event::Phase { name: name.into(), total: p.bytes_total });
         }
         let secs = started.elapsed().as_secs_f64().max(1e-3);
         let rate = p.bytes_done as f64 / secs;
         let eta_secs = if rate > 0.0 { p.bytes_total.saturating_sub(p.bytes_done) as f64 / rate } else { 0.0 };
-        sink.event(Event::Bytes { done: p.bytes_done, total: p.bytes_total, rate, eta_secs });
+        sink.event(&Event::Bytes { done: p.bytes_done, total: p.bytes_total, rate, eta_secs: Some(eta_secs) });
     };
     let result = capture(fs, &plan, &mut store, &opts, &mut on_progress);
     let summary = match result {

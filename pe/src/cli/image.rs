@@ -3,18 +3,19 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use clap::{Args as ClapArgs, Subcommand};
 
-use crate::image::apply::{self, ApplyOptions};
+use crate::image::apply::{self, Request};
 use crate::image::create::{self, CreateOptions};
 use crate::image::format::{hex, unhex};
-use crate::image::http::HttpOptions;
 use crate::image::layout::human;
-use crate::image::reader::Trust;
-use crate::image::stage::Staging;
+use crate::image::reader::{self, Trust};
+use crate::image::stage::{self, Staging};
 use crate::image::target::Expect;
 use crate::image::verify;
+use crate::net::http::HttpOptions;
+use crate::progress::Cancel;
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -157,9 +158,10 @@ enum Cmd {
 
 pub fn run(args: Args) -> Result<i32> {
     let progress = crate::ui::plain::PlainProgress::new();
+    let cancel = Cancel::new();
     match args.cmd {
         Cmd::Create { from, partitions, out, chunk_mib, level, grow, pin_guids, sign_key, workers } => {
-            let sign_key = sign_key.map(|p| create::read_key(&p)).transpose().map_err(|e| anyhow!(e))?;
+            let sign_key = sign_key.map(|p| create::read_key(&p)).transpose()?;
             let chunk_size = chunk_mib.checked_mul(1 << 20).ok_or_else(|| anyhow!("--chunk-mib {chunk_mib} is too large"))?;
             let o = CreateOptions {
                 from,
@@ -172,7 +174,7 @@ pub fn run(args: Args) -> Result<i32> {
                 pin_guids,
                 sign_key,
             };
-            let r = create::create(&o, &progress).map_err(|e| anyhow!(e))?;
+            let r = create::create(&o, &progress, &cancel)?;
             for n in &r.notes {
                 eprintln!("note: {n}");
             }
@@ -189,7 +191,7 @@ pub fn run(args: Args) -> Result<i32> {
             Ok(0)
         }
         Cmd::Info { image, common, json } => {
-            let img = verify::open(&image, &common.trust()?, &common.http(), &progress).map_err(|e| anyhow!(e))?;
+            let img = reader::open(&image, &common.trust()?, &common.http(), &progress, &cancel)?;
             if json {
                 let v = serde_json::json!({
                     "digest": img.digest_hex(),
@@ -225,7 +227,7 @@ pub fn run(args: Args) -> Result<i32> {
             Ok(0)
         }
         Cmd::Verify { image, common } => {
-            let r = verify::verify(&image, &common.trust()?, &common.http(), common.workers(), &progress).map_err(|e| anyhow!(e))?;
+            let r = verify::verify(&image, &common.trust()?, &common.http(), common.workers(), &progress, &cancel)?;
             println!(
                 "ok: {} chunks, {} of data ({} stored), sha256 {}{}",
                 r.chunks,
@@ -237,44 +239,40 @@ pub fn run(args: Args) -> Result<i32> {
             Ok(0)
         }
         Cmd::Apply { image, disk, keep, store, yes, expect_size, expect_serial, expect_disk_guid, stage, no_stage, no_readback, efi_nvram, common } => {
-            let o = ApplyOptions {
+            let request = Request {
                 image,
                 disk,
                 keep,
                 store,
-                yes,
                 trust: common.trust()?,
                 http: common.http(),
                 workers: common.workers(),
                 expect: Expect { size: expect_size, serial: expect_serial, disk_guid: expect_disk_guid },
-                stage: match (stage, no_stage) {
-                    (Some(d), _) => Staging::Dir(d),
-                    (None, true) => Staging::Never,
-                    _ => Staging::Auto,
-                },
                 readback: !no_readback,
                 efi_nvram,
             };
-            let r = apply::apply(&o, &progress).map_err(|e| anyhow!(e))?;
+            let staging = match (stage, no_stage) {
+                (Some(d), _) => Staging::Dir(d),
+                (None, true) => Staging::Never,
+                _ => Staging::Auto,
+            };
+            let mut prepared = apply::prepare(&request, &progress, &cancel)?;
+            if !yes {
+                eprintln!("note: dry run: nothing was written; add --yes to lay the image down");
+                return Ok(0);
+            }
+            if let Some(dir) = stage::choose(&staging, &mut prepared) {
+                stage::stage(&mut prepared, &dir, &progress, &cancel)?;
+            }
+            let r = apply::lay_down(prepared, &progress, &cancel)?;
             for n in &r.notes {
                 eprintln!("note: {n}");
             }
-            if r.written {
-                println!("applied: {} partitions, {} written, image sha256 {}", r.placement.placed.len(), human(r.bytes_written), r.digest);
-            }
+            println!("applied: {} partitions, {} written, image sha256 {}", r.placement.placed.len(), human(r.bytes_written), r.digest);
             Ok(0)
         }
         Cmd::Keygen { out } => {
-            if out.exists() {
-                bail!("{} exists; not overwriting a key", out.display());
-            }
-            let (seed, public) = create::keygen().map_err(|e| anyhow!(e))?;
-            std::fs::write(&out, format!("{}\n", hex(&seed)))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600))?;
-            }
+            let public = create::keygen(&out, &progress, &cancel)?;
             println!("{}", hex(&public));
             Ok(0)
         }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Mutex};
@@ -16,8 +16,10 @@ use sha2::{Digest, Sha256};
 
 use super::format::{self, ChunkRecord, Header, Index, Run, SignatureBlock, DATA_OFFSET, RUN_ALIGN};
 use super::manifest::{BootMode, Content, Creation, GuidPolicy, Manifest, PartitionSpec, TableKind, FORMAT};
-use super::progress::{Meter, Progress};
 use crate::disk::device::{Device, SharedDisk};
+use crate::error::{Error, Result, Written};
+use crate::progress::{Cancel, Meter, Sink};
+use crate::step::Step;
 use crate::disk::gpt_read;
 use crate::disk::probe::{self, Identity};
 use crate::fs::alloc;
@@ -28,6 +30,7 @@ pub const BIOS_BOOT_TYPE: &str = "21686148-6449-6e6f-744e-656564454649";
 /// Neighbouring used ranges closer than this are stored as one (copying a small free gap is
 /// cheaper than another run).
 pub const MERGE_GAP: u64 = 64 * 1024;
+const STEP: Step = Step::Image;
 
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
@@ -71,8 +74,8 @@ struct GptEntry {
     attributes: u64,
 }
 
-fn gpt_entries(disk: &SharedDisk, ss: u32) -> Result<(uuid::Uuid, BTreeMap<u32, GptEntry>), String> {
-    let t = crate::carve::gpt_write::load(disk, ss, false).map_err(|e| e.to_string())?;
+fn gpt_entries(disk: &SharedDisk, ss: u32, from: &str) -> Result<(uuid::Uuid, BTreeMap<u32, GptEntry>)> {
+    let t = crate::carve::gpt_write::load(disk, ss, false).map_err(|e| Error::refused(STEP, format!("{from}: {e}")))?;
     let mut m = BTreeMap::new();
     for (i, e) in t.entries.chunks_exact(128).enumerate() {
         if e[..16].iter().all(|b| *b == 0) {
@@ -94,37 +97,37 @@ fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Makes the image. Errors name the input and what to do.
-pub fn create(o: &CreateOptions, progress: &dyn Progress) -> Result<CreateReport, String> {
+/// Makes the image. Errors name the input. A cancelled or failed run leaves no file behind.
+pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<CreateReport> {
     if !o.chunk_size.is_power_of_two() || !(format::MIN_CHUNK..=format::MAX_CHUNK).contains(&o.chunk_size) {
-        return Err(format!("chunk size {} must be a power of two between 64 KiB and 64 MiB", o.chunk_size));
+        return Err(Error::refused(STEP, format!("chunk size {} must be a power of two between 64 KiB and 64 MiB", o.chunk_size)));
     }
     let from = o.from.display().to_string();
-    let dev = Device::open(&o.from).map_err(|e| e.to_string())?;
+    let dev = Device::open(&o.from).map_err(|e| Error::io(STEP, e.to_string()))?;
     let ss = dev.geometry().map(|g| g.logical_sector_size);
     let disk: SharedDisk = Arc::new(dev);
     let ss = ss.unwrap_or_else(|| gpt_read::detect_sector_size(&disk));
     let inv = probe::probe(disk.clone(), Identity { name: from.clone(), logical_sector_size: Some(ss), transport: "file".into(), ..Identity::default() });
     match inv.table.as_deref() {
         Some("gpt") => {}
-        Some(t) => return Err(format!("{from}: its partition table is {t}; this version of inplace makes images of GPT disks only")),
-        None => return Err(format!("{from}: no partition table found; give a whole disk (or disk image) with a GPT")),
+        Some(t) => return Err(Error::refused(STEP, format!("{from}: its partition table is {t}; this version of inplace makes images of GPT disks only"))),
+        None => return Err(Error::refused(STEP, format!("{from}: no partition table found")).advice("give a whole disk (or disk image) with a GPT")),
     }
-    let (disk_guid, entries) = gpt_entries(&disk, ss).map_err(|e| format!("{from}: {e}"))?;
+    let (disk_guid, entries) = gpt_entries(&disk, ss, &from)?;
     let selected: Vec<&crate::inventory::Partition> = if o.partitions.is_empty() {
         inv.partitions.iter().collect()
     } else {
         let mut v = Vec::new();
         for n in &o.partitions {
             v.push(inv.partitions.iter().find(|p| p.number == *n).ok_or_else(|| {
-                format!("{from} has no partition {n} (it has {:?})", inv.partitions.iter().map(|p| p.number).collect::<Vec<_>>())
+                Error::refused(STEP, format!("{from} has no partition {n} (it has {:?})", inv.partitions.iter().map(|p| p.number).collect::<Vec<_>>()))
             })?);
         }
         v.sort_by_key(|p| p.start_bytes);
         v
     };
     if selected.is_empty() {
-        return Err(format!("{from} has no partitions to image"));
+        return Err(Error::refused(STEP, format!("{from} has no partitions to image")));
     }
     let grow = o.grow.or_else(|| {
         selected
@@ -136,7 +139,7 @@ pub fn create(o: &CreateOptions, progress: &dyn Progress) -> Result<CreateReport
     });
     if let Some(g) = o.grow {
         if !selected.iter().any(|p| p.number == g) {
-            return Err(format!("--grow {g}: partition {g} is not among the partitions imaged"));
+            return Err(Error::refused(STEP, format!("partition {g}, named to grow, is not among the partitions imaged")));
         }
     }
     let mut notes = Vec::new();
@@ -144,11 +147,12 @@ pub fn create(o: &CreateOptions, progress: &dyn Progress) -> Result<CreateReport
     let mut specs = Vec::new();
     let cs = u64::from(o.chunk_size);
     for (pi, p) in selected.iter().enumerate() {
-        let e = entries.get(&p.number).ok_or_else(|| format!("{from}: partition {} has no GPT entry", p.number))?;
+        cancel.check(STEP, Written::Nothing)?;
+        let e = entries.get(&p.number).ok_or_else(|| Error::damaged(STEP, format!("{from}: partition {} has no GPT entry", p.number)))?;
         let mut r = RangeReader::new(disk.clone(), p.start_bytes, p.size_bytes);
         let (content, ranges, min_size, fs_ss) = match p.fs.as_deref() {
             Some(fs @ ("ext2" | "ext3" | "ext4" | "ntfs" | "vfat")) => {
-                let m = alloc::used(fs, &mut r, MERGE_GAP).map_err(|e| format!("{from} partition {} ({fs}): {e}", p.number))?;
+                let m = alloc::used(fs, &mut r, MERGE_GAP).map_err(|e| Error::refused(STEP, format!("{from} partition {} ({fs}): {e}", p.number)))?;
                 let min = m.fs_bytes.div_ceil(u64::from(ss)) * u64::from(ss);
                 (Content::UsedBlocks, m.ranges, min.min(p.size_bytes).max(u64::from(ss)), m.fs_sector_size)
             }
@@ -201,7 +205,7 @@ pub fn create(o: &CreateOptions, progress: &dyn Progress) -> Result<CreateReport
         });
     }
     let mut sector0 = [0u8; 512];
-    disk.read_exact_at(0, &mut sector0).map_err(|e| format!("{from}: {e}"))?;
+    disk.read_exact_at(0, &mut sector0).map_err(|e| Error::io(STEP, format!("{from}: {e}")))?;
     let uefi = specs.iter().any(|s| s.type_id == ESP_TYPE);
     let bios = specs.iter().any(|s| s.type_id == BIOS_BOOT_TYPE) || sector0[..440].iter().any(|b| *b != 0);
     let mut manifest = Manifest {
@@ -228,14 +232,14 @@ pub fn create(o: &CreateOptions, progress: &dyn Progress) -> Result<CreateReport
     let logical: u64 = plans.iter().map(|p| p.len).sum();
     let tmp = o.out.with_extension("partial");
     let out = OpenOptions::new().create(true).write(true).truncate(true).read(true).open(&tmp).map_err(|e| {
-        format!("cannot create {}: {e}; check the directory exists and you may write there", tmp.display())
+        Error::refused(STEP, format!("cannot create {}: {e}", tmp.display())).advice("check that the directory exists and that you may write there")
     })?;
-    let result = write_image(&disk, &plans, &out, o, &mut manifest, logical, progress);
+    let result = write_image(&disk, &plans, &out, o, &mut manifest, sink, cancel).and_then(|r| {
+        std::fs::rename(&tmp, &o.out).map_err(|e| Error::io(STEP, format!("renaming {} to {}: {e}", tmp.display(), o.out.display())))?;
+        Ok(r)
+    });
     match result {
-        Ok((digest, stored, chunks)) => {
-            std::fs::rename(&tmp, &o.out).map_err(|e| format!("renaming {} to {}: {e}", tmp.display(), o.out.display()))?;
-            Ok(CreateReport { digest, manifest, stored_bytes: stored, logical_bytes: logical, chunks, notes })
-        }
+        Ok((digest, stored, chunks)) => Ok(CreateReport { digest, manifest, stored_bytes: stored, logical_bytes: logical, chunks, notes }),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
@@ -250,38 +254,42 @@ fn write_image(
     out: &File,
     o: &CreateOptions,
     manifest: &mut Manifest,
-    logical: u64,
-    progress: &dyn Progress,
-) -> Result<([u8; 32], u64, u64), String> {
-    let meter = Meter::new(progress, "reading and compressing", logical);
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<([u8; 32], u64, u64)> {
+    let meter = Meter::start(sink, "reading and compressing", plans.iter().map(|p| p.len).sum());
     let workers = o.workers.max(1);
     let outname = o.out.display().to_string();
-    let werr = |e: std::io::Error| format!("writing {outname}: {e}");
+    let werr = |e: std::io::Error| Error::io(STEP, format!("writing {outname}: {e}"));
     let (tx, rx) = sync_channel::<(usize, Vec<u8>)>(workers * 2);
     let rx = Arc::new(Mutex::new(rx));
-    let (rtx, rrx) = sync_channel::<Result<(usize, Vec<u8>, u32, u32), String>>(workers * 2);
+    let (rtx, rrx) = sync_channel::<Result<(usize, Vec<u8>, u32, u32)>>(workers * 2);
     let mut records: Vec<ChunkRecord> = Vec::with_capacity(plans.len());
     let mut runs: Vec<Run> = Vec::new();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let from = o.from.display().to_string();
-    let res: Result<u64, String> = std::thread::scope(|s| {
+    let res: Result<u64> = std::thread::scope(|s| {
         for _ in 0..workers {
             let rx = rx.clone();
             let rtx = rtx.clone();
             let level = o.level;
+            let stop = &stop;
             s.spawn(move || {
                 let mut c = match zstd::bulk::Compressor::new(level) {
                     Ok(c) => c,
                     Err(e) => {
-                        let _ = rtx.send(Err(format!("cannot start zstd: {e}")));
+                        let _ = rtx.send(Err(Error::internal(STEP, format!("cannot start zstd: {e}"))));
                         return;
                     }
                 };
                 loop {
                     let next = rx.lock().ok().and_then(|r| r.recv().ok());
                     let Some((i, data)) = next else { return };
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || cancel.is_cancelled() {
+                        continue;
+                    }
                     let lcrc = crc32fast::hash(&data);
-                    let r = c.compress(&data).map(|z| (i, z, lcrc, data.len() as u32)).map_err(|e| format!("zstd: {e}"));
+                    let r = c.compress(&data).map(|z| (i, z, lcrc, data.len() as u32)).map_err(|e| Error::internal(STEP, format!("zstd: {e}")));
                     if rtx.send(r).is_err() {
                         return;
                     }
@@ -291,16 +299,17 @@ fn write_image(
         drop(rtx);
         let stop_r = &stop;
         let from_r = &from;
-        let reader = s.spawn(move || -> Result<(), String> {
+        let reader = s.spawn(move || -> Result<()> {
             for (i, p) in plans.iter().enumerate() {
                 if stop_r.load(std::sync::atomic::Ordering::Relaxed) {
                     return Ok(());
                 }
+                cancel.check(STEP, Written::Nothing)?;
                 let mut buf = vec![0u8; p.len as usize];
                 let mut at = 0usize;
                 for r in &p.runs {
                     let n = r.len as usize;
-                    disk.read_exact_at(p.base + r.offset, &mut buf[at..at + n]).map_err(|e| format!("{from_r}: {e}"))?;
+                    disk.read_exact_at(p.base + r.offset, &mut buf[at..at + n]).map_err(|e| Error::io(STEP, format!("{from_r}: {e}")))?;
                     at += n;
                 }
                 if tx.send((i, buf)).is_err() {
@@ -327,7 +336,7 @@ fn write_image(
                         let stored_len = match u32::try_from(z.len()) {
                             Ok(v) => v,
                             Err(_) => {
-                                err = Some("a compressed chunk is over 4 GiB".into());
+                                err = Some(Error::internal(STEP, "a compressed chunk is over 4 GiB"));
                                 break;
                             }
                         };
@@ -362,13 +371,14 @@ fn write_image(
                 }
             }
         }
-        let read = reader.join().unwrap_or_else(|_| Err("the reader thread panicked".into()));
+        let read = reader.join().unwrap_or_else(|_| Err(Error::internal(STEP, "the reader thread panicked")));
         if let Some(e) = err {
             return Err(e);
         }
         read?;
         if next != plans.len() {
-            return Err(format!("only {next} of {} chunks were made", plans.len()));
+            cancel.check(STEP, Written::Nothing)?;
+            return Err(Error::internal(STEP, format!("only {next} of {} chunks were made", plans.len())));
         }
         w.flush().map_err(werr)?;
         Ok(offset)
@@ -411,22 +421,39 @@ fn write_image(
     Ok((h.digest, h.file_len, chunk_count))
 }
 
-/// 32 random bytes from the kernel.
-pub fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
+/// `N` random bytes from the kernel.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
-    File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b)).map_err(|e| format!("reading /dev/urandom: {e}"))?;
+    File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .map_err(|e| Error::io(STEP, format!("reading /dev/urandom: {e}")))?;
     Ok(b)
 }
 
-/// A new signing key: `(secret seed, public key)`.
-pub fn keygen() -> Result<([u8; 32], [u8; 32]), String> {
+/// Makes a signing key: writes the secret key to `out` (64 hex digits, mode 0600; an existing
+/// file is not overwritten) and returns the public key.
+pub fn keygen(out: &Path, sink: &dyn Sink, cancel: &Cancel) -> Result<[u8; 32]> {
     let seed = random_bytes::<32>()?;
-    let key = SigningKey::from_bytes(&seed);
-    Ok((seed, key.verifying_key().to_bytes()))
+    let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+    cancel.check(STEP, Written::Nothing)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::refused(STEP, format!("{} exists; not overwriting a key", out.display())),
+            _ => Error::io(STEP, format!("cannot create {}: {e}", out.display())),
+        })?;
+    f.write_all(format!("{}\n", format::hex(&seed)).as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(STEP, format!("writing {}: {e}", out.display())))?;
+    sink.log(&format!("wrote the secret key to {}", out.display()));
+    Ok(public)
 }
 
-/// Reads a secret key file (64 hex digits).
-pub fn read_key(path: &Path) -> Result<[u8; 32], String> {
-    let s = std::fs::read_to_string(path).map_err(|e| format!("cannot read key {}: {e}", path.display()))?;
-    format::unhex::<32>(s.trim()).ok_or_else(|| format!("{}: not a secret key (64 hex digits, as `inplace image keygen` writes)", path.display()))
+/// Reads a secret key file (64 hex digits, as [`keygen`] writes).
+pub fn read_key(path: &Path) -> Result<[u8; 32]> {
+    let s = std::fs::read_to_string(path).map_err(|e| Error::refused(STEP, format!("cannot read key {}: {e}", path.display())))?;
+    format::unhex::<32>(s.trim()).ok_or_else(|| Error::refused(STEP, format!("{}: not a secret key (64 hex digits)", path.display())))
 }

@@ -13,6 +13,12 @@ use super::layout::Placement;
 use super::manifest::Manifest;
 use super::target::TargetInfo;
 use crate::carve::store::FileRange;
+use crate::error::{Error, Result};
+use crate::step::Step;
+
+fn io(what: String) -> Error {
+    Error::io(Step::LayDown, what)
+}
 
 pub const FALLBACK: &str = "EFI/BOOT/BOOTX64.EFI";
 /// Vendor loaders to copy to the fallback path, in order of preference.
@@ -31,12 +37,12 @@ fn esp(m: &Manifest, p: &Placement) -> Option<(u32, u64, u64)> {
 }
 
 /// Makes sure the fallback loader exists on the laid-down ESP.
-pub fn ensure_fallback(file: &File, m: &Manifest, p: &Placement, _ss: u32) -> Result<Vec<String>, String> {
+pub fn ensure_fallback(file: &File, m: &Manifest, p: &Placement) -> Result<Vec<String>> {
     let Some((number, start, size)) = esp(m, p) else {
         return Ok(vec!["the image boots with UEFI but has no ESP; the firmware needs one on this disk".into()]);
     };
     let fs = fatfs::FileSystem::new(FileRange::new(file, start, size), fatfs::FsOptions::new())
-        .map_err(|e| format!("the ESP (partition {number}) does not open as FAT after the lay-down: {e}"))?;
+        .map_err(|e| io(format!("the ESP (partition {number}) does not open as FAT after the lay-down: {e}")))?;
     let root = fs.root_dir();
     if root.open_file(FALLBACK).is_ok() {
         return Ok(Vec::new());
@@ -45,17 +51,17 @@ pub fn ensure_fallback(file: &File, m: &Manifest, p: &Placement, _ss: u32) -> Re
     for k in KNOWN {
         let Ok(mut src) = root.open_file(k) else { continue };
         let mut data = Vec::new();
-        src.read_to_end(&mut data).map_err(|e| format!("reading {k} on the ESP: {e}"))?;
+        src.read_to_end(&mut data).map_err(|e| io(format!("reading {k} on the ESP: {e}")))?;
         let _ = root.create_dir("EFI");
         let _ = root.create_dir("EFI/BOOT");
-        let mut dst = root.create_file(FALLBACK).map_err(|e| format!("creating {FALLBACK} on the ESP: {e}"))?;
-        dst.truncate().map_err(|e| e.to_string())?;
-        dst.write_all(&data).map_err(|e| format!("writing {FALLBACK} on the ESP: {e}"))?;
+        let mut dst = root.create_file(FALLBACK).map_err(|e| io(format!("creating {FALLBACK} on the ESP: {e}")))?;
+        dst.truncate().map_err(|e| io(format!("truncating {FALLBACK} on the ESP: {e}")))?;
+        dst.write_all(&data).map_err(|e| io(format!("writing {FALLBACK} on the ESP: {e}")))?;
         note = Some(format!("copied {k} to the fallback path {FALLBACK} on the ESP"));
         break;
     }
     drop(root);
-    fs.unmount().map_err(|e| format!("closing the ESP: {e}"))?;
+    fs.unmount().map_err(|e| io(format!("closing the ESP: {e}")))?;
     Ok(vec![note.unwrap_or_else(|| format!("the ESP has no {FALLBACK} and no known vendor loader; the firmware may not find a boot loader"))])
 }
 
@@ -102,14 +108,14 @@ fn write_var(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<()> {
 }
 
 /// Adds an NVRAM entry for the new ESP and puts it first in `BootOrder`.
-pub fn nvram_entry(m: &Manifest, p: &Placement, t: &TargetInfo) -> Result<Vec<String>, String> {
+pub fn nvram_entry(m: &Manifest, p: &Placement, t: &TargetInfo) -> Result<Vec<String>> {
     let dir = Path::new("/sys/firmware/efi/efivars");
     if !dir.is_dir() {
         return Ok(vec!["no efivarfs (not booted with UEFI): no NVRAM boot entry added; the fallback loader is used".into()]);
     }
     let Some((number, start, size)) = esp(m, p) else { return Ok(Vec::new()) };
-    let disk: crate::disk::device::SharedDisk = Arc::new(crate::disk::device::Device::open(&t.path).map_err(|e| e.to_string())?);
-    let g = crate::carve::gpt_write::load(&disk, t.sector_size, false).map_err(|e| e.to_string())?;
+    let disk: crate::disk::device::SharedDisk = Arc::new(crate::disk::device::Device::open(&t.path).map_err(|e| io(e.to_string()))?);
+    let g = crate::carve::gpt_write::load(&disk, t.sector_size, false).map_err(|e| io(format!("{}: {e}", t.path.display())))?;
     let at = (number as usize - 1) * 128;
     let mut b = [0u8; 16];
     b.copy_from_slice(&g.entries[at + 16..at + 32]);
@@ -120,12 +126,12 @@ pub fn nvram_entry(m: &Manifest, p: &Placement, t: &TargetInfo) -> Result<Vec<St
         .ok()
         .map(|v| v.get(4..).unwrap_or(&[]).chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
         .unwrap_or_default();
-    let slot = (0u16..0xffff).find(|n| !dir.join(format!("Boot{n:04X}-{GLOBAL_GUID}")).exists()).ok_or("no free Boot#### slot")?;
-    write_var(dir, &format!("Boot{slot:04X}"), &opt).map_err(|e| format!("writing NVRAM Boot{slot:04X}: {e}"))?;
+    let slot = (0u16..0xffff).find(|n| !dir.join(format!("Boot{n:04X}-{GLOBAL_GUID}")).exists()).ok_or_else(|| io("no free Boot#### slot".into()))?;
+    write_var(dir, &format!("Boot{slot:04X}"), &opt).map_err(|e| io(format!("writing NVRAM Boot{slot:04X}: {e}")))?;
     order.retain(|x| *x != slot);
     order.insert(0, slot);
     let bytes: Vec<u8> = order.iter().flat_map(|x| x.to_le_bytes()).collect();
-    write_var(dir, "BootOrder", &bytes).map_err(|e| format!("writing NVRAM BootOrder: {e}"))?;
+    write_var(dir, "BootOrder", &bytes).map_err(|e| io(format!("writing NVRAM BootOrder: {e}")))?;
     Ok(vec![format!("added NVRAM entry Boot{slot:04X} for the ESP (partition {number}) and put it first")])
 }
 

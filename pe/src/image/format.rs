@@ -38,11 +38,11 @@ pub const RUN_ALIGN: u64 = 512;
 pub enum FormatError {
     #[error("not an inplace image (no INPLIMG magic at byte 0)")]
     Magic,
-    #[error("image format version {0} is not supported (this inplace reads version 1); use a newer inplace")]
+    #[error("image format version {0} is not supported (this inplace reads version 1)")]
     Version(u16),
-    #[error("the image header checksum does not match (stored {stored:#010x}, computed {computed:#010x}): the header is damaged; re-copy or re-download the image")]
+    #[error("the image header checksum does not match (stored {stored:#010x}, computed {computed:#010x}): the header is damaged")]
     HeaderCrc { stored: u32, computed: u32 },
-    #[error("the image is truncated: it should be {want} bytes but is {have}; re-copy or re-download it")]
+    #[error("the image is truncated: it should be {want} bytes but is {have}")]
     Truncated { want: u64, have: u64 },
     #[error("the image header is inconsistent: {0}")]
     Header(String),

@@ -1,6 +1,6 @@
 //! Where the image's partitions go on the target: a pure function from the target's layout,
-//! the partitions to keep (the store, `--keep`) and the image's partitions to a placement, or
-//! a refusal with the numbers. Nothing here reads or writes a disk.
+//! the partitions to keep (the store, and those named) and the image's partitions to a
+//! placement, or a refusal with the numbers. Nothing here reads or writes a disk.
 //!
 //! Rules: the space is the target's usable area minus the kept partitions; every other
 //! partition is replaced. Image partitions are placed in image order, first fit, on 1 MiB
@@ -19,7 +19,7 @@ pub struct TargetPart {
     pub number: u32,
     pub start: u64,
     pub size: u64,
-    /// Untouched by the lay-down (the store, or named with `--keep`).
+    /// Untouched by the lay-down (the store, or named to keep).
     pub keep: bool,
 }
 
@@ -70,8 +70,14 @@ impl Placement {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct LayoutError(pub String);
+pub enum LayoutError {
+    /// The image's partitions do not fit in the space outside the kept partitions.
+    #[error("{0}")]
+    NoRoom(String),
+    /// The target or the image cannot be placed at all (geometry, slots).
+    #[error("{0}")]
+    Invalid(String),
+}
 
 fn align_up(v: u64, a: u64) -> Option<u64> {
     v.checked_add(a - 1).map(|x| x / a * a)
@@ -100,11 +106,11 @@ pub use crate::units::human;
 pub fn place(t: &Target, wants: &[Want]) -> Result<Placement, LayoutError> {
     let ss = u64::from(t.sector_size);
     if ss == 0 || t.usable_end > t.disk_bytes || t.usable_start >= t.usable_end {
-        return Err(LayoutError(format!("the target's usable area {}..{} is invalid", t.usable_start, t.usable_end)));
+        return Err(LayoutError::Invalid(format!("the target's usable area {}..{} is invalid", t.usable_start, t.usable_end)));
     }
     for w in wants {
         if w.size % ss != 0 || w.min_size > w.size {
-            return Err(LayoutError(format!(
+            return Err(LayoutError::Invalid(format!(
                 "image partition {} is {} bytes, not a multiple of the target's {ss}-byte sectors",
                 w.source_number, w.size
             )));
@@ -127,10 +133,9 @@ pub fn place(t: &Target, wants: &[Want]) -> Result<Placement, LayoutError> {
             let need: u64 = wants.iter().map(|w| align_up(first_size(w), ALIGN).unwrap_or(u64::MAX)).fold(0u64, |a, b| a.saturating_add(b));
             let largest = regions.iter().map(|r| r.1 - r.0).max().unwrap_or(0);
             let total: u64 = regions.iter().map(|r| r.1 - r.0).sum();
-            return Err(LayoutError(format!(
+            return Err(LayoutError::NoRoom(format!(
                 "the image does not fit: its partitions need {} ({} for partition {} alone), but the space outside the kept \
-                 partitions is {} in {} region(s), the largest {}; keep fewer partitions, use a larger disk, or make the image \
-                 from smaller partitions — nothing was written",
+                 partitions is {} in {} region(s), the largest {}",
                 human(need),
                 human(size),
                 w.source_number,
@@ -177,7 +182,7 @@ pub fn place(t: &Target, wants: &[Want]) -> Result<Placement, LayoutError> {
         if *n == 0 {
             let free = (1..=t.slots).find(|k| !used.contains(k));
             let Some(free) = free else {
-                return Err(LayoutError(format!("the table has {} slots and no free one for every image partition", t.slots)));
+                return Err(LayoutError::Invalid(format!("the table has {} slots and no free one for every image partition", t.slots)));
             };
             *n = free;
             used.push(free);
@@ -246,7 +251,8 @@ mod tests {
     fn too_large_is_refused_with_numbers() {
         let t = target(vec![tp(1, 1, 900, true)]);
         let e = place(&t, &[w(1, 200, 200, false)]).unwrap_err();
-        assert!(e.0.contains("does not fit") && e.0.contains("200 MiB"), "{}", e.0);
+        assert!(matches!(e, LayoutError::NoRoom(_)), "{e}");
+        assert!(e.to_string().contains("does not fit") && e.to_string().contains("200 MiB"), "{e}");
         // The grower's minimum is what must fit.
         let t = target(vec![tp(1, 1, 800, true)]);
         let p = place(&t, &[w(2, 500, 100, true)]).unwrap();

@@ -213,3 +213,35 @@ impl Manifest {
         self.partitions.iter().map(|p| p.min_size).collect()
     }
 }
+
+/// A valid one-partition manifest for tests: a 1 MiB ESP stored in one chunk.
+#[cfg(test)]
+pub fn sample() -> Manifest {
+    Manifest {
+        format: 1,
+        created: Creation { unix_time: 1, tool: "t".into(), source: "s".into() },
+        table: TableKind::Gpt,
+        sector_size: 512,
+        boot: BootMode::Uefi,
+        disk_guid_policy: GuidPolicy::Fresh,
+        disk_guid: None,
+        bios_boot_code: None,
+        partitions: vec![PartitionSpec {
+            number: 1,
+            type_id: "c12a7328-f81f-11d2-ba4b-00a0c93ec93b".into(),
+            guid_policy: GuidPolicy::Fresh,
+            guid: None,
+            name: "EFI".into(),
+            size: 1 << 20,
+            min_size: 1 << 20,
+            fs: Some("vfat".into()),
+            fs_sector_size: Some(512),
+            attributes: 0,
+            grow: false,
+            content: Content::UsedBlocks,
+            data_bytes: 1024,
+            first_chunk: 0,
+            chunk_count: 1,
+        }],
+    }
+}

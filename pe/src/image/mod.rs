@@ -3,14 +3,18 @@
 //!
 //! - [`format`]: header, chunk index, signature block (bytes ↔ structs; fuzzed).
 //! - [`manifest`]: the JSON manifest (partitions, boot mode, creation info).
-//! - [`reader`]: open an image and check digest, pins and signature.
-//! - [`source`] / [`http`]: local files and HTTP(S) with Range resume.
+//! - [`source`] / [`http`]: where image bytes come from — local files, HTTP(S) with Range
+//!   resume (over [`crate::net::http`]).
+//! - [`reader`]: open an image by path or URL and check digest, pins and signature.
 //! - [`pipeline`]: chunks in flight — ordered reads, parallel checks and zstd decoding.
-//! - [`create`]: disk → image, storing only used blocks ([`crate::fs::alloc`]).
+//! - [`create`]: disk → image, storing only used blocks ([`crate::fs::alloc`]); signing keys.
 //! - [`verify`]: check every chunk.
 //! - [`layout`]: pure placement of the image's partitions on a target.
-//! - [`target`], [`table`], [`apply`], [`stage`], [`efi`]: the lay-down.
-//! - [`progress`]: events for the front ends.
+//! - [`apply`]: `prepare` (read and check, write nothing) and `lay_down` (write), with
+//!   [`target`], [`table`] and [`efi`]; [`stage`]: download a remote image before writing.
+//!
+//! Every entry point takes a [`crate::progress::Sink`] and a [`crate::progress::Cancel`] and
+//! returns a [`crate::error::Error`] naming its step and what it had written.
 
 pub mod apply;
 pub mod create;
@@ -20,7 +24,6 @@ pub mod http;
 pub mod layout;
 pub mod manifest;
 pub mod pipeline;
-pub mod progress;
 pub mod reader;
 pub mod source;
 pub mod stage;
@@ -28,19 +31,35 @@ pub mod table;
 pub mod target;
 pub mod verify;
 
+use crate::error::{Error, Result, Written};
+use crate::step::Step;
+
+/// An error from inside the image code as the entry point of `step` reports it, having written
+/// at least `written`. A cancellation is reworded for `step`; its hints stay.
+pub(crate) fn seen_from(e: Error, step: Step, written: Written) -> Error {
+    let written = e.written.max(written);
+    if e.is_cancelled() {
+        Error { hints: e.hints, ..Error::cancelled(step, written) }
+    } else {
+        e.in_step(step).written(written)
+    }
+}
+
 /// Parses header, manifest and index from a whole image held in memory, without trusting
 /// anything (for fuzzing). Never panics.
-pub fn parse_all(bytes: &[u8]) -> Result<(format::Header, manifest::Manifest, format::Index), String> {
-    let h = format::Header::decode(bytes).map_err(|e| e.to_string())?;
-    let get = |o: u64, l: u64| -> Result<&[u8], String> {
-        let s = usize::try_from(o).map_err(|_| "offset")?;
-        let e = s.checked_add(usize::try_from(l).map_err(|_| "len")?).ok_or("overflow")?;
-        bytes.get(s..e).ok_or_else(|| "truncated".to_string())
+pub fn parse_all(bytes: &[u8]) -> Result<(format::Header, manifest::Manifest, format::Index)> {
+    let fe = |e| reader::format_error("image", e);
+    let h = format::Header::decode(bytes).map_err(fe)?;
+    let get = |o: u64, l: u64| -> Result<&[u8]> {
+        let truncated = || fe(format::FormatError::Truncated { want: o.saturating_add(l), have: bytes.len() as u64 });
+        let s = usize::try_from(o).map_err(|_| truncated())?;
+        let e = s.checked_add(usize::try_from(l).map_err(|_| truncated())?).ok_or_else(truncated)?;
+        bytes.get(s..e).ok_or_else(truncated)
     };
-    let m = manifest::Manifest::decode(get(h.manifest_offset, h.manifest_len)?, h.chunk_count).map_err(|e| e.to_string())?;
-    let i = format::Index::decode(get(h.index_offset, h.index_len)?, &h, &m.min_sizes()).map_err(|e| e.to_string())?;
+    let m = manifest::Manifest::decode(get(h.manifest_offset, h.manifest_len)?, h.chunk_count).map_err(|e| reader::manifest_error("image", e))?;
+    let i = format::Index::decode(get(h.index_offset, h.index_len)?, &h, &m.min_sizes()).map_err(fe)?;
     if h.signed() {
-        format::SignatureBlock::decode(get(h.sig_offset, h.sig_len)?).map_err(|e| e.to_string())?;
+        format::SignatureBlock::decode(get(h.sig_offset, h.sig_len)?).map_err(fe)?;
     }
     Ok((h, m, i))
 }
@@ -50,37 +69,11 @@ mod tests {
     use proptest::prelude::*;
 
     use super::format::*;
-    use super::manifest::*;
+    use super::manifest::{sample as sample_manifest, Manifest};
 
     /// A small valid image (metadata only; the payload bytes are arbitrary).
     fn sample() -> Vec<u8> {
-        let m = Manifest {
-            format: 1,
-            created: Creation { unix_time: 1, tool: "t".into(), source: "s".into() },
-            table: TableKind::Gpt,
-            sector_size: 512,
-            boot: BootMode::Uefi,
-            disk_guid_policy: GuidPolicy::Fresh,
-            disk_guid: None,
-            bios_boot_code: None,
-            partitions: vec![PartitionSpec {
-                number: 1,
-                type_id: "c12a7328-f81f-11d2-ba4b-00a0c93ec93b".into(),
-                guid_policy: GuidPolicy::Fresh,
-                guid: None,
-                name: "EFI".into(),
-                size: 1 << 20,
-                min_size: 1 << 20,
-                fs: Some("vfat".into()),
-                fs_sector_size: Some(512),
-                attributes: 0,
-                grow: false,
-                content: Content::UsedBlocks,
-                data_bytes: 1024,
-                first_chunk: 0,
-                chunk_count: 1,
-            }],
-        };
+        let m = sample_manifest();
         let payload = vec![7u8; 40];
         let index = Index {
             chunks: vec![ChunkRecord {

@@ -7,14 +7,18 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::format::{hex, ChunkRecord, Index};
-use super::http::HttpOptions;
-use super::progress::{Event, Progress};
-use super::source::{read_full, Source, SourceError};
+use super::reader::RECOPY;
+use super::source::{read_full, Source};
+use crate::error::{Error, Result, Written};
+use crate::net::http::HttpOptions;
+use crate::progress::{Cancel, Sink};
+use crate::step::Step;
+
+const STEP: Step = Step::Image;
 
 /// How far to check each chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,17 +27,6 @@ pub enum Check {
     Stored,
     /// Stored checks, then decode and check the logical length and CRC-32.
     Full,
-}
-
-/// A chunk that failed its checks, or a source that failed for good.
-#[derive(Debug, thiserror::Error)]
-pub enum PipeError {
-    #[error("{0}")]
-    Source(#[from] SourceError),
-    #[error("{name}: chunk {chunk} (partition {partition}, image bytes {offset}..{end}) is damaged: {why}; re-copy or re-download the image")]
-    Chunk { name: String, chunk: usize, partition: u32, offset: u64, end: u64, why: String },
-    #[error("{0}")]
-    Job(String),
 }
 
 /// Checks chunk `i`'s stored bytes and, with `Check::Full`, decodes it into `out`.
@@ -45,8 +38,11 @@ pub fn check_chunk(
     check: Check,
     dec: &mut zstd::bulk::Decompressor<'_>,
     out: &mut Vec<u8>,
-) -> Result<(), PipeError> {
-    let fail = |why: String| PipeError::Chunk { name: name.into(), chunk: i, partition: c.partition, offset: c.stored_offset, end: c.stored_end(), why };
+) -> Result<()> {
+    let fail = |why: String| {
+        let (offset, end) = (c.stored_offset, c.stored_end());
+        Error::damaged(STEP, format!("{name}: chunk {i} (partition {}, image bytes {offset}..{end}) is damaged: {why}", c.partition)).advice(RECOPY)
+    };
     if stored.len() != c.stored_len as usize {
         return Err(fail(format!("{} bytes instead of {}", stored.len(), c.stored_len)));
     }
@@ -74,50 +70,49 @@ pub fn check_chunk(
     Ok(())
 }
 
-/// Reads chunk payloads `from..` in order, calling `each(i, bytes)`; a stream that fails is
-/// reopened at the first chunk not fully received, with backoff, logging each resume. Stops
-/// early when `stop` is set.
+/// Reads chunk payloads `from..` in order, calling `each(i, bytes)` until it returns `false`; a
+/// stream that fails is reopened at the first chunk not fully received, with backoff, logging
+/// each resume. Returns quietly when `stop` is set (another thread failed), and a cancellation
+/// when `cancel` is raised.
+#[allow(clippy::too_many_arguments)]
 pub fn read_chunks(
     src: &mut dyn Source,
     index: &Index,
     from: usize,
     opts: &HttpOptions,
-    progress: &dyn Progress,
+    sink: &dyn Sink,
+    cancel: &Cancel,
     stop: &AtomicBool,
     mut each: impl FnMut(usize, Vec<u8>) -> bool,
-) -> Result<(), SourceError> {
+) -> Result<()> {
     let Some(end) = index.chunks.last().map(|c| c.stored_end()) else { return Ok(()) };
     let name = src.name();
     let mut next = from;
-    let mut failures = 0u32;
-    let mut wait = opts.backoff;
+    let mut backoff = opts.backoff();
     let mut resumed = false;
     while next < index.chunks.len() {
         let at = index.chunks[next].stored_offset;
         if resumed {
-            progress.event(Event::Log(format!(
+            sink.log(&format!(
                 "{name}: resuming at byte {at} (chunk {next} of {}) with Range: bytes={at}-{}, not restarting",
                 index.chunks.len(),
                 end - 1
-            )));
+            ));
         }
+        cancel.check(STEP, Written::Nothing)?;
         let mut stream = match src.stream(at, end) {
             Ok(s) => s,
-            Err(e) if e.retryable && failures < opts.retries => {
-                failures += 1;
-                progress.event(Event::Log(format!("{name}: {}; retry {failures} of {} in {:.1} s", e.message, opts.retries, wait.as_secs_f64())));
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(10));
+            Err(e) => {
+                backoff.pause(e, &name, sink, cancel)?;
                 resumed = true;
                 continue;
             }
-            Err(e) if e.retryable => return Err(SourceError::fatal(format!("{} (gave up after {} retries)", e.message, opts.retries))),
-            Err(e) => return Err(e),
         };
         while next < index.chunks.len() {
             if stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            cancel.check(STEP, Written::Nothing)?;
             let c = &index.chunks[next];
             let mut buf = vec![0u8; c.stored_len as usize];
             match read_full(&mut stream, &mut buf) {
@@ -126,28 +121,19 @@ pub fn read_chunks(
                         return Ok(());
                     }
                     next += 1;
-                    if failures > 0 {
-                        failures = 0;
-                        wait = opts.backoff;
-                    }
+                    backoff.reset();
                 }
                 other => {
                     let why = match other {
                         Ok(n) => format!("the stream ended after {n} of {} bytes of chunk {next}", c.stored_len),
                         Err(e) => format!("reading chunk {next}: {e}"),
                     };
-                    if src.local_path().is_some() || failures >= opts.retries {
-                        return Err(SourceError::fatal(format!("{name}: {why}{}", if failures > 0 { " (gave up after retries)" } else { "" })));
-                    }
-                    failures += 1;
-                    progress.event(Event::Log(format!(
-                        "{name}: connection lost at byte {} ({why}); retry {failures} of {} in {:.1} s",
-                        c.stored_offset,
-                        opts.retries,
-                        wait.as_secs_f64()
-                    )));
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(10));
+                    let e = if src.local_path().is_some() {
+                        Error::io(STEP, format!("{name}: {why}"))
+                    } else {
+                        Error::transient(STEP, format!("connection lost at byte {} ({why})", c.stored_offset))
+                    };
+                    backoff.pause(e, &name, sink, cancel)?;
                     resumed = true;
                     break;
                 }
@@ -157,9 +143,14 @@ pub fn read_chunks(
     Ok(())
 }
 
-/// Runs `job(i, record, logical_bytes)` on every chunk from `from` on, `workers` at a time,
-/// after checking it (`check`). `done(i)` is called on the calling thread as chunks finish
-/// (in completion order). The first error stops everything and is returned.
+/// The work done on each checked chunk: `(i, record, logical bytes)` (the stored bytes with
+/// [`Check::Stored`]).
+pub type Job<'a> = dyn Fn(usize, &ChunkRecord, &[u8]) -> Result<()> + Sync + 'a;
+
+/// Runs `job` on every chunk from `from` on, `workers` at a time, after checking it (`check`).
+/// `done(i)` is called on the calling thread as chunks finish (in completion order). The first
+/// error stops everything and is returned; a raised `cancel` stops the reader and the workers
+/// at the next chunk.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     src: &mut dyn Source,
@@ -168,16 +159,17 @@ pub fn run(
     check: Check,
     workers: usize,
     opts: &HttpOptions,
-    progress: &dyn Progress,
-    job: &(dyn Fn(usize, &ChunkRecord, &[u8]) -> Result<(), String> + Sync),
+    sink: &dyn Sink,
+    cancel: &Cancel,
+    job: &Job,
     done: &mut dyn FnMut(usize, &ChunkRecord),
-) -> Result<(), PipeError> {
+) -> Result<()> {
     let workers = workers.max(1);
     let name = src.name();
     let stop = AtomicBool::new(false);
     let (tx, rx) = sync_channel::<(usize, Vec<u8>)>(workers * 2);
     let rx: Arc<Mutex<Receiver<(usize, Vec<u8>)>>> = Arc::new(Mutex::new(rx));
-    let (rtx, rrx) = sync_channel::<Result<usize, PipeError>>(workers * 2);
+    let (rtx, rrx) = sync_channel::<Result<usize>>(workers * 2);
     std::thread::scope(|s| {
         for _ in 0..workers {
             let rx = rx.clone();
@@ -188,7 +180,7 @@ pub fn run(
                 let mut dec = match zstd::bulk::Decompressor::new() {
                     Ok(d) => d,
                     Err(e) => {
-                        let _ = rtx.send(Err(PipeError::Job(format!("cannot start a zstd decoder: {e}"))));
+                        let _ = rtx.send(Err(Error::internal(STEP, format!("cannot start a zstd decoder: {e}"))));
                         return;
                     }
                 };
@@ -196,12 +188,12 @@ pub fn run(
                 loop {
                     let next = rx.lock().ok().and_then(|r| r.recv().ok());
                     let Some((i, stored)) = next else { return };
-                    if stop.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) || cancel.is_cancelled() {
                         continue;
                     }
                     let c = &index.chunks[i];
                     let r = check_chunk(&name, i, c, &stored, check, &mut dec, &mut out)
-                        .and_then(|_| job(i, c, if check == Check::Full { &out } else { &stored }).map_err(PipeError::Job))
+                        .and_then(|_| job(i, c, if check == Check::Full { &out } else { &stored }))
                         .map(|_| i);
                     if r.is_err() {
                         stop.store(true, Ordering::Relaxed);
@@ -215,28 +207,33 @@ pub fn run(
         drop(rtx);
         let stop_r = &stop;
         let reader = s.spawn(move || {
-            let r = read_chunks(src, index, from, opts, progress, stop_r, |i, b| tx.send((i, b)).is_ok());
+            let r = read_chunks(src, index, from, opts, sink, cancel, stop_r, |i, b| tx.send((i, b)).is_ok());
             if r.is_err() {
                 stop_r.store(true, Ordering::Relaxed);
             }
             r
         });
-        let mut first_err: Option<PipeError> = None;
+        let mut first_err: Option<Error> = None;
+        let mut finished = 0usize;
         for r in rrx {
             match r {
-                Ok(i) if first_err.is_none() => done(i, &index.chunks[i]),
+                Ok(i) if first_err.is_none() => {
+                    finished += 1;
+                    done(i, &index.chunks[i]);
+                }
                 Ok(_) => {}
                 Err(e) => {
-                    if first_err.is_none() {
-                        first_err = Some(e);
-                    }
+                    first_err.get_or_insert(e);
                 }
             }
         }
-        let read = reader.join().unwrap_or_else(|_| Err(SourceError::fatal("the reader thread panicked")));
+        let read = reader.join().unwrap_or_else(|_| Err(Error::internal(STEP, "the reader thread panicked")));
         match (first_err, read) {
-            (Some(e), _) => Err(e),
-            (None, Err(e)) => Err(e.into()),
+            (Some(e), _) | (None, Err(e)) => Err(e),
+            (None, Ok(())) if finished < index.chunks.len().saturating_sub(from) => {
+                cancel.check(STEP, Written::Nothing)?;
+                Err(Error::internal(STEP, format!("{name}: only {finished} chunks of {} were handled", index.chunks.len() - from)))
+            }
             (None, Ok(())) => Ok(()),
         }
     })

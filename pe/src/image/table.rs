@@ -12,22 +12,26 @@ use super::manifest::{GuidPolicy, Manifest};
 use super::target::TargetInfo;
 use crate::carve::gpt_write::{self, EntryEdit};
 use crate::carve::patch::Patch;
+use crate::error::{Error, Result};
+use crate::step::Step;
 
-fn guid(s: &str) -> Result<uuid::Uuid, String> {
-    uuid::Uuid::parse_str(s).map_err(|e| format!("GUID {s:?}: {e}"))
+const STEP: Step = Step::LayDown;
+
+fn guid(s: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(s).map_err(|e| Error::internal(STEP, format!("GUID {s:?}: {e}")))
 }
 
-fn fresh_guid() -> Result<uuid::Uuid, String> {
+fn fresh_guid() -> Result<uuid::Uuid> {
     Ok(uuid::Builder::from_random_bytes(super::create::random_bytes::<16>()?).into_uuid())
 }
 
 /// The writes that turn the target's table into the planned one.
-pub fn build(t: &TargetInfo, m: &Manifest, plan: &Placement) -> Result<Patch, String> {
+pub fn build(t: &TargetInfo, m: &Manifest, plan: &Placement) -> Result<Patch> {
     let ss = u64::from(t.sector_size);
     let mut g = t.gpt.clone();
     for n in &plan.removed {
         let at = (*n as usize - 1) * 128;
-        let slot = g.entries.get_mut(at..at + 128).ok_or_else(|| format!("partition {n} is outside the entry array"))?;
+        let slot = g.entries.get_mut(at..at + 128).ok_or_else(|| Error::internal(STEP, format!("partition {n} is outside the entry array")))?;
         slot.fill(0);
     }
     let disk_guid = match (m.disk_guid_policy, &m.disk_guid) {
@@ -57,7 +61,7 @@ pub fn build(t: &TargetInfo, m: &Manifest, plan: &Placement) -> Result<Patch, St
             },
         });
     }
-    let mut patch = gpt_write::patch(&t.disk, &g, &edits).map_err(|e| e.to_string())?;
+    let mut patch = gpt_write::patch(&t.disk, &g, &edits).map_err(|e| Error::refused(STEP, format!("{}: {e}", t.path.display())))?;
     // Sector 0: the protective MBR for a fresh table; the image's boot code in any case.
     let mut s0 = vec![0u8; t.sector_size as usize];
     if t.fresh_table {
@@ -65,7 +69,7 @@ pub fn build(t: &TargetInfo, m: &Manifest, plan: &Placement) -> Result<Patch, St
         let pmbr = gpt::mbr::ProtectiveMBR::with_lb_size(lbas);
         s0[..512].copy_from_slice(&pmbr.to_bytes());
     } else {
-        t.disk.read_exact_at(0, &mut s0).map_err(|e| e.to_string())?;
+        t.disk.read_exact_at(0, &mut s0).map_err(|e| Error::io(STEP, format!("{}: {e}", t.path.display())))?;
     }
     let before = s0.clone();
     if let Some(code) = m.bios_code() {

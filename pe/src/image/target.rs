@@ -12,7 +12,12 @@ use crate::carve::locator::Locator;
 use crate::disk::device::{Device, ReadAt, SharedDisk};
 use crate::disk::gpt_read;
 use crate::disk::probe::{self, Identity};
+use crate::error::{Error, Hint, Result};
 use crate::inventory::{Disk, Severity};
+use crate::step::Step;
+
+const STEP: Step = Step::LayDown;
+const WRONG_DISK: &str = "check that this is the disk meant";
 
 /// What the caller says the target must be.
 #[derive(Debug, Clone, Default)]
@@ -40,12 +45,12 @@ pub struct TargetInfo {
 }
 
 /// A new GPT for an empty disk: 128 entries, the usual geometry.
-pub fn fresh_gpt(disk_bytes: u64, ss: u32, guid: uuid::Uuid) -> Result<GptTable, String> {
+pub fn fresh_gpt(disk_bytes: u64, ss: u32, guid: uuid::Uuid) -> Result<GptTable> {
     let s = u64::from(ss);
     let lbas = disk_bytes / s;
     let arr = (128u64 * 128).div_ceil(s);
     if lbas < 2 * arr + 64 {
-        return Err(format!("the disk ({disk_bytes} bytes) is too small for a GPT"));
+        return Err(Error::refused(STEP, format!("the disk ({disk_bytes} bytes) is too small for a GPT")));
     }
     let last = lbas - 1;
     let h = gpt::header::Header {
@@ -96,10 +101,10 @@ pub(crate) fn partition_of(dev: (u32, u32), disk: (u32, u32)) -> Option<u32> {
 }
 
 /// Reads the target and runs the identity checks. `image_path` is the local image file, if
-/// any, to refuse writing over the partition that holds it.
-pub fn read(path: &Path, keep: &[u32], store: Option<u32>, expect: &Expect, image_path: Option<&Path>) -> Result<TargetInfo, String> {
+/// any, to refuse writing over the partition that holds it. Reads only.
+pub fn read(path: &Path, keep: &[u32], store: Option<u32>, expect: &Expect, image_path: Option<&Path>) -> Result<TargetInfo> {
     let name = path.display().to_string();
-    let dev = Device::open(path).map_err(|e| e.to_string())?;
+    let dev = Device::open(path).map_err(|e| Error::refused(STEP, e.to_string()))?;
     let geometry = dev.geometry();
     let rdev = dev.dev_numbers();
     let size = dev.size();
@@ -109,7 +114,7 @@ pub fn read(path: &Path, keep: &[u32], store: Option<u32>, expect: &Expect, imag
     let errors: Vec<String> = inv.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("{}: {}", f.subject, f.message)).collect();
     if let Some(want) = expect.size {
         if want != size {
-            return Err(format!("{name} is {size} bytes, not the {want} bytes expected: this looks like the wrong disk; nothing was written"));
+            return Err(Error::refused(STEP, format!("{name} is {size} bytes, not the {want} bytes expected: this looks like the wrong disk")).advice(WRONG_DISK));
         }
     }
     if let Some(want) = &expect.serial {
@@ -118,28 +123,30 @@ pub fn read(path: &Path, keep: &[u32], store: Option<u32>, expect: &Expect, imag
             std::fs::read_to_string(link.join("device/serial")).ok().map(|s| s.trim().to_string())
         });
         if serial.as_deref() != Some(want.as_str()) {
-            return Err(format!("{name} has serial {serial:?}, not {want:?}: this looks like the wrong disk; nothing was written"));
+            return Err(Error::refused(STEP, format!("{name} has serial {serial:?}, not {want:?}: this looks like the wrong disk")).advice(WRONG_DISK));
         }
     }
     let (gpt, fresh) = match inv.table.as_deref() {
-        Some("gpt") => (gpt_write::load(&disk, ss, false).map_err(|e| format!("{name}: {e}"))?, false),
+        Some("gpt") => (gpt_write::load(&disk, ss, false).map_err(|e| Error::damaged(STEP, format!("{name}: {e}")))?, false),
         Some(other) => {
-            return Err(format!(
-                "{name} has an {other} partition table; this version lays GPT images down on GPT disks (or empty ones) only; nothing was written"
+            return Err(Error::refused(
+                STEP,
+                format!("{name} has an {other} partition table; this version lays GPT images down on GPT disks (or empty ones) only"),
             ))
         }
         None if inv.partitions.is_empty() && keep.is_empty() && store.is_none() => {
             let guid = uuid::Builder::from_random_bytes(super::create::random_bytes::<16>()?).into_uuid();
             (fresh_gpt(size, ss, guid)?, true)
         }
-        None => return Err(format!("{name}: no partition table found, but partitions to keep were named; nothing was written")),
+        None => return Err(Error::refused(STEP, format!("{name}: no partition table found, but partitions to keep were named"))),
     };
     if !errors.is_empty() {
-        return Err(format!("{name}: the partition table has errors; nothing was written:\n  {}", errors.join("\n  ")));
+        return Err(Error::damaged(STEP, format!("{name}: the partition table has errors:\n  {}", errors.join("\n  "))));
     }
     if let Some(want) = &expect.disk_guid {
         if !gpt.primary.disk_guid.to_string().eq_ignore_ascii_case(want) {
-            return Err(format!("{name} has disk GUID {}, not {want}: this looks like the wrong disk; nothing was written", gpt.primary.disk_guid));
+            return Err(Error::refused(STEP, format!("{name} has disk GUID {}, not {want}: this looks like the wrong disk", gpt.primary.disk_guid))
+                .advice(WRONG_DISK));
         }
     }
     // The store, by its locator.
@@ -157,13 +164,14 @@ pub fn read(path: &Path, keep: &[u32], store: Option<u32>, expect: &Expect, imag
     }
     if let (Some(a), Some(b)) = (store, found_store) {
         if a != b {
-            return Err(format!("--store {a} was given, but the store locator is on partition {b}; check the disk; nothing was written"));
+            return Err(Error::refused(STEP, format!("the store was named as partition {a} of {name}, but the store locator is on partition {b}"))
+                .advice(WRONG_DISK));
         }
     }
     let store = store.or(found_store);
     for n in keep.iter().chain(store.iter()) {
         if !inv.partitions.iter().any(|p| p.number == *n) {
-            return Err(format!("{name} has no partition {n} to keep; nothing was written"));
+            return Err(Error::refused(STEP, format!("{name} has no partition {n} to keep")));
         }
     }
     // Mounted partitions and the image's own partition.
@@ -171,25 +179,27 @@ pub fn read(path: &Path, keep: &[u32], store: Option<u32>, expect: &Expect, imag
     if let Some(disk_dev) = rdev {
         let mounted: Vec<u32> = mounted_devs().into_iter().filter_map(|d| if d == disk_dev { Some(0) } else { partition_of(d, disk_dev) }).collect();
         if mounted.contains(&0) {
-            return Err(format!("{name} itself is mounted; unmount it first; nothing was written"));
+            return Err(Error::refused(STEP, format!("{name} itself is mounted")).advice("unmount it first"));
         }
         for n in &mounted {
             if !keep.contains(n) && store != Some(*n) {
-                return Err(format!(
-                    "partition {n} of {name} is mounted and would be overwritten; unmount it, or keep it with --keep {n}; nothing was written"
-                ));
+                return Err(Error::refused(STEP, format!("partition {n} of {name} is mounted and would be overwritten"))
+                    .advice("unmount it")
+                    .hint(Hint::Keep { number: *n }));
             }
         }
         if let Some(img) = image_path.and_then(|p| std::fs::metadata(p).ok()) {
             let d = img.dev();
             let dd = ((((d >> 32) & 0xffff_f000) | ((d >> 8) & 0xfff)) as u32, (((d >> 12) & 0xffff_ff00) | (d & 0xff)) as u32);
             if dd == disk_dev {
-                return Err(format!("the image lives on {name} itself; nothing was written"));
+                return Err(Error::refused(STEP, format!("the image lives on {name} itself")).advice("copy the image elsewhere"));
             }
             holds_image = partition_of(dd, disk_dev);
             if let Some(n) = holds_image {
                 if !keep.contains(&n) && store != Some(n) {
-                    return Err(format!("the image file lives on partition {n} of {name}, which would be overwritten; keep it with --keep {n} or copy the image elsewhere; nothing was written"));
+                    return Err(Error::refused(STEP, format!("the image file lives on partition {n} of {name}, which would be overwritten"))
+                        .hint(Hint::Keep { number: n })
+                        .advice("or copy the image elsewhere"));
                 }
             }
         }

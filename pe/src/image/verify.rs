@@ -1,11 +1,13 @@
 //! `image verify`: open the image (digest, signature, pins), then read, check and decode
-//! every chunk. Writes nothing.
+//! every chunk; and the lighter check of the stored bytes alone that comes before a lay-down.
+//! Writes nothing.
 
-use super::http::HttpOptions;
+use super::format::{hex, DATA_OFFSET};
 use super::pipeline::{self, Check};
-use super::progress::{Meter, Progress};
 use super::reader::{self, Image, Trust};
-use super::source;
+use crate::error::Result;
+use crate::net::http::HttpOptions;
+use crate::progress::{Cancel, Meter, Sink};
 
 #[derive(Debug, Clone)]
 pub struct VerifyReport {
@@ -16,24 +18,29 @@ pub struct VerifyReport {
     pub stored_bytes: u64,
 }
 
-pub fn open(spec: &str, trust: &Trust, http: &HttpOptions, progress: &dyn Progress) -> Result<Image, String> {
-    let src = source::open(spec, http, progress).map_err(|e| e.to_string())?;
-    reader::open(src, trust, http, progress).map_err(|e| e.to_string())
-}
-
-pub fn verify(spec: &str, trust: &Trust, http: &HttpOptions, workers: usize, progress: &dyn Progress) -> Result<VerifyReport, String> {
-    let mut img = open(spec, trust, http, progress)?;
-    let meter = Meter::new(progress, "verifying", img.logical_bytes());
+/// Checks the image at `spec` (a path or URL) through and through.
+pub fn verify(spec: &str, trust: &Trust, http: &HttpOptions, workers: usize, sink: &dyn Sink, cancel: &Cancel) -> Result<VerifyReport> {
+    let mut img = reader::open(spec, trust, http, sink, cancel)?;
+    let meter = Meter::start(sink, "verifying", img.logical_bytes());
     let index = img.index.clone();
-    pipeline::run(img.source.as_mut(), &index, 0, Check::Full, workers, http, progress, &|_, _, _| Ok(()), &mut |_, c| {
+    pipeline::run(img.source.as_mut(), &index, 0, Check::Full, workers, http, sink, cancel, &|_, _, _| Ok(()), &mut |_, c| {
         meter.add(u64::from(c.logical_len))
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     Ok(VerifyReport {
         digest: img.digest_hex(),
-        signed_by: img.signed_by.map(|k| super::format::hex(&k)),
+        signed_by: img.signed_by.map(|k| hex(&k)),
         chunks: img.header.chunk_count,
         logical_bytes: img.logical_bytes(),
-        stored_bytes: img.header.data_end - super::format::DATA_OFFSET,
+        stored_bytes: img.header.data_end - DATA_OFFSET,
+    })
+}
+
+/// Reads every stored chunk of an opened image and checks its CRC-32 and SHA-256, without
+/// decoding (the pass before the first write).
+pub fn stored(img: &mut Image, workers: usize, http: &HttpOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<()> {
+    let meter = Meter::start(sink, "verifying", img.header.data_end);
+    let index = img.index.clone();
+    pipeline::run(img.source.as_mut(), &index, 0, Check::Stored, workers, http, sink, cancel, &|_, _, _| Ok(()), &mut |_, c| {
+        meter.add(u64::from(c.stored_len))
     })
 }

@@ -10,6 +10,8 @@ use dhcproto::v4::{DhcpOption, Flags, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable, Encoder};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::progress::Cancel;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
     pub address: Ipv4Addr,
@@ -66,8 +68,9 @@ pub fn parse_reply(bytes: &[u8], xid: u32, kind: MessageType) -> Option<Lease> {
     Some(Lease { address: msg.yiaddr(), netmask, router, dns, server })
 }
 
-/// Runs the exchange on `iface`, retrying until `timeout`.
-pub fn obtain(iface: &str, mac: [u8; 6], timeout: Duration) -> anyhow::Result<Lease> {
+/// Runs the exchange on `iface`, retrying until `timeout`; gives up within half a second of a
+/// raised `cancel`.
+pub fn obtain(iface: &str, mac: [u8; 6], timeout: Duration, cancel: &Cancel) -> anyhow::Result<Lease> {
     let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).context("opening the DHCP socket")?;
     sock.set_reuse_address(true)?;
     sock.set_broadcast(true)?;
@@ -85,6 +88,7 @@ pub fn obtain(iface: &str, mac: [u8; 6], timeout: Duration) -> anyhow::Result<Le
         let until = Instant::now() + Duration::from_secs(2);
         let mut reply = [0u8; 1500];
         while Instant::now() < until {
+            anyhow::ensure!(!cancel.is_cancelled(), "stopped on request while waiting for DHCP on {iface}");
             match sock.recv_from(&mut reply) {
                 Ok((n, _)) => {
                     if let Some(lease) = parse_reply(&reply[..n], xid, want) {

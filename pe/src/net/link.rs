@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use nix::libc;
 
+use crate::progress::Cancel;
+
 /// Interfaces backed by a device (not `lo`, not virtual), sorted by name.
 pub fn physical_interfaces(sys: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(sys.join("class/net"))
@@ -30,10 +32,12 @@ pub fn mac(sys: &Path, iface: &str) -> anyhow::Result<[u8; 6]> {
     bytes.try_into().map_err(|_| anyhow::anyhow!("{iface} has no Ethernet MAC address ({})", text.trim()))
 }
 
-pub fn wait_for_carrier(sys: &Path, iface: &str, limit: Duration) -> anyhow::Result<()> {
+/// Waits up to `limit` for a link on `iface`; gives up early when `cancel` is raised.
+pub fn wait_for_carrier(sys: &Path, iface: &str, limit: Duration, cancel: &Cancel) -> anyhow::Result<()> {
     let start = Instant::now();
     let path = sys.join("class/net").join(iface).join("carrier");
     while start.elapsed() < limit {
+        anyhow::ensure!(!cancel.is_cancelled(), "stopped on request while waiting for a link on {iface}");
         if std::fs::read_to_string(&path).map(|s| s.trim() == "1").unwrap_or(false) {
             return Ok(());
         }

@@ -135,19 +135,6 @@ impl crate::progress::Sink for PlainProgress {
     }
 }
 
-impl crate::image::progress::Progress for PlainProgress {
-    fn event(&self, e: crate::image::progress::Event) {
-        use crate::image::progress::Event as Old;
-        use crate::progress::{Event, Sink};
-        let e = match e {
-            Old::Log(m) => Event::Log { message: m },
-            Old::Phase { name, total } => Event::Phase { name, total },
-            Old::Bytes { done, total, rate, eta_secs } => Event::Bytes { done, total, rate, eta_secs: Some(eta_secs) },
-        };
-        Sink::event(self, &e);
-    }
-}
-
 /// `42 s`, `3 min 5 s`, `1 h 2 min`.
 pub fn duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;

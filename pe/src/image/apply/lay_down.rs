@@ -1,0 +1,210 @@
+//! Writing the plan a [`super::prepare`] made: check every stored chunk of a local image
+//! (unless a staged image was checked already) → open the target for writing → the table →
+//! the chunks (parallel decode, checks, positioned writes) → flush → read back → ESP fallback
+//! loader. Everything before the table write writes nothing; a refusal or a cancel there
+//! leaves the target untouched.
+//!
+//! Cancelling stops between chunks and returns `Cancelled` with `written: Disk` once the table
+//! is written; the kept partitions and the store are never in a written range, and laying the
+//! same image down again (a new `prepare`, then `lay_down`) completes the target.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::prepare::Prepared;
+use crate::error::{Error, Result, Written};
+use crate::image::format::ChunkRecord;
+use crate::image::layout::Placement;
+use crate::image::pipeline::{self, Check};
+use crate::image::reader::Image;
+use crate::image::{efi, table, verify};
+use crate::net::http::HttpOptions;
+use crate::progress::{Cancel, Meter, Sink};
+use crate::step::Step;
+
+const STEP: Step = Step::LayDown;
+const AGAIN: &str = "lay the image down again to complete the target (the image is checked first)";
+
+#[derive(Debug, Clone)]
+pub struct LayDownReport {
+    pub placement: Placement,
+    pub digest: String,
+    pub bytes_written: u64,
+    pub notes: Vec<String>,
+}
+
+/// Lays the prepared image down.
+pub fn lay_down(p: Prepared, sink: &dyn Sink, cancel: &Cancel) -> Result<LayDownReport> {
+    let mut written = Written::Nothing;
+    run(p, sink, cancel, &mut written).map_err(|e| {
+        let e = crate::image::seen_from(e, STEP, written);
+        if written == Written::Disk {
+            e.advice(AGAIN)
+        } else {
+            e
+        }
+    })
+}
+
+fn io(what: impl std::fmt::Display) -> Error {
+    Error::io(STEP, what.to_string())
+}
+
+fn run(mut p: Prepared, sink: &dyn Sink, cancel: &Cancel, written: &mut Written) -> Result<LayDownReport> {
+    let r = p.request.clone();
+    let workers = r.workers.max(1);
+    let mut notes = std::mem::take(&mut p.notes);
+    if p.is_remote() {
+        notes.push("streaming without staging: each chunk is verified as it arrives".into());
+    } else if !p.verified {
+        verify::stored(&mut p.image, workers, &r.http, sink, cancel)?;
+    }
+    let (img, placement, t) = (&mut p.image, &p.placement, &p.target);
+    let patch = table::build(t, &img.manifest, placement)?;
+    cancel.check(STEP, Written::Nothing)?;
+    let disk = r.disk.display();
+    let file = OpenOptions::new().read(true).write(true).open(&r.disk).map_err(|e| io(format!("cannot open {disk} for writing: {e}")))?;
+    let size_now = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if !t.block_device && size_now != t.layout.disk_bytes {
+        return Err(Error::refused(STEP, format!("{disk} changed size while being checked")));
+    }
+    // From here on the target is written.
+    *written = Written::Disk;
+    patch.write_to(&file).map_err(|e| io(format!("writing the partition table to {disk}: {e}")))?;
+    let bytes = write_chunks(img, placement, &file, workers, &r.http, sink, cancel)?;
+    notes.extend(grow_fixups(img, placement, &file)?);
+    file.sync_all().map_err(|e| io(format!("flushing {disk}: {e}")))?;
+    if r.readback {
+        readback(img, placement, &file, workers, sink, cancel)?;
+    }
+    cancel.check(STEP, Written::Disk)?;
+    check_table(&r.disk, placement)?;
+    if img.manifest.boot.uefi() {
+        notes.extend(efi::ensure_fallback(&file, &img.manifest, placement)?);
+        if r.efi_nvram && t.block_device {
+            notes.extend(efi::nvram_entry(&img.manifest, placement, t)?);
+        }
+    }
+    file.sync_all().map_err(|e| io(format!("flushing {disk}: {e}")))?;
+    Ok(LayDownReport { placement: p.placement, digest: p.image.digest_hex(), bytes_written: bytes, notes })
+}
+
+/// Streams and writes every chunk; returns the logical bytes written.
+fn write_chunks(img: &mut Image, p: &Placement, file: &File, workers: usize, http: &HttpOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
+    let mut base = vec![0u64; img.manifest.partitions.len()];
+    for pl in &p.placed {
+        base[pl.image_index] = pl.start;
+    }
+    let meter = Meter::start(sink, "writing", img.logical_bytes());
+    let written = AtomicU64::new(0);
+    let index = img.index.clone();
+    let job = |_: usize, c: &ChunkRecord, data: &[u8]| -> Result<()> {
+        let mut at = 0usize;
+        let b = base[c.partition as usize];
+        for r in index.runs_of(c) {
+            let n = r.len as usize;
+            file.write_all_at(&data[at..at + n], b + r.offset).map_err(|e| io(format!("writing {n} bytes at byte {}: {e}", b + r.offset)))?;
+            at += n;
+        }
+        written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    };
+    pipeline::run(img.source.as_mut(), &index, 0, Check::Full, workers, http, sink, cancel, &job, &mut |_, c| meter.add(u64::from(c.logical_len)))?;
+    Ok(written.load(Ordering::Relaxed))
+}
+
+/// A grown NTFS partition gets a copy of its boot sector in its new last sector too, where
+/// `ntfsresize`, `ntfsfix` and Windows look for the backup before the volume is extended.
+fn grow_fixups(img: &Image, p: &Placement, file: &File) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for pl in &p.placed {
+        let s = &img.manifest.partitions[pl.image_index];
+        if s.fs.as_deref() != Some("ntfs") || pl.size == s.size {
+            continue;
+        }
+        let bps = u64::from(s.fs_sector_size.unwrap_or(512));
+        let mut boot = vec![0u8; bps as usize];
+        file.read_exact_at(&mut boot, pl.start).map_err(|e| io(format!("reading the NTFS boot sector back: {e}")))?;
+        if &boot[3..11] != b"NTFS    " {
+            return Err(io(format!("partition {} does not start with an NTFS boot sector after the lay-down", pl.number)));
+        }
+        file.write_all_at(&boot, pl.start + pl.size - bps).map_err(|e| io(format!("writing the NTFS backup boot sector: {e}")))?;
+        notes.push(format!("partition {}: NTFS boot sector copied to the partition's last sector (the volume grows at first boot)", pl.number));
+    }
+    Ok(notes)
+}
+
+/// Reads every written run back and checks each chunk's logical CRC-32; stops at the next
+/// chunk when `cancel` is raised.
+fn readback(img: &Image, p: &Placement, file: &File, workers: usize, sink: &dyn Sink, cancel: &Cancel) -> Result<()> {
+    let mut base = vec![0u64; img.manifest.partitions.len()];
+    for pl in &p.placed {
+        base[pl.image_index] = pl.start;
+    }
+    let meter = Meter::start(sink, "reading back", img.logical_bytes());
+    let next = AtomicU64::new(0);
+    let index = &img.index;
+    let chunks = &index.chunks;
+    let err = std::sync::Mutex::new(None::<Error>);
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1) {
+            s.spawn(|| {
+                let mut buf = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if i >= chunks.len() || err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    if let Err(e) = cancel.check(STEP, Written::Disk) {
+                        if let Ok(mut x) = err.lock() {
+                            x.get_or_insert(e);
+                        }
+                        return;
+                    }
+                    let c = &chunks[i];
+                    buf.resize(c.logical_len as usize, 0);
+                    let b = base[c.partition as usize];
+                    let mut at = 0usize;
+                    for r in index.runs_of(c) {
+                        let n = r.len as usize;
+                        if let Err(e) = file.read_exact_at(&mut buf[at..at + n], b + r.offset) {
+                            if let Ok(mut x) = err.lock() {
+                                x.get_or_insert(io(format!("reading back byte {}: {e}", b + r.offset)));
+                            }
+                            return;
+                        }
+                        at += n;
+                    }
+                    if crc32fast::hash(&buf) != c.logical_crc {
+                        if let Ok(mut x) = err.lock() {
+                            x.get_or_insert(
+                                io(format!("read-back of chunk {i} differs from what was written: the disk does not keep what it is given"))
+                                    .advice("check the disk (SMART)"),
+                            );
+                        }
+                        return;
+                    }
+                    meter.add(u64::from(c.logical_len));
+                }
+            });
+        }
+    });
+    match err.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Reads the written table back with the shared readers and compares it with the plan.
+fn check_table(disk: &std::path::Path, p: &Placement) -> Result<()> {
+    let inv = crate::disk::inspect_paths(&[disk.to_path_buf()]);
+    let d = inv.disks.first().ok_or_else(|| io(format!("{}: cannot read the written table back", disk.display())))?;
+    for pl in &p.placed {
+        let ok = d.partitions.iter().any(|x| x.number == pl.number && x.start_bytes == pl.start && x.size_bytes == pl.size);
+        if !ok {
+            return Err(io(format!("{}: partition {} is not in the written table as planned; the table write did not stick", disk.display(), pl.number)));
+        }
+    }
+    Ok(())
+}
