@@ -9,7 +9,6 @@ pub mod carve;
 pub mod cli;
 pub mod disk;
 pub mod error;
-pub mod events;
 pub mod fs;
 pub mod handoff;
 pub mod image;

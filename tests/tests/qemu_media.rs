@@ -125,7 +125,11 @@ fn qemu_usb_stick_on_bios_collects_reports() {
         assert_eq!(report["run"]["preset"]["name"], "usb-lab");
         assert_eq!(report["result"], "completed");
         let events = Command::new("mtype").args(["-i", &part, &format!("::{folder}/events.jsonl")]).output().unwrap();
-        assert!(String::from_utf8_lossy(&events.stdout).contains("\"phase\":\"drivers\""));
+        let events = String::from_utf8_lossy(&events.stdout);
+        let drivers = events.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|v| {
+            v["event"] == "log" && v["message"].as_str().is_some_and(|m| m.starts_with("drivers: ")) && v["time"].is_string()
+        });
+        assert!(drivers.is_some(), "no driver event in {folder}/events.jsonl: {events}");
     }
 }
 

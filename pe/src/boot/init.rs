@@ -14,7 +14,9 @@ use super::firmware::Firmware;
 use super::modules::{Kernel, Loader, ModuleIndex};
 use super::preset_source::{self, Found};
 use super::{children, medium, mounts, power, report, settle};
-use crate::events::Events;
+use super::log::ConsoleLog;
+use crate::progress::Sink;
+use crate::ui::tui::{EXIT_POWER_OFF, EXIT_REBOOT};
 use crate::net;
 use crate::preset::Finish;
 
@@ -29,10 +31,6 @@ const CONFIG_MOUNT: &str = "/run/inplace/config";
 const NET_TIMEOUT: Duration = Duration::from_secs(30);
 /// A preset larger than this is not a preset.
 const PRESET_LIMIT: u64 = 1 << 20;
-
-/// Exit codes a front end uses to ask PID 1 to end the PE.
-pub const EXIT_POWER_OFF: i32 = 10;
-pub const EXIT_REBOOT: i32 = 11;
 
 static CONSOLES: OnceLock<Arc<Consoles>> = OnceLock::new();
 
@@ -66,15 +64,15 @@ enum Never {}
 fn boot() -> anyhow::Result<Never> {
     mounts::mount_all().context("the PE could not mount its pseudo-filesystems; the kernel may lack devtmpfs")?;
     let consoles = CONSOLES.get_or_init(|| Arc::new(Consoles::open())).clone();
-    let events = Events::new(consoles.clone(), Path::new(EVENTS_PATH));
+    let events = ConsoleLog::new(consoles.clone(), Path::new(EVENTS_PATH));
     let params = Params::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     let release = rustix::system::uname().release().to_string_lossy().into_owned();
-    events.info("boot", &format!("{} starting on kernel {release}", env!("CARGO_PKG_VERSION")));
+    events.log(&format!("{} starting on kernel {release}", env!("CARGO_PKG_VERSION")));
     children::start_reaper();
 
     let mut loader = load_drivers(&events, &release)?;
     let firmware = read_firmware(&mut loader);
-    events.info("boot", &firmware.line());
+    events.log(&firmware.line());
 
     // The boot medium and the stick's config partition, then the preset.
     let media = medium::find(Path::new("/sys"), Path::new("/dev"));
@@ -92,7 +90,7 @@ fn boot() -> anyhow::Result<Never> {
     let cmdline_preset = params.get("preset");
     if cmdline_preset.is_some_and(|p| p.starts_with("http://") || p.starts_with("https://")) || params.get("net") == Some("dhcp") {
         let up = net::bring_up(Path::new("/sys"), NET_TIMEOUT, &crate::progress::Silent, &crate::progress::Cancel::new()).map_err(in_words)?;
-        events.info("net", &format!("network: {} is {}/{} via DHCP from {}", up.interface, up.lease.address, up.lease.netmask, up.lease.server));
+        events.log(&format!("network: {} is {}/{} via DHCP from {}", up.interface, up.lease.address, up.lease.netmask, up.lease.server));
     }
     let found = preset_source::load(cmdline_preset, config_root.as_deref(), medium_root.as_deref(), &|url| {
         net::http::get_text(url, PRESET_LIMIT).map_err(in_words)
@@ -100,8 +98,8 @@ fn boot() -> anyhow::Result<Never> {
     .context("the preset could not be used, so nothing was written to any disk; fix the preset and boot again")?;
     let preset = match found {
         Found::Preset { preset, source } => {
-            events.info("preset", &format!("preset {}", preset.name));
-            events.info("preset", &format!("preset read from {source}"));
+            events.log(&format!("preset {}", preset.name));
+            events.log(&format!("preset read from {source}"));
             Some(preset)
         }
         Found::None => None,
@@ -110,9 +108,9 @@ fn boot() -> anyhow::Result<Never> {
     let inventory = crate::disk::scan_system(Path::new("/sys"), Path::new("/dev"));
     let json = serde_json::to_string_pretty(&inventory)?;
     std::fs::write(INVENTORY_PATH, &json)?;
-    events.info("inventory", &format!("found {} disk(s)", inventory.disks.len()));
+    events.log(&format!("found {} disk(s)", inventory.disks.len()));
     if let Some(up) = uptime() {
-        events.info("boot", &format!("{up:.2} s since kernel start"));
+        events.log(&format!("{up:.2} s since kernel start"));
     }
     consoles.line("inplace: ready");
 
@@ -132,7 +130,7 @@ fn boot() -> anyhow::Result<Never> {
             let Some(preset) = preset else {
                 anyhow::bail!("inplace.action=unattended needs a preset: put preset.toml on the stick's INPLACE partition, on the ISO (scripts/build-pe --preset FILE), or pass inplace.preset=URL")
             };
-            events.info("job", &format!("preset {} asks for no disk changes; the inventory is recorded", preset.name));
+            events.log(&format!("preset {} asks for no disk changes; the inventory is recorded", preset.name));
             write_report(&events, &run, &json, "completed");
             match preset.finish {
                 Finish::Poweroff => power::power_off(),
@@ -171,36 +169,36 @@ impl Run {
 }
 
 /// Leaves `reports/<machine-id>-<time>/` on the stick's INPLACE partition, when there is one.
-fn write_report(events: &Events, run: &Run, inventory_json: &str, result: &str) {
+fn write_report(events: &ConsoleLog, run: &Run, inventory_json: &str, result: &str) {
     let Some(root) = run.config_root.as_deref() else { return };
     let earlier = report::earlier(root);
     if !earlier.is_empty() {
-        events.info("report", &format!("this stick holds {} earlier report(s), the last {}", earlier.len(), earlier[earlier.len() - 1]));
+        events.log(&format!("this stick holds {} earlier report(s), the last {}", earlier.len(), earlier[earlier.len() - 1]));
     }
     let folder = report::folder_name(&report::machine_id(Path::new("/sys")), std::time::SystemTime::now());
     let summary = serde_json::json!({ "result": result, "run": run, "version": env!("CARGO_PKG_VERSION") });
     let summary = serde_json::to_vec_pretty(&summary).unwrap_or_default();
     // The events file is read last, so it holds everything up to the line below.
-    events.info("report", &format!("report: reports/{folder} on the INPLACE partition"));
+    events.log(&format!("report: reports/{folder} on the INPLACE partition"));
     let log = std::fs::read(EVENTS_PATH).unwrap_or_default();
     let files: [(&str, &[u8]); 3] = [("report.json", &summary), ("inventory.json", inventory_json.as_bytes()), ("events.jsonl", &log)];
     if let Err(e) = report::write(root, &folder, &files) {
-        events.warn("report", &format!("could not write the report on the stick: {e:#}"));
+        events.warn(&format!("could not write the report on the stick: {e:#}"));
     }
 }
 
-fn mount_or_warn(events: &Events, dev: &Path, target: &Path, fstype: &str, read_only: bool) -> Option<std::path::PathBuf> {
+fn mount_or_warn(events: &ConsoleLog, dev: &Path, target: &Path, fstype: &str, read_only: bool) -> Option<std::path::PathBuf> {
     match mounts::mount_device(dev, target, fstype, read_only) {
         Ok(()) => Some(target.to_path_buf()),
         Err(e) => {
-            events.warn("boot", &format!("{e:#}"));
+            events.warn(&format!("{e:#}"));
             None
         }
     }
 }
 
 /// Loads drivers by modalias until the devices settle.
-fn load_drivers(events: &Events, release: &str) -> anyhow::Result<Loader<Kernel>> {
+fn load_drivers(events: &ConsoleLog, release: &str) -> anyhow::Result<Loader<Kernel>> {
     let moddir = Path::new("/lib/modules").join(release);
     let index = ModuleIndex::open(&moddir).with_context(|| {
         format!("no module index for kernel {release}: the initramfs does not match the kernel; rebuild both with scripts/build-pe")
@@ -208,8 +206,7 @@ fn load_drivers(events: &Events, release: &str) -> anyhow::Result<Loader<Kernel>
     let proc_modules = std::fs::read_to_string("/proc/modules").unwrap_or_default();
     let mut loader = Loader::new(index, Kernel, &proc_modules);
     let settled = settle::settle(&mut loader, Path::new("/sys"), SETTLE_LIMIT);
-    events.info(
-        "drivers",
+    events.log(
         &format!(
             "drivers: {} modules loaded in {:.1} s; block devices: {}",
             settled.modules_loaded,
@@ -217,12 +214,12 @@ fn load_drivers(events: &Events, release: &str) -> anyhow::Result<Loader<Kernel>
             if settled.block_devices.is_empty() { "none".to_string() } else { settled.block_devices.join(" ") }
         ),
     );
-    events.info("drivers", &format!("drivers loaded: {}", loader.inserted.join(" ")));
+    events.log(&format!("drivers loaded: {}", loader.inserted.join(" ")));
     if settled.timed_out {
-        events.warn("drivers", "devices were still appearing when the wait ended; some disks may be missing");
+        events.warn("devices were still appearing when the wait ended; some disks may be missing");
     }
     for (module, why) in &loader.failed {
-        events.warn("drivers", &format!("module {module} did not load: {why}"));
+        events.warn(&format!("module {module} did not load: {why}"));
     }
     Ok(loader)
 }
@@ -267,6 +264,5 @@ fn uptime() -> Option<f64> {
 
 /// An engine error with its hints in plain words, for the console's error screen.
 fn in_words(e: crate::error::Error) -> anyhow::Error {
-    let hints: String = e.hints.iter().map(|h| format!("; {h}")).collect();
-    anyhow::anyhow!("{}{hints}", e.problem)
+    anyhow::anyhow!(crate::ui::words::error(&e))
 }

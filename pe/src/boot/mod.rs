@@ -5,6 +5,7 @@ pub mod cmdline;
 pub mod console;
 pub mod firmware;
 pub mod init;
+pub mod log;
 pub mod medium;
 pub mod modules;
 pub mod mounts;

@@ -132,7 +132,7 @@ fn store_capture(
     };
     let opts = CaptureOptions { segment_limit: args.segment_size, abort_after_bytes: args.abort_after, ..Default::default() };
     let mut store = Store::open(store_path, true)?;
-    let sink = PlainProgress::new();
+    let sink = PlainProgress::with_words(super::render::error);
     let mut phase = None;
     let mut started = Instant::now();
     let mut on_progress = |p: &Progress| {

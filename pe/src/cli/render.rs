@@ -1,32 +1,12 @@
 //! The CLI's words for the engine's errors and hints: the problem, what was written, and what
 //! to do, naming this tool's commands and flags.
 
-use crate::error::{Error, Hint, Kind, Written};
+use crate::error::{Error, Hint};
 use crate::units::human;
 
 /// One error as the CLI prints it (after `inplace: error: `).
 pub fn error(e: &Error) -> String {
-    let mut out = e.problem.trim_end_matches(['.', ' ']).to_string();
-    let written = match (e.kind, e.written) {
-        (_, Written::Nothing) => Some("nothing was written"),
-        (_, Written::StoreOnly) => Some("only the store was written; the old OS is untouched"),
-        (Kind::Cancelled, Written::Disk) => Some("the disk was partly written"),
-        (_, Written::Disk) => None,
-    };
-    if let Some(w) = written {
-        if !out.contains(w) {
-            out.push_str("; ");
-            out.push_str(w);
-        }
-    }
-    for h in &e.hints {
-        let text = hint(h);
-        if !out.contains(&text) {
-            out.push_str(". ");
-            out.push_str(&text);
-        }
-    }
-    out
+    crate::ui::words::error_with(e, &hint)
 }
 
 /// A hint in the CLI's words.
@@ -41,15 +21,7 @@ pub fn hint(h: &Hint) -> String {
         Hint::ChooseStore => "Pass --store to choose one".into(),
         Hint::RepairGpt => "Add --repair-gpt to rebuild the damaged copy from the good one".into(),
         Hint::PinImage => "Pin it with --pin-sha256 or --pin-key (a preset: sha256 or key)".into(),
-        other => capitalised(&other.to_string()),
-    }
-}
-
-fn capitalised(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
+        other => crate::ui::words::capitalised(&other.to_string()),
     }
 }
 

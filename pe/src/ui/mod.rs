@@ -3,3 +3,4 @@
 pub mod map;
 pub mod plain;
 pub mod tui;
+pub mod words;

@@ -77,12 +77,19 @@ fn disk_text(out: &mut String, disk: &Disk) {
 /// phase, entries every 2 s.
 pub struct PlainProgress {
     last: std::sync::Mutex<(std::time::Instant, std::time::Instant)>,
+    words: fn(&crate::error::Error) -> String,
 }
 
 impl PlainProgress {
+    /// Errors in neutral words ([`super::words::error`]).
     pub fn new() -> Self {
+        Self::with_words(super::words::error)
+    }
+
+    /// Errors in the front end's words (the CLI's, with its flags).
+    pub fn with_words(words: fn(&crate::error::Error) -> String) -> Self {
         let now = std::time::Instant::now();
-        PlainProgress { last: std::sync::Mutex::new((now, now)) }
+        PlainProgress { last: std::sync::Mutex::new((now, now)), words }
     }
 
     /// The line for `e`, or `None` when it is not shown now.
@@ -116,7 +123,7 @@ impl PlainProgress {
                 Some(format!("  {done} of {total} entries {current}"))
             }
             Event::StepDone { step, secs, .. } => Some(format!("== {step} done in {}", duration(*secs))),
-            Event::Failed { error } => Some(format!("{} failed: {}", error.step, crate::cli::render::error(error))),
+            Event::Failed { error } => Some(format!("{} failed: {}", error.step, (self.words)(error))),
         }
     }
 }

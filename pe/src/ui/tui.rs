@@ -14,8 +14,11 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::{Frame, Terminal, TerminalOptions, Viewport};
 
 use super::map::{human_size, segments};
-use crate::boot::init::{EXIT_POWER_OFF, EXIT_REBOOT};
 use crate::inventory::{Disk, Inventory};
+
+/// Exit codes the TUI uses to ask PID 1 to end the PE.
+pub const EXIT_POWER_OFF: i32 = 10;
+pub const EXIT_REBOOT: i32 = 11;
 
 /// What the home screen shows besides the inventory.
 #[derive(Debug, Default)]
