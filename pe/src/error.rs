@@ -87,6 +87,10 @@ pub enum Hint {
     CaptureAgain,
     /// Pin the image: its SHA-256 or its signing key.
     PinImage,
+    /// Choose the migration rules (no OS was detected to choose them by).
+    ChooseRules,
+    /// Restore again, although the store is marked restored.
+    RestoreAgain,
     /// Advice in plain words that fit any front end.
     Advice { text: String },
 }
@@ -183,6 +187,8 @@ impl std::fmt::Display for Hint {
             Hint::RepairGpt => f.write_str("allow the damaged GPT copy to be rebuilt from the good one"),
             Hint::CaptureAgain => f.write_str("if the old OS is still on the disk, capture again into a new store"),
             Hint::PinImage => f.write_str("pin the image with its SHA-256 or its signing key"),
+            Hint::ChooseRules => f.write_str("choose the migration rules: windows, linux or a rules file"),
+            Hint::RestoreAgain => f.write_str("restore again, although the store is marked restored"),
             Hint::Advice { text } => f.write_str(text),
         }
     }

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::migrate::job_info::RestoreChoices;
+
 /// A parsed preset. Unknown keys are errors: a misspelt key must not be silently ignored on an
 /// unattended run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -20,7 +22,7 @@ pub struct Preset {
     pub migrate: crate::migrate::rules::Overrides,
     /// `[restore]`: how the new OS's first boot puts the files back.
     #[serde(default, skip_serializing_if = "is_default")]
-    pub restore: RestorePreset,
+    pub restore: RestoreChoices,
     /// Which disk the job migrates: `"os"` (the one disk holding a detected OS, the default) or
     /// a `[disk]` table matching serial, WWN, model or size.
     #[serde(default, skip_serializing_if = "is_default")]
@@ -38,21 +40,6 @@ pub struct Preset {
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
-}
-
-/// Restore choices made at capture time and carried in the store for the first boot.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct RestorePreset {
-    /// Create accounts the new OS lacks for captured users.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub create_users: Option<bool>,
-    /// `keep-new` (default), `overwrite` or `skip`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conflict: Option<String>,
-    /// `keep` (default), `empty` or `delete`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cleanup: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -387,3 +387,32 @@ fn an_unfinished_capture_is_reported_as_unfinished() {
     }
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A damaged store is named once: `store verify` and `restore` print the damage (store,
+/// entry, segment, what is wrong) in one message, not repeated through an error chain, and
+/// say what to do.
+#[test]
+fn a_damaged_store_is_reported_once() {
+    let dir = mf::tmp("bad-once");
+    let data = mf::content("a", 20_000, mf::Content::Random);
+    let store = hand_store(&dir, "once", &[folder(Some("bob"), "Documents"), file(Some("bob"), "Documents/a.txt", &data)]);
+    let s = store.to_str().unwrap();
+    let seg = dir.join("once.seg");
+    mf::fat_get(s, "capture/seg-00001.ipa", &seg);
+    // Inside the record's data: past the segment header, the record header and the frame's.
+    mf::flip_byte(&seg, 32 + 40 + 8 + 1000);
+    mf::fat_put(s, &seg, "capture/seg-00001.ipa");
+    let (root, _) = root_and_outside(&dir, "once");
+    let runs = [vec!["store", "verify", "--store", s], vec!["restore", "--store", s, "--root", root.path_str()]];
+    for args in runs {
+        let o = mf::inplace(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", mf::text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        for once in ["is damaged", "/hand/Documents/a.txt", "seg-00001.ipa at byte", "CRC-32", s] {
+            assert_eq!(err.matches(once).count(), 1, "{args:?}: {once:?} is not in stderr exactly once:\n{err}");
+        }
+        assert!(err.contains("capture again into a new store"), "{args:?}: no advice:\n{err}");
+        assert!(err.contains("nothing was written"), "{args:?}:\n{err}");
+    }
+    fs::remove_dir_all(&dir).unwrap();
+}

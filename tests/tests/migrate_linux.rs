@@ -388,7 +388,10 @@ fn linux_missing_accounts_and_create_users() {
         .unwrap_or_else(|e| panic!("no report ({e}):\n{}", mf::text(&o)));
     let bob = report["users"].as_array().unwrap().iter().find(|u| u["profile"] == "bob").cloned().unwrap();
     assert_eq!(bob["status"], "missing", "{bob}");
-    assert!(bob["reason"].as_str().unwrap().contains("--create-users"), "{bob}");
+    assert!(bob["reason"].as_str().unwrap().contains("no account named \"bob\""), "{bob}");
+    // The report carries what to do as data; the CLI says it with its flag.
+    assert_eq!(bob["hint"]["do"], "create-users", "{bob}");
+    assert!(mf::text(&o).contains("--create-users"), "the CLI does not say how:\n{}", mf::text(&o));
     assert!(!root.path.join("home/bob").exists());
     // The settings were still applied.
     assert_eq!(fs::read_to_string(root.path.join("etc/hostname")).unwrap().trim(), "oldbox");

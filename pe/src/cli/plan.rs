@@ -40,22 +40,6 @@ pub fn open_read(path: &Path) -> anyhow::Result<SharedDisk> {
     Ok(Arc::new(Device::open(path)?))
 }
 
-/// The store size a capture of partition `n` needs, by the estimate, in whole MiB.
-fn estimated_store(disk: &Path, n: u32) -> anyhow::Result<u64> {
-    let mut source = super::capture::open_source(disk, n)?;
-    let family = source.partition.os.as_ref().map(|o| o.family.clone());
-    let rules = super::rules::effective(None, family.as_deref(), None, &[])?;
-    let sel = crate::migrate::select::select(source.reader.as_mut(), &rules)?;
-    let e = crate::migrate::estimate::estimate(source.reader.as_mut(), &sel);
-    eprintln!(
-        "inplace: partition {n}: {} files, {} to capture; store sized {}",
-        e.files,
-        crate::carve::model::human(e.bytes),
-        crate::carve::model::human(e.store_bytes)
-    );
-    Ok(e.store_bytes.div_ceil(1 << 20) << 20)
-}
-
 /// Reads the disk and plans; the error says what to do.
 pub fn make_plan(args: &Args) -> anyhow::Result<(DiskState, Result<Plan, PlanError>)> {
     let disk = open_read(&args.disk)?;
@@ -63,7 +47,10 @@ pub fn make_plan(args: &Args) -> anyhow::Result<(DiskState, Result<Plan, PlanErr
     let state = layout::read(&disk, &name, args.sector_size, args.repair_gpt).map_err(anyhow::Error::msg)?;
     let store_bytes = match (args.store_size, args.store_for) {
         (Some(bytes), _) => bytes,
-        (None, Some(n)) => estimated_store(&args.disk, n)?,
+        (None, Some(n)) => {
+            let progress = crate::ui::plain::PlainProgress::new();
+            crate::migrate::estimate::store_size_for(&args.disk, n, &progress, &crate::progress::Cancel::new())?
+        }
         (None, None) => anyhow::bail!("give --store-size or --store-for"),
     };
     let req = Request { store_bytes, replace: args.replace.clone() };

@@ -21,6 +21,8 @@ pub fn hint(h: &Hint) -> String {
         Hint::ChooseStore => "Pass --store to choose one".into(),
         Hint::RepairGpt => "Add --repair-gpt to rebuild the damaged copy from the good one".into(),
         Hint::PinImage => "Pin it with --pin-sha256 or --pin-key (a preset: sha256 or key)".into(),
+        Hint::ChooseRules => "Pass --rules windows, --rules linux or --rules FILE".into(),
+        Hint::RestoreAgain => "Run with --again to restore it again".into(),
         other => crate::ui::words::capitalised(&other.to_string()),
     }
 }

@@ -6,12 +6,16 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::builder::PossibleValuesParser;
 
-use crate::migrate::restore::{self, users::Useradd, Cleanup, Conflict, Finished, Options, Phase, Progress};
+use super::render;
+use crate::error::Hint;
+use crate::migrate::restore::{self, users::Useradd, users::UserStatus, Cleanup, Conflict, Finished, Options};
 use crate::migrate::store::Store;
+use crate::progress::Cancel;
+use crate::ui::plain::PlainProgress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -45,39 +49,11 @@ pub struct Args {
     pub json: bool,
 }
 
-/// One progress line at most every second, on stderr.
-fn progress_printer() -> impl FnMut(&Progress) {
-    let mut last = Instant::now() - Duration::from_secs(2);
-    move |p: &Progress| {
-        let end = match p.phase {
-            Phase::Verify => p.bytes_done >= p.bytes_total,
-            Phase::Restore => p.entries_done >= p.entries_total,
-        };
-        if last.elapsed() < Duration::from_secs(1) && !end {
-            return;
-        }
-        last = Instant::now();
-        let mib = |b: u64| b as f64 / (1 << 20) as f64;
-        let line = match p.phase {
-            Phase::Verify => format!("verifying the store: {:.1} of {:.1} MiB read back", mib(p.bytes_done), mib(p.bytes_total)),
-            Phase::Restore => format!(
-                "restoring: {} of {} entries, {:.1} of {:.1} MiB of file data",
-                p.entries_done,
-                p.entries_total,
-                mib(p.bytes_done),
-                mib(p.bytes_total)
-            ),
-        };
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "inplace: {line}");
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let (path, how) = match restore::store_path(args.store.as_deref()) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("inplace: {e}");
+            eprintln!("inplace: {}", render::error(&e));
             return Ok(2);
         }
     };
@@ -93,8 +69,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         cleanup: args.cleanup.as_deref().and_then(Cleanup::parse),
         again: args.again,
     };
-    let mut progress = progress_printer();
-    match restore::restore(store, &opts, &mut Useradd, &mut progress)? {
+    let progress = PlainProgress::new();
+    match restore::restore(store, &opts, &mut Useradd, &progress, &Cancel::new())? {
         Finished::AlreadyRestored(st) => {
             if args.json {
                 println!("{}", serde_json::json!({ "already_restored": st }));
@@ -115,6 +91,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 std::io::stdout().write_all(&report.json())?;
             } else {
                 print!("{}", report.text());
+                let missing = report.users.iter().filter(|u| u.status == UserStatus::Missing);
+                if missing.clone().any(|u| u.hint == Some(Hint::CreateUsers)) {
+                    let names: Vec<&str> = missing.map(|u| u.profile.as_str()).collect();
+                    println!("users without an account ({}): {}", names.join(", "), render::hint(&Hint::CreateUsers));
+                }
                 if !args.dry_run {
                     println!(
                         "reports: {root}{} and {root}{}; in the store: {} and {}",

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::migrate::rules::{Overrides, Rules};
+use crate::migrate::rules::{self, Rules};
+use crate::preset::Preset;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,38 +38,34 @@ pub struct Choice {
     pub users: Vec<String>,
 }
 
+impl Choice {
+    /// The preset given, read and parsed.
+    pub fn preset(&self) -> anyhow::Result<Option<Preset>> {
+        self.preset.as_deref().map(read_preset).transpose()
+    }
+
+    /// The rules chosen: `--rules`, else the preset's, else by `detected` (the source's OS
+    /// family); with the preset's `[migrate]` table and `--users` applied.
+    pub fn rules(&self, detected: Option<&str>, preset: Option<&Preset>) -> crate::error::Result<Rules> {
+        let mut o = preset.map(|p| p.migrate.clone()).unwrap_or_default();
+        if !self.users.is_empty() {
+            o.users = self.users.clone();
+        }
+        rules::effective(self.rules.as_deref(), detected, &o)
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let Sub::Show(a) = args.command;
     let c = &a.choice;
-    let rules = effective(c.rules.as_deref(), None, c.preset.as_deref(), &c.users)?;
-    print!("{}", rules.to_toml());
+    let preset = c.preset()?;
+    print!("{}", c.rules(None, preset.as_ref())?.to_toml());
     Ok(0)
 }
 
-/// The rules `spec` with the preset's `[migrate]` table and `--users` applied. Without `spec`
-/// the preset's `rules` key chooses the base set, else `detected` (the source's OS family).
-pub fn effective(
-    spec: Option<&str>,
-    detected: Option<&str>,
-    preset: Option<&std::path::Path>,
-    users: &[String],
-) -> anyhow::Result<Rules> {
-    let mut o = match preset {
-        Some(p) => read_preset(p)?.migrate,
-        None => Overrides::default(),
-    };
-    if !users.is_empty() {
-        o.users = users.to_vec();
-    }
-    let spec = spec.or(o.rules.as_deref()).or(detected).ok_or_else(|| {
-        anyhow::anyhow!("no rules chosen and no OS detected: pass --rules windows, --rules linux or --rules FILE")
-    })?;
-    Ok(Rules::load(spec)?.with(&o)?)
-}
-
 /// Reads and parses a preset file.
-pub fn read_preset(path: &std::path::Path) -> anyhow::Result<crate::preset::Preset> {
+fn read_preset(path: &std::path::Path) -> anyhow::Result<Preset> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("reading preset {}: {e}", path.display()))?;
-    Ok(crate::preset::Preset::parse(&text, &path.display().to_string())?)
+    Ok(Preset::parse(&text, &path.display().to_string())?)
 }

@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
+use super::render;
+use crate::error::Error;
 use crate::migrate::store::{self, Store};
+use crate::progress::Cancel;
+use crate::ui::plain::PlainProgress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,15 +35,10 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 }
 
 fn verify(path: &std::path::Path, json: bool) -> anyhow::Result<i32> {
-    let s = match Store::open(path, false) {
-        Ok(s) => s,
-        Err(e) => {
-            report_error(json, &e.to_string());
-            return Ok(1);
-        }
-    };
-    match store::verify(&s) {
-        Ok(r) => {
+    let progress = PlainProgress::new();
+    let result = Store::open(path, false).and_then(|s| store::verify(&s, &progress, &Cancel::new()).map(|r| (s, r)));
+    match result {
+        Ok((s, r)) => {
             if json {
                 println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": true, "report": r }))?);
             } else {
@@ -57,16 +56,17 @@ fn verify(path: &std::path::Path, json: bool) -> anyhow::Result<i32> {
             Ok(0)
         }
         Err(e) => {
-            report_error(json, &e.to_string());
+            report_error(json, &e);
             Ok(1)
         }
     }
 }
 
-fn report_error(json: bool, msg: &str) {
+fn report_error(json: bool, e: &Error) {
+    let text = render::error(e);
     if json {
-        println!("{}", serde_json::json!({ "ok": false, "error": msg }));
+        println!("{}", serde_json::json!({ "ok": false, "error": text, "failure": e }));
     } else {
-        eprintln!("inplace: {msg}");
+        eprintln!("inplace: {text}");
     }
 }

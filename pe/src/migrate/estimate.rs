@@ -1,11 +1,22 @@
 //! How big a capture will be: counts from the selection, and the store size expected after
 //! compression, judged from a sample of the files compressed the way capture compresses them.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use super::entry::Kind;
-use super::select::Selection;
+use super::rules::{self, Overrides};
+use super::select::{self, Selection};
+use super::source;
+use crate::error::{Result, Written};
 use crate::fs::{read_head, FsReader};
+use crate::progress::{Cancel, Meter, Sink};
+use crate::step::Step;
+use crate::units::human;
+
+/// The phase name of sampling, in progress events.
+pub const PHASE: &str = "sampling how well the files compress";
 
 /// Files sampled for the compression ratio, spread over the selection.
 const SAMPLES: usize = 64;
@@ -41,8 +52,8 @@ pub struct UserTotal {
     pub bytes: u64,
 }
 
-/// Counts the selection and samples compression from `fs`.
-pub fn estimate(fs: &mut dyn FsReader, sel: &Selection) -> Estimate {
+/// Counts the selection and samples compression from `fs`; checks `cancel` at each sample.
+pub fn estimate(fs: &mut dyn FsReader, sel: &Selection, sink: &dyn Sink, cancel: &Cancel) -> Result<Estimate> {
     let mut e = Estimate { skipped: sel.skipped.len() as u64, ..Default::default() };
     e.skipped_bytes = sel.skipped.iter().map(|s| s.size).sum();
     for u in &sel.users {
@@ -67,7 +78,11 @@ pub fn estimate(fs: &mut dyn FsReader, sel: &Selection) -> Estimate {
     // Sampled files count with their own ratio (a sparse file's zeros cost next to nothing in
     // the store); the others with the sample's overall ratio.
     let (mut raw, mut packed, mut sampled_bytes, mut sampled_est) = (0u64, 0u64, 0u64, 0f64);
-    for f in files.iter().step_by(step) {
+    let samples = files.len().div_ceil(step) as u64;
+    let meter = Meter::start(sink, PHASE, 0);
+    for (n, f) in files.iter().step_by(step).enumerate() {
+        cancel.check(Step::Plan, Written::Nothing)?;
+        meter.entries(n as u64, samples, &f.source);
         let Ok(head) = read_head(fs, &f.source, SAMPLE_BYTES) else { continue };
         if head.is_empty() {
             continue;
@@ -82,12 +97,30 @@ pub fn estimate(fs: &mut dyn FsReader, sel: &Selection) -> Estimate {
     let data = (sampled_est + e.bytes.saturating_sub(sampled_bytes) as f64 * e.ratio).ceil() as u64;
     let entries = sel.entries.len() as u64;
     e.store_bytes = data + data / 10 + entries * PER_ENTRY + FIXED_MARGIN;
-    e
+    meter.entries(samples, samples, "");
+    Ok(e)
+}
+
+/// The store size a capture of partition `partition` of `disk` needs, by the estimate with
+/// the built-in rules for the OS found on it, in whole MiB. Says what it found in a log
+/// event. Writes nothing.
+pub fn store_size_for(disk: &Path, partition: u32, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
+    let mut source = source::open(disk, partition)?;
+    let family = source.family().map(str::to_string);
+    let rules = rules::effective(None, family.as_deref(), &Overrides::default())?;
+    let sel = select::select(source.reader.as_mut(), &rules, sink, cancel)?;
+    let e = estimate(source.reader.as_mut(), &sel, sink, cancel)?;
+    sink.log(&format!(
+        "partition {partition}: {} files, {} to capture; store sized {}",
+        e.files,
+        human(e.bytes),
+        human(e.store_bytes)
+    ));
+    Ok(e.store_bytes.div_ceil(1 << 20) << 20)
 }
 
 /// A short human summary.
 pub fn text(e: &Estimate) -> String {
-    use crate::carve::model::human;
     let mut s = String::new();
     for u in &e.users {
         s.push_str(&format!("user {}: {} files, {}\n", u.name, u.files, human(u.bytes)));
@@ -112,6 +145,7 @@ mod tests {
     use crate::migrate::rules::{Family, Rules};
     use crate::migrate::select::select;
     use crate::migrate::testing::MemFs;
+    use crate::progress::Silent;
 
     #[test]
     fn counts_and_a_compression_estimate() {
@@ -120,8 +154,8 @@ mod tests {
         fs.file("/home/alice/text", &b"all work and no play ".repeat(5000), 1000, 1000);
         fs.file("/home/alice/empty", b"", 1000, 1000);
         fs.file("/home/alice/.cache/x", &[7; 300], 1000, 1000);
-        let sel = select(&mut fs, &Rules::builtin(Family::Linux)).unwrap();
-        let e = estimate(&mut fs, &sel);
+        let sel = select(&mut fs, &Rules::builtin(Family::Linux), &Silent, &Cancel::new()).unwrap();
+        let e = estimate(&mut fs, &sel, &Silent, &Cancel::new()).unwrap();
         assert_eq!((e.files, e.bytes, e.skipped, e.skipped_bytes), (2, 105_000, 1, 300));
         assert!(e.ratio < 0.05, "{}", e.ratio);
         assert!(e.store_bytes > FIXED_MARGIN && e.store_bytes < FIXED_MARGIN + 5_000, "{}", e.store_bytes);

@@ -5,7 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::entry::{Entry, Kind, Skipped, Why};
 use super::rules::{Family, Matcher, Rules, RulesError, UserSelection};
+use crate::error::Error;
 use crate::fs::{EntryKind, FsError, FsReader, Metadata};
+use crate::progress::{Cancel, Meter, Sink};
+use crate::step::Step;
+
+/// The phase name of the selection walk, in progress events.
+pub const PHASE: &str = "selecting the files to capture";
 
 /// One account whose profile is captured.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -31,18 +37,55 @@ pub enum SelectError {
     Rules(#[from] RulesError),
     #[error("{0}")]
     Fs(#[from] FsError),
-    #[error(
-        "user {name:?} is named in the rules but has no profile on this filesystem (profiles \
-         found: {found}); fix the name in the preset or rules"
-    )]
+    #[error("user {name:?} is named in the rules but has no profile on this filesystem (profiles found: {found})")]
     NoSuchUser { name: String, found: String },
+    #[error("stopped on request")]
+    Cancelled,
+}
+
+impl SelectError {
+    /// The engine's error; a selection reads only, so nothing was written.
+    pub fn error(self) -> Error {
+        match self {
+            SelectError::Rules(e) => e.error(),
+            SelectError::Fs(e) => Error::io(Step::Plan, e.to_string()),
+            e @ SelectError::NoSuchUser { .. } => {
+                Error::refused(Step::Plan, e.to_string()).advice("fix the user's name in the preset or the rules")
+            }
+            SelectError::Cancelled => Error::cancelled(Step::Plan, crate::error::Written::Nothing),
+        }
+    }
 }
 
 /// Largest /etc/passwd or /etc/group read.
 const ACCOUNTS_CAP: u64 = 8 << 20;
 
-/// Walks `fs` with `rules`.
-pub fn select(fs: &mut dyn FsReader, rules: &Rules) -> Result<Selection, SelectError> {
+/// Walks `fs` with `rules`, reporting the entries it looks at; checks `cancel` at each.
+pub fn select(fs: &mut dyn FsReader, rules: &Rules, sink: &dyn Sink, cancel: &Cancel) -> crate::error::Result<Selection> {
+    let meter = Meter::start(sink, PHASE, 0);
+    let mut seen = Seen { meter: &meter, cancel, looked_at: 0 };
+    walk(fs, rules, &mut seen).map_err(SelectError::error)
+}
+
+/// How far the walk is, and whether to stop.
+struct Seen<'a> {
+    meter: &'a Meter<'a>,
+    cancel: &'a Cancel,
+    looked_at: u64,
+}
+
+impl Seen<'_> {
+    fn one(&mut self, source: &str) -> Result<(), SelectError> {
+        if self.cancel.is_cancelled() {
+            return Err(SelectError::Cancelled);
+        }
+        self.looked_at += 1;
+        self.meter.entries(self.looked_at, 0, source);
+        Ok(())
+    }
+}
+
+fn walk(fs: &mut dyn FsReader, rules: &Rules, seen: &mut Seen<'_>) -> Result<Selection, SelectError> {
     let accounts = Accounts::read(fs, rules.family);
     let found = match rules.family {
         Family::Windows => windows_profiles(fs, rules)?,
@@ -61,13 +104,13 @@ pub fn select(fs: &mut dyn FsReader, rules: &Rules) -> Result<Selection, SelectE
     let mut sel = Selection::default();
     for user in found.into_iter().filter(|u| rules.wants_user(&u.name)) {
         let compiled = rules.for_user(&user.name)?;
-        let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::Profile { user: &user, rules: &compiled });
+        let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::Profile { user: &user, rules: &compiled }, seen);
         walk.dir(&user.home, "")?;
         sel.users.push(user);
     }
     let settings = rules.settings()?;
     if !settings.is_empty() {
-        let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::System { rules: &settings });
+        let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::System { rules: &settings }, seen);
         walk.dir("/", "")?;
     }
     Ok(sel)
@@ -162,13 +205,14 @@ impl<'r> Scope<'r> {
     }
 }
 
-struct Walk<'a, 'r> {
+struct Walk<'a, 'r, 's> {
     fs: &'a mut dyn FsReader,
     sel: &'a mut Selection,
     accounts: &'a Accounts,
     scope: Scope<'r>,
+    seen: &'a mut Seen<'s>,
     /// First path seen for each file identity (hard links), within this scope.
-    seen: BTreeMap<u64, String>,
+    links: BTreeMap<u64, String>,
     /// Bytes selected so far (for `max_total`).
     total: u64,
 }
@@ -181,9 +225,15 @@ fn join(a: &str, b: &str) -> String {
     }
 }
 
-impl<'a, 'r> Walk<'a, 'r> {
-    fn new(fs: &'a mut dyn FsReader, sel: &'a mut Selection, accounts: &'a Accounts, scope: Scope<'r>) -> Self {
-        Walk { fs, sel, accounts, scope, seen: BTreeMap::new(), total: 0 }
+impl<'a, 'r, 's> Walk<'a, 'r, 's> {
+    fn new(
+        fs: &'a mut dyn FsReader,
+        sel: &'a mut Selection,
+        accounts: &'a Accounts,
+        scope: Scope<'r>,
+        seen: &'a mut Seen<'s>,
+    ) -> Self {
+        Walk { fs, sel, accounts, scope, seen, links: BTreeMap::new(), total: 0 }
     }
 
     fn skip(&mut self, source: &str, size: u64, why: Why) {
@@ -203,6 +253,7 @@ impl<'a, 'r> Walk<'a, 'r> {
         children.sort_by(|a, b| a.name.cmp(&b.name));
         for child in children {
             let src = join(source, &child.name);
+            self.seen.one(&src)?;
             let rel = join(rel, &child.name);
             let meta = match self.fs.metadata(&src) {
                 Ok(m) => m,
@@ -280,7 +331,7 @@ impl<'a, 'r> Walk<'a, 'r> {
     }
 
     fn file(&mut self, src: &str, rel: &str, meta: Metadata) {
-        if let Some(first) = meta.link_id.and_then(|id| self.seen.get(&id)).cloned() {
+        if let Some(first) = meta.link_id.and_then(|id| self.links.get(&id)).cloned() {
             let entry = self.entry(src, rel, Kind::HardLink, &meta, Some(first));
             self.sel.entries.push(Entry { size: 0, ..entry });
             return;
@@ -297,7 +348,7 @@ impl<'a, 'r> Walk<'a, 'r> {
         }
         self.total += meta.size;
         if let Some(id) = meta.link_id.filter(|_| meta.nlink != Some(1)) {
-            self.seen.insert(id, rel.to_string());
+            self.links.insert(id, rel.to_string());
         }
         let entry = self.entry(src, rel, Kind::File, &meta, None);
         self.sel.entries.push(entry);
@@ -378,6 +429,7 @@ fn tally(fs: &mut dyn FsReader, dir: &str) -> u64 {
 pub(crate) mod tests {
     use super::*;
     use crate::migrate::testing::MemFs;
+    use crate::progress::Silent;
 
     fn linux_fs() -> MemFs {
         let mut fs = MemFs::default();
@@ -404,7 +456,7 @@ pub(crate) mod tests {
     #[test]
     fn linux_homes_of_real_users_settings_and_exclusions() {
         let mut fs = linux_fs();
-        let sel = select(&mut fs, &Rules::builtin(Family::Linux)).unwrap();
+        let sel = select(&mut fs, &Rules::builtin(Family::Linux), &Silent, &Cancel::new()).unwrap();
         let names: Vec<&str> = sel.users.iter().map(|u| u.name.as_str()).collect();
         assert_eq!(names, ["alice", "bob"]);
         assert_eq!(
@@ -436,20 +488,36 @@ pub(crate) mod tests {
         let mut fs = linux_fs();
         let o: crate::migrate::rules::Overrides =
             toml::from_str("users = [\"root\"]\ninclude_root = true\nssh_host_keys = true\n").unwrap();
-        let sel = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap()).unwrap();
+        let sel = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap(), &Silent, &Cancel::new()).unwrap();
         assert!(paths(&sel).contains(&"root:secret".to_string()));
         assert!(paths(&sel).contains(&"-:etc/ssh/ssh_host_ed25519_key".to_string()));
         assert!(!paths(&sel).iter().any(|p| p.starts_with("alice:")));
         let o: crate::migrate::rules::Overrides = toml::from_str("users = [\"mallory\"]\n").unwrap();
-        let e = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap()).unwrap_err();
+        let e = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap(), &Silent, &Cancel::new()).unwrap_err();
         assert!(e.to_string().contains("mallory") && e.to_string().contains("alice, bob"), "{e}");
+    }
+
+    #[test]
+    fn a_cancelled_walk_stops_at_the_next_entry() {
+        struct StopAt(Cancel, u64);
+        impl Sink for StopAt {
+            fn event(&self, e: &crate::progress::Event) {
+                if matches!(e, crate::progress::Event::Entries { done, .. } if *done >= self.1) {
+                    self.0.cancel();
+                }
+            }
+        }
+        let mut fs = linux_fs();
+        let cancel = Cancel::new();
+        let e = select(&mut fs, &Rules::builtin(Family::Linux), &StopAt(cancel.clone(), 1), &cancel).unwrap_err();
+        assert_eq!((e.kind, e.written), (crate::error::Kind::Cancelled, crate::error::Written::Nothing));
     }
 
     #[test]
     fn size_caps_leave_files_out_with_the_reason() {
         let mut fs = linux_fs();
         let o: crate::migrate::rules::Overrides = toml::from_str("[user.alice]\nmax_file_size = 5\n").unwrap();
-        let sel = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap()).unwrap();
+        let sel = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap(), &Silent, &Cancel::new()).unwrap();
         assert!(sel.skipped.iter().any(|s| s.source == "/home/alice/src/a.rs" && s.why == Why::OverCap { cap: 5 }));
         assert!(paths(&sel).contains(&"alice:notes.txt".to_string()));
     }
@@ -469,7 +537,7 @@ pub(crate) mod tests {
         fs.symlink("/Users/Carol/My Documents", "\\??\\C:\\Users\\Carol\\Documents", 0, 0);
         fs.streams("/Users/Carol/Documents/r.docx", &[("Zone.Identifier", 26)]);
         fs.unreadable("/Users/Carol/Documents/secret.efs", "an EFS-encrypted file");
-        let sel = select(&mut fs, &Rules::builtin(Family::Windows)).unwrap();
+        let sel = select(&mut fs, &Rules::builtin(Family::Windows), &Silent, &Cancel::new()).unwrap();
         assert_eq!(sel.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["Carol"]);
         assert_eq!(
             paths(&sel),
@@ -493,7 +561,7 @@ pub(crate) mod tests {
         // The junction is outside the include globs ("My Documents" is not in the list).
         let mut rules = Rules::builtin(Family::Windows);
         rules.include.push("My Documents".into());
-        let sel = select(&mut fs, &rules).unwrap();
+        let sel = select(&mut fs, &rules, &Silent, &Cancel::new()).unwrap();
         let j = sel.entries.iter().find(|e| e.path == "My Documents").unwrap();
         assert_eq!((j.kind, j.target.as_deref()), (Kind::Symlink, Some("Documents")));
     }

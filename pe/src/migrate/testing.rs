@@ -1,10 +1,20 @@
-//! An in-memory filesystem behind [`FsReader`], for unit tests of selection, capture and
-//! restore.
+//! For unit tests of selection, capture and restore: an in-memory filesystem behind
+//! [`FsReader`], and an empty store volume.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use crate::fs::{DirEntry, EntryKind, FsError, FsReader, Metadata, Time};
+
+/// A sparse image file of `mib` MiB formatted FAT32 like a carved store, in a temp dir.
+pub fn store_image(mib: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.img");
+    let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+    f.set_len(mib << 20).unwrap();
+    crate::carve::store::format(&f, 0, mib << 20, 512, 0x1234_5678).unwrap();
+    (dir, path)
+}
 
 #[derive(Debug, Clone)]
 struct Node {

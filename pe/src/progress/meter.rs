@@ -111,12 +111,13 @@ impl<'a> Meter<'a> {
         self.sink.event(&Event::Bytes { done, total, rate, eta_secs });
     }
 
-    /// `done` of `total` entries done; `current` is the one at hand. Throttled like bytes,
-    /// except the last.
+    /// `done` of `total` entries done (`total` 0: not known yet); `current` is the one at
+    /// hand. Throttled like bytes, except the last of a known total.
     pub fn entries(&self, done: u64, total: u64, current: &str) {
         let Ok(mut s) = self.state.lock() else { return };
         let now = Instant::now();
-        if done < total && s.last_entries.is_some_and(|t| now.duration_since(t) < INTERVAL) {
+        let last = total > 0 && done >= total;
+        if !last && s.last_entries.is_some_and(|t| now.duration_since(t) < INTERVAL) {
             return;
         }
         s.last_entries = Some(now);

@@ -116,11 +116,14 @@ impl PlainProgress {
             }
             Event::Entries { done, total, current } => {
                 let mut last = self.last.lock().ok()?;
-                if last.1.elapsed() < every && done < total {
+                if last.1.elapsed() < every && (*total == 0 || done < total) {
                     return None;
                 }
                 last.1 = std::time::Instant::now();
-                Some(format!("  {done} of {total} entries {current}"))
+                match total {
+                    0 => Some(format!("  {done} entries {current}")),
+                    _ => Some(format!("  {done} of {total} entries {current}")),
+                }
             }
             Event::StepDone { step, secs, .. } => Some(format!("== {step} done in {}", duration(*secs))),
             Event::Failed { error } => Some(format!("{} failed: {}", error.step, (self.words)(error))),

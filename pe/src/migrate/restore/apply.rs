@@ -18,8 +18,9 @@
 //! - `skip` leaves it, and everything the store has below a skipped directory.
 //!
 //! A file already there with the same size and modification time, or a link with the same
-//! target, counts as restored: running restore again after an interruption does not make
-//! `.restored` copies of its own earlier work.
+//! target, counts as restored, and so does such a `.restored` copy beside a conflict: running
+//! restore again after an interruption does not make `.restored` copies of its own earlier
+//! work (the store's record of the run, `super::journal`, covers the rest).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -36,6 +37,7 @@ use super::report::Outcome;
 use crate::fs::Time;
 use crate::migrate::entry::Kind;
 use crate::migrate::store::EntrySink;
+use crate::progress::Cancel;
 
 /// What to do when the new OS already has something at a user entry's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -116,14 +118,19 @@ struct BaseDir {
     fd: Option<Rc<OwnedFd>>,
 }
 
-/// A sink that writes an entry into a new file, refusing anything past the manifest's size.
+/// A sink that writes an entry into a new file, refusing anything past the manifest's size;
+/// it stops at the next record once `cancel` is raised.
 pub struct CappedSink<'a> {
     pub file: &'a File,
     pub size: u64,
+    pub cancel: &'a Cancel,
 }
 
 impl EntrySink for CappedSink<'_> {
     fn data(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped on request"));
+        }
         if offset.checked_add(bytes.len() as u64).is_none_or(|end| end > self.size) {
             return Err(io::Error::other(format!("the store sends data past the {} bytes its manifest gives", self.size)));
         }
@@ -201,24 +208,6 @@ fn existing(dir: BorrowedFd<'_>, name: &str) -> Result<Existing, String> {
             _ => Existing::Other,
         }),
     }
-}
-
-/// Replaces `name` in `dir` with `bytes` (mode `mode`, owned by the caller), through a
-/// temporary file and a rename.
-pub fn replace_file(dir: &OwnedFd, name: &str, bytes: &[u8], mode: u32) -> Result<(), String> {
-    let tmp = format!(".inplace-restore.{}.report", std::process::id());
-    let fd = rustix::fs::openat(dir, tmp.as_str(), OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(mode))
-        .map_err(err)?;
-    let file = File::from(fd);
-    let r = std::io::Write::write_all(&mut &file, bytes)
-        .map_err(err)
-        .and_then(|()| rustix::fs::fchmod(&file, Mode::from_raw_mode(mode)).map_err(err))
-        .and_then(|()| file.sync_all().map_err(err))
-        .and_then(|()| rustix::fs::renameat(dir, tmp.as_str(), dir, name).map_err(err));
-    if r.is_err() {
-        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
-    }
-    r
 }
 
 impl Applier {
@@ -307,6 +296,40 @@ impl Applier {
             }
             Err(WalkError::Missing(_)) if self.dry_run => Ok(None),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Directories waiting for their mode and time (see [`Applier::finish`]).
+    pub fn dirs_pending(&self) -> usize {
+        self.dirs.len()
+    }
+
+    /// Takes up what an earlier run did for this entry (recorded as `outcome`; `finish_dir`:
+    /// it made the directory), so the entries after it go where they went then: a directory
+    /// put beside a conflict keeps its contents, hard links find their file, skipped
+    /// directories keep their contents out, and directories made then get their mode and
+    /// time at the end.
+    pub fn replay(&mut self, item_no: usize, item: &Item, outcome: &Outcome, finish_dir: bool, meta: Meta) {
+        let actual = self.actual(&item.base, &item.rel);
+        let placed = match outcome {
+            Outcome::RestoredBeside { name } => actual.with_name(name),
+            _ => actual.clone(),
+        };
+        let key = (item.base.clone(), item.rel.clone());
+        match (item.kind, outcome) {
+            (Kind::Dir, Outcome::SkippedConflict | Outcome::Failed { .. }) => {
+                self.blocked.insert(key, outcome.clone());
+            }
+            (Kind::Dir, Outcome::RestoredBeside { .. }) => {
+                self.remaps.insert(key, placed.clone());
+            }
+            (Kind::File | Kind::HardLink, Outcome::Restored | Outcome::RestoredBeside { .. }) => {
+                self.placed.insert(item_no, (item.base.clone(), placed.clone()));
+            }
+            _ => {}
+        }
+        if item.kind == Kind::Dir && finish_dir && !self.dry_run {
+            self.dirs.push(DirFinish { base: item.base.clone(), rel: placed, meta });
         }
     }
 
@@ -526,11 +549,14 @@ impl Applier {
         let (meta, setting) = (want.meta, want.setting);
         let name = actual.name();
         let place = self.decide(now, setting);
-        if let (Existing::File { size, mtime, .. }, Some(t)) = (now, meta.mtime) {
-            if *mtime == t && *size == want.size {
-                self.placed.insert(item_no, (item.base.clone(), actual.clone()));
-                return Ok((Outcome::Restored, Some("already there (same size and time)".into())));
-            }
+        let same = |e: &Existing| matches!((e, meta.mtime), (Existing::File { size, mtime, .. }, Some(t)) if *mtime == t && *size == want.size);
+        if same(now) {
+            self.placed.insert(item_no, (item.base.clone(), actual.clone()));
+            return Ok((Outcome::Restored, Some("already there (same size and time)".into())));
+        }
+        if let Some(b) = parent.filter(|_| place == Place::Beside).and_then(|p| earlier_beside(p, name, &same)) {
+            self.placed.insert(item_no, (item.base.clone(), actual.with_name(&b)));
+            return Ok((Outcome::RestoredBeside { name: b }, Some("already there (same size and time)".into())));
         }
         let (Some(dir), false) = (parent, self.dry_run) else {
             let o = self.would(parent, name, &place)?;
@@ -578,6 +604,10 @@ impl Applier {
             }
         }
         let place = self.decide(now, setting);
+        let same = |e: &Existing| matches!(e, Existing::Link(t) if t.as_slice() == to.as_bytes());
+        if let Some(b) = parent.filter(|_| place == Place::Beside).and_then(|p| earlier_beside(p, &name, &same)) {
+            return Ok((Outcome::RestoredBeside { name: b }, Some("already there (same target)".into())));
+        }
         let (Some(dir), false) = (parent, self.dry_run) else {
             return Ok((self.would(parent, &name, &place)?, None));
         };
@@ -684,6 +714,20 @@ enum Place {
     Beside,
     Skip,
     Refuse(String),
+}
+
+/// The `.restored` copy beside `name` that an earlier run wrote, recognised by `same`: the
+/// copies are looked at in order up to the first free name.
+fn earlier_beside(dir: &OwnedFd, name: &str, same: &dyn Fn(&Existing) -> bool) -> Option<String> {
+    for n in 1..=1000 {
+        let b = beside_name(name, n)?;
+        match existing(dir.as_fd(), &b) {
+            Ok(e) if same(&e) => return Some(b),
+            Ok(Existing::None) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+    None
 }
 
 fn rename_noreplace(dir: &OwnedFd, from: &str, to: &str) -> Result<(), Errno> {

@@ -69,7 +69,7 @@ pub enum Site {
 }
 
 /// Finds where `store` is, from its locator or, for a partition device, from sysfs.
-pub fn site_of(store: &Store) -> Result<Site, String> {
+pub(crate) fn site_of(store: &Store) -> Result<Site, String> {
     let path = store.path().to_path_buf();
     match store.kind() {
         StoreKind::Disk { .. } => {

@@ -45,7 +45,7 @@ pub fn is_inplace_fat(boot: &[u8]) -> bool {
 }
 
 /// Looks for the store on the disks under `sys` (device nodes under `dev`).
-pub fn find(sys: &Path, dev: &Path) -> Result<FoundStore, String> {
+pub(crate) fn find(sys: &Path, dev: &Path) -> Result<FoundStore, String> {
     let (disks, _) = sysfs::list(sys);
     let mut by_locator = Vec::new();
     let mut by_label = Vec::new();
@@ -72,13 +72,12 @@ pub fn find(sys: &Path, dev: &Path) -> Result<FoundStore, String> {
     let found = if by_locator.is_empty() { by_label } else { by_locator };
     match found.len() {
         0 => Err(format!(
-            "no migration store found on {} disk(s) (no store locator, no FAT32 volume labelled INPLACE); \
-             pass --store if you know where it is",
+            "no migration store found on {} disk(s) (no store locator, no FAT32 volume labelled INPLACE)",
             disks.len()
         )),
         1 => Ok(found.into_iter().next().unwrap_or_else(|| unreachable!())),
         _ => Err(format!(
-            "{} migration stores found ({}); pass --store to choose one",
+            "{} migration stores found ({})",
             found.len(),
             found.iter().map(|f| format!("{} by {}", f.path.display(), f.how)).collect::<Vec<_>>().join("; ")
         )),

@@ -9,7 +9,8 @@
 //! 4. Users mapped by name to the new OS's accounts ([`users`]); free space checked for the
 //!    data of each filesystem it goes to.
 //! 5. Missing accounts created (if allowed), then every entry written ([`apply`], under the
-//!    conflict policy; paths resolved by [`paths`], never through a link).
+//!    conflict policy; paths resolved by [`paths`], never through a link), each recorded in
+//!    the store as it goes ([`journal`]).
 //! 6. The report ([`report`]) written into the new OS (`/var/log/inplace/restore-report.json`
 //!    and `.txt`, mode 0600) and into the store (`restore/report.json`, `restore/report.txt`),
 //!    then the mark (`restore/state.json`).
@@ -17,6 +18,11 @@
 //!
 //! A dry run does 1–4 and reports what 5–7 would do; it opens the store read-only and writes
 //! nothing anywhere.
+//!
+//! Every refusal comes before the first write ([`error`]). The restore checks its cancel
+//! flag at every record it reads back and every entry it writes; a cancelled restore leaves
+//! the store unmarked, and the next run continues from the store's record without writing
+//! anything twice.
 //!
 //! Conflicts with a user's file that the new OS already has: `keep-new` (default) writes ours
 //! beside it as `<name>.restored` (`<name>.restored.2`, … when taken), `overwrite` replaces it,
@@ -30,29 +36,38 @@
 pub mod apply;
 pub mod cleanup;
 pub mod discover;
+pub mod error;
+pub mod journal;
 pub mod paths;
 pub mod plan;
+mod replace;
 pub mod report;
 pub mod state;
 pub mod users;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 pub use apply::Conflict;
 pub use cleanup::Cleanup;
+pub use error::RestoreError;
 
 use apply::{Applier, CappedSink, Meta, Want};
+use journal::{Done, Journal};
 use paths::{RelPath, Root};
 use plan::{Base, Plan};
 use report::{EntryReport, Outcome, Report};
 use users::{Accounts, CreateAccount, UserMap, UserStatus};
+use crate::error::{Error, Hint, Written};
 use crate::migrate::entry::{Entry, Kind};
-use crate::migrate::store::{Manifest, Store, StoreError};
-use crate::preset::RestorePreset;
+use crate::migrate::job_info::RestoreChoices;
+use crate::migrate::store::{verify, Manifest, Store, StoreError};
+use crate::progress::{Cancel, Meter, Sink};
+use crate::step::Step;
+
+/// The phase name of writing the entries, in progress events.
+pub const PHASE: &str = "restoring";
 
 /// How to restore. `None` choices fall back to what the store recorded at capture time
 /// (the preset's `[restore]` table), then to the defaults.
@@ -68,44 +83,12 @@ pub struct Options {
     pub again: bool,
 }
 
-/// Where the restore is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    Verify,
-    Restore,
-}
-
-/// Progress for the caller to show: in `Verify`, store bytes; in `Restore`, entries and file
-/// bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Progress {
-    pub phase: Phase,
-    pub entries_done: u64,
-    pub entries_total: u64,
-    pub bytes_done: u64,
-    pub bytes_total: u64,
-}
-
 /// How a restore ended.
 #[derive(Debug)]
 pub enum Finished {
     /// The store says it was restored already; nothing was written.
     AlreadyRestored(state::State),
     Done(Box<Report>),
-}
-
-/// Why nothing was restored. Every variant means nothing was written to the root.
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    #[error("{0}; nothing was written")]
-    Store(Box<StoreError>),
-    #[error("store {store}: {refusal}")]
-    Refused { store: String, refusal: plan::Refusal },
-    #[error("store {store} failed verification, so nothing was restored and nothing was written: {source}")]
-    Verify { store: String, source: Box<StoreError> },
-    #[error("{0}; nothing was written")]
-    Target(String),
 }
 
 fn now() -> u64 {
@@ -115,13 +98,7 @@ fn now() -> u64 {
 /// The choices in effect: the caller's, else the store's, else the defaults; with notes on
 /// recorded values that could not be used.
 fn choices(opts: &Options, m: &Manifest, notes: &mut Vec<String>) -> (Conflict, bool, Cleanup) {
-    let recorded: RestorePreset = match m.info.get("restore") {
-        None | Some(serde_json::Value::Null) => RestorePreset::default(),
-        Some(v) => serde_json::from_value(v.clone()).unwrap_or_else(|e| {
-            notes.push(format!("the store's recorded restore options are unreadable ({e}); defaults are used"));
-            RestorePreset::default()
-        }),
-    };
+    let recorded: &RestoreChoices = &m.info.restore;
     let mut parse = |what: &str, v: &Option<String>| {
         v.as_deref().and_then(|s| {
             let ok = match what {
@@ -212,7 +189,7 @@ fn nearest_dir(root: &Root, abs: &RelPath) -> Option<OwnedFd> {
 }
 
 /// Refuses when a filesystem the data goes to lacks the room for it.
-fn check_space(root: &Root, bases: &[(RelPath, u64)], data_bytes: u64) -> Result<(), String> {
+fn check_space(root: &Root, bases: &[(RelPath, u64)], data_bytes: u64) -> Result<(), RestoreError> {
     let mut by_dev: BTreeMap<u64, (u64, u64, String)> = BTreeMap::new();
     for (abs, bytes) in bases {
         let Some(fd) = nearest_dir(root, abs) else { continue };
@@ -223,27 +200,44 @@ fn check_space(root: &Root, bases: &[(RelPath, u64)], data_bytes: u64) -> Result
     for (need, free, shown) in by_dev.values() {
         let need = (*need).min(data_bytes);
         if need > *free {
-            return Err(format!(
-                "the filesystem holding {shown} has {free} bytes free, and the store has {need} bytes of file data \
-                 for it: free some space (or restore into a larger filesystem) and run restore again"
-            ));
+            return Err(RestoreError::Target {
+                problem: format!(
+                    "the filesystem holding {shown} has {free} bytes free, and the store has {need} bytes of file \
+                     data for it"
+                ),
+                hints: vec![Hint::Advice {
+                    text: "free some space, or restore into a larger filesystem, and run the restore again".into(),
+                }],
+            });
         }
     }
     Ok(())
 }
 
 /// Restores `store` under `opts.root`; see the module doc. `creator` makes missing
-/// accounts; `progress` is called for each entry (and during verification).
+/// accounts. Reports the read-back and every entry to `sink`; checks `cancel` at every record
+/// and entry.
 pub fn restore(
+    store: Store,
+    opts: &Options,
+    creator: &mut dyn CreateAccount,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> crate::error::Result<Finished> {
+    run(store, opts, creator, sink, cancel).map_err(RestoreError::error)
+}
+
+fn run(
     mut store: Store,
     opts: &Options,
     creator: &mut dyn CreateAccount,
-    progress: &mut dyn FnMut(&Progress),
+    sink: &dyn Sink,
+    cancel: &Cancel,
 ) -> Result<Finished, RestoreError> {
     let started = now();
-    let root = Root::open(&opts.root).map_err(|e| RestoreError::Target(e.to_string()))?;
+    let root = Root::open(&opts.root).map_err(|e| RestoreError::target(e.to_string()))?;
     let describe = store.describe();
-    let marked = state::read(&store).map_err(RestoreError::Target)?;
+    let marked = state::read(&store)?;
     let manifest = match (store.manifest(), &marked) {
         (Err(StoreError::NoCapture { .. }), Some(st)) if !opts.again => return Ok(Finished::AlreadyRestored(st.clone())),
         (Ok(m), Some(st)) if st.plan_sha256 == m.plan_sha256 && !opts.again => return Ok(Finished::AlreadyRestored(st.clone())),
@@ -254,24 +248,25 @@ pub fn restore(
     let mut notes = Vec::new();
     let (conflict, create, cleanup_mode) = choices(opts, &manifest, &mut notes);
 
-    let verify_total = manifest.totals.stored_bytes;
-    crate::migrate::store::verify_with_progress(&store, &mut |done, total| {
-        progress(&Progress { phase: Phase::Verify, entries_done: 0, entries_total: 0, bytes_done: done, bytes_total: total.max(verify_total) })
-    })
-    .map_err(|source| RestoreError::Verify { store: describe.clone(), source: Box::new(source) })?;
+    let meter = Meter::start(sink, verify::PHASE, manifest.totals.stored_bytes);
+    verify::check_against(&store, &manifest, &meter, cancel).map_err(|e| RestoreError::Verify(Box::new(e)))?;
+    drop(meter);
 
-    let mut accounts = match Accounts::load(&root).map_err(RestoreError::Target)? {
+    let mut accounts = match Accounts::load(&root).map_err(RestoreError::target)? {
         Some(a) => a,
         None if plan.profiles.is_empty() => Accounts::default(),
         None => {
-            return Err(RestoreError::Target(format!(
-                "{} has no etc/passwd: it does not look like the root of an installed OS, so the {} user(s) of the \
-                 store ({}) cannot be mapped to accounts{}; check --root",
-                opts.root.display(),
-                plan.profiles.len(),
-                plan.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
-                if create { " (and useradd needs an etc/passwd to add to)" } else { " and creating users is not allowed" }
-            )))
+            return Err(RestoreError::Target {
+                problem: format!(
+                    "{} has no etc/passwd: it does not look like the root of an installed OS, so the {} user(s) of \
+                     the store ({}) cannot be mapped to accounts{}",
+                    opts.root.display(),
+                    plan.profiles.len(),
+                    plan.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+                    if create { " (and useradd needs an etc/passwd to add to)" } else { " and creating users is not allowed" }
+                ),
+                hints: vec![Hint::Advice { text: "check that the root given is the new OS's root directory".into() }],
+            })
         }
     };
     // Without writing: who maps where, and is there room.
@@ -284,7 +279,10 @@ pub fn restore(
         };
         bases.extend(abs.map(|a| (a, *bytes)));
     }
-    check_space(&root, &bases, manifest.totals.bytes.saturating_sub(manifest.totals.hole_bytes)).map_err(RestoreError::Target)?;
+    check_space(&root, &bases, manifest.totals.bytes.saturating_sub(manifest.totals.hole_bytes))?;
+    if cancel.is_cancelled() {
+        return Err(RestoreError::Cancelled { written: Written::Nothing });
+    }
 
     let user_map = if opts.dry_run { preview } else { UserMap::build(&root, &mut accounts, &plan.profiles, create, Some(creator)) };
     let mut applier = Applier::new(conflict, opts.dry_run);
@@ -314,13 +312,14 @@ pub fn restore(
         }
     }
 
+    let root_shown = opts.root.display().to_string();
     let mut rep = Report {
         version: 1,
         dry_run: opts.dry_run,
         started,
         finished: 0,
         store: describe.clone(),
-        root: opts.root.display().to_string(),
+        root: root_shown.clone(),
         plan_sha256: manifest.plan_sha256.clone(),
         conflict: conflict.as_str().into(),
         users: user_map.outcomes.clone(),
@@ -331,63 +330,128 @@ pub fn restore(
         cleanup: None,
         notes: Vec::new(),
     };
-    apply_all(&mut store, &manifest, &plan, &user_map, &accounts, &mut applier, &base_errors, &mut rep, progress);
+    let (mut journal, done) = Journal::load(&store, &manifest.plan_sha256, &root_shown, marked.as_ref(), started, sink);
+    if !done.is_empty() {
+        notes.push(format!("{} entries were restored by an earlier, interrupted run and are not written again", done.len()));
+    }
+    let work = Apply { m: &manifest, plan: &plan, user_map: &user_map, accounts: &accounts, base_errors: &base_errors, sink, cancel };
+    let applied = work.all(&mut store, &mut applier, &mut rep, &mut journal, done);
     notes.extend(applier.finish());
+    if !opts.dry_run {
+        journal.flush(&store, sink);
+    }
+    applied?;
     rep.notes.extend(notes);
     rep.finished = now();
     if opts.dry_run {
         rep.cleanup = Some(dry_cleanup(&mut store, cleanup_mode));
         return Ok(Finished::Done(Box::new(rep)));
     }
-    finish(store, &root, rep, cleanup_mode).map(|r| Finished::Done(Box::new(r)))
+    finish(store, &root, rep, cleanup_mode, sink, cancel).map(|r| Finished::Done(Box::new(r)))
 }
 
-/// Writes every entry (or, in a dry run, works out what would happen).
-#[allow(clippy::too_many_arguments)]
-fn apply_all(
-    store: &mut Store,
-    m: &Manifest,
-    plan: &Plan,
-    user_map: &UserMap,
-    accounts: &Accounts,
-    applier: &mut Applier,
-    base_errors: &BTreeMap<Base, String>,
-    rep: &mut Report,
-    progress: &mut dyn FnMut(&Progress),
-) {
-    let bytes_total: u64 = plan.bytes.values().sum();
-    let mut p = Progress { phase: Phase::Restore, entries_done: 0, entries_total: plan.items.len() as u64, bytes_done: 0, bytes_total };
-    for (no, item) in plan.items.iter().enumerate() {
-        let se = &m.entries[item.index];
-        let e = &se.entry;
-        let setting = item.base == Base::Root;
-        let (outcome, target, note) = if let Some(why) = base_errors.get(&item.base) {
-            (Outcome::Failed { reason: why.clone() }, applier.target(&item.base, &item.rel), None)
-        } else if setting && protected(&item.rel) {
+/// What every entry needs to be written.
+struct Apply<'a> {
+    m: &'a Manifest,
+    plan: &'a Plan,
+    user_map: &'a UserMap,
+    accounts: &'a Accounts,
+    base_errors: &'a BTreeMap<Base, String>,
+    sink: &'a dyn Sink,
+    cancel: &'a Cancel,
+}
+
+impl Apply<'_> {
+    /// Writes every entry (or, in a dry run, works out what would happen), recording each in
+    /// `journal`; entries in `done` were restored by an earlier run and are taken up as they
+    /// were. Stops before the next entry when cancelled.
+    fn all(
+        &self,
+        store: &mut Store,
+        applier: &mut Applier,
+        rep: &mut Report,
+        journal: &mut Journal,
+        mut done: HashMap<usize, Done>,
+    ) -> Result<(), RestoreError> {
+        let dry_run = rep.dry_run;
+        let stopped = || RestoreError::Cancelled { written: if dry_run { Written::Nothing } else { Written::Disk } };
+        let bytes_total: u64 = self.plan.bytes.values().sum();
+        let entries_total = self.plan.items.len() as u64;
+        let meter = Meter::start(self.sink, PHASE, bytes_total);
+        for (no, item) in self.plan.items.iter().enumerate() {
+            let e = &self.m.entries[item.index].entry;
+            let meta = self.meta(e);
+            if let Some(d) = done.remove(&no).filter(|d| d.entry.source == e.source) {
+                applier.replay(no, item, &d.entry.outcome, d.finish_dir, meta.0.meta);
+                self.count(&meter, e, no, entries_total);
+                rep.push(d.entry);
+                continue;
+            }
+            if self.cancel.is_cancelled() {
+                return Err(stopped());
+            }
+            let dirs_before = applier.dirs_pending();
+            let (outcome, target, note) = self.one(store, applier, no, item, meta);
+            if self.cancel.is_cancelled() && matches!(outcome, Outcome::Failed { .. }) {
+                // Stopped inside this entry: nothing of it is in place.
+                return Err(stopped());
+            }
+            let setting = item.base == Base::Root;
+            let report = EntryReport { source: e.source.clone(), user: e.user.clone(), kind: e.kind, bytes: e.size, target, setting, outcome, note };
+            if !dry_run && !matches!(report.outcome, Outcome::Failed { .. }) {
+                journal.push(&Done { item: no, finish_dir: applier.dirs_pending() > dirs_before, entry: report.clone() });
+                journal.flush_due(store, self.sink);
+            }
+            self.count(&meter, e, no, entries_total);
+            rep.push(report);
+        }
+        Ok(())
+    }
+
+    /// Owner, mode and time for entry `e` (and a note when the mode lost bits).
+    fn meta(&self, e: &Entry) -> (Want<'_>, Option<String>) {
+        let (uid, gid) = self.user_map.ids(self.accounts, e.user.as_deref(), e.owner.as_deref(), e.group.as_deref());
+        let (mode, mode_note) = mode_of(e);
+        let setting = e.user.is_none();
+        (Want { meta: Meta { uid, gid, mode, mtime: e.mtime }, size: e.size, setting, link_target: None }, mode_note)
+    }
+
+    fn count(&self, meter: &Meter<'_>, e: &Entry, no: usize, total: u64) {
+        if e.kind == Kind::File {
+            meter.add(e.size);
+        }
+        meter.entries(no as u64 + 1, total, &e.source);
+    }
+
+    /// Writes one entry: its outcome, where it went, and a note.
+    fn one(
+        &self,
+        store: &mut Store,
+        applier: &mut Applier,
+        no: usize,
+        item: &plan::Item,
+        (want, mode_note): (Want<'_>, Option<String>),
+    ) -> (Outcome, String, Option<String>) {
+        let e = &self.m.entries[item.index].entry;
+        if let Some(why) = self.base_errors.get(&item.base) {
+            return (Outcome::Failed { reason: why.clone() }, applier.target(&item.base, &item.rel), None);
+        }
+        if item.base == Base::Root && protected(&item.rel) {
             let reason = "restore never replaces the new OS's account databases, fstab, crypttab or /boot; \
                           merge this file by hand from the store if it is needed";
-            (Outcome::Failed { reason: reason.into() }, applier.target(&item.base, &item.rel), None)
-        } else {
-            let (uid, gid) = user_map.ids(accounts, e.user.as_deref(), e.owner.as_deref(), e.group.as_deref());
-            let (mode, mode_note) = mode_of(e);
-            let want = Want { meta: Meta { uid, gid, mode, mtime: e.mtime }, size: e.size, setting, link_target: e.target.as_deref() };
-            let index = item.index;
-            let mut data = |file: &std::fs::File| {
-                store.read_entry(m, index, &mut CappedSink { file, size: e.size }).map_err(|err| err.to_string())
-            };
-            let d = applier.entry(no, item, want, &mut data);
-            let note = match (d.note, mode_note) {
-                (Some(a), Some(b)) => Some(format!("{a}; {b}")),
-                (a, b) => a.or(b),
-            };
-            (d.outcome, d.target, note)
-        };
-        if e.kind == Kind::File {
-            p.bytes_done += e.size;
+            return (Outcome::Failed { reason: reason.into() }, applier.target(&item.base, &item.rel), None);
         }
-        rep.push(EntryReport { source: e.source.clone(), user: e.user.clone(), kind: e.kind, bytes: e.size, target, setting, outcome, note });
-        p.entries_done += 1;
-        progress(&p);
+        let want = Want { link_target: e.target.as_deref(), ..want };
+        let (m, index, cancel) = (self.m, item.index, self.cancel);
+        let mut data = |file: &std::fs::File| {
+            store.read_entry(m, index, &mut CappedSink { file, size: e.size, cancel }).map_err(|err| err.to_string())
+        };
+        let d = applier.entry(no, item, want, &mut data);
+        let note = match (d.note, mode_note) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+        (d.outcome, d.target, note)
     }
 }
 
@@ -403,7 +467,9 @@ fn dry_cleanup(store: &mut Store, mode: Cleanup) -> report::CleanupReport {
 }
 
 /// Reports, marks the store, cleans up, and re-writes the reports with the cleanup's outcome.
-fn finish(mut store: Store, root: &Root, mut rep: Report, mode: Cleanup) -> Result<Report, RestoreError> {
+/// Once marked, the store's record of the run goes; a cancel raised by then skips the
+/// cleanup (the store is kept, and says so in the report).
+fn finish(mut store: Store, root: &Root, mut rep: Report, mode: Cleanup, sink: &dyn Sink, cancel: &Cancel) -> Result<Report, RestoreError> {
     if let Err(e) = report::write_to_target(root, &rep) {
         rep.notes.push(format!("the report could not be written into the new OS: {e}"));
     }
@@ -427,7 +493,14 @@ fn finish(mut store: Store, root: &Root, mut rep: Report, mode: Cleanup) -> Resu
         let _ = report::write_to_target(root, &rep);
         return Ok(rep);
     }
+    if let Err(e) = Journal::remove(&store) {
+        rep.notes.push(format!("the record of this restore could not be removed from the store: {e}"));
+    }
     let (c, store_left) = match mode {
+        _ if cancel.is_cancelled() => {
+            let detail = vec!["skipped: stopped on request; the store is kept".into()];
+            (report::CleanupReport { mode: mode.as_str().into(), done: false, detail }, Some(store))
+        }
         Cleanup::Keep => (report::CleanupReport { mode: "keep".into(), done: true, detail: vec![format!("the store {} is kept as it is", store.describe())] }, Some(store)),
         Cleanup::Empty => (cleanup::empty(&mut store, false), Some(store)),
         Cleanup::Delete => match cleanup::site_of(&store) {
@@ -441,6 +514,7 @@ fn finish(mut store: Store, root: &Root, mut rep: Report, mode: Cleanup) -> Resu
             ),
         },
     };
+    sink.log(&format!("cleanup {}: {}", c.mode, if c.done { "done" } else { "not done" }));
     rep.cleanup = Some(c);
     if let Err(e) = report::write_to_target(root, &rep) {
         rep.notes.push(format!("the report could not be written into the new OS: {e}"));
@@ -451,11 +525,14 @@ fn finish(mut store: Store, root: &Root, mut rep: Report, mode: Cleanup) -> Resu
     Ok(rep)
 }
 
-/// A store path given on the command line, or the one [`discover::find`] finds.
-pub fn store_path(given: Option<&Path>) -> Result<(PathBuf, Option<String>), String> {
+/// The store to restore from: the path given, or the one [`discover::find`] finds on this
+/// machine's disks, with how it was found.
+pub fn store_path(given: Option<&Path>) -> crate::error::Result<(PathBuf, Option<String>)> {
     match given {
         Some(p) => Ok((p.to_path_buf(), None)),
-        None => discover::find(Path::new("/sys"), Path::new("/dev")).map(|f| (f.path, Some(f.how))),
+        None => discover::find(Path::new("/sys"), Path::new("/dev"))
+            .map(|f| (f.path, Some(f.how)))
+            .map_err(|e| Error::refused(Step::Restore, e).hint(Hint::ChooseStore)),
     }
 }
 

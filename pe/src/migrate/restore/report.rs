@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::paths::{Root, RelPath};
 use super::users::{UserOutcome, UserStatus};
@@ -19,7 +19,7 @@ pub const STORE_JSON: &str = "restore/report.json";
 pub const STORE_TEXT: &str = "restore/report.txt";
 
 /// What happened to one entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum Outcome {
     /// Written at its path (or already there, identical).
@@ -33,22 +33,22 @@ pub enum Outcome {
 }
 
 /// One entry of the store and its outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryReport {
     /// Where it was on the old OS.
     pub source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     pub kind: Kind,
     pub bytes: u64,
     /// Where it went (or would go) in the new OS, as the new OS sees it.
     pub target: String,
     /// A setting (an entry outside the profiles) that replaced the new OS's file.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub setting: bool,
     #[serde(flatten)]
     pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
@@ -158,6 +158,9 @@ impl Report {
             if let Some(r) = &u.reason {
                 let _ = write!(s, ": {r}");
             }
+            if let Some(h) = &u.hint {
+                let _ = write!(s, ", or {h}");
+            }
             s.push('\n');
         }
         for t in &self.settings_applied {
@@ -195,7 +198,7 @@ impl Report {
 
 /// Writes the report into the new OS at [`TARGET_JSON`] and [`TARGET_TEXT`] (root-only, mode
 /// 0600: it lists every user's files). Directories are created; no link is followed.
-pub fn write_to_target(root: &Root, report: &Report) -> Result<(), String> {
+pub(crate) fn write_to_target(root: &Root, report: &Report) -> Result<(), String> {
     for (path, bytes) in [(TARGET_JSON, report.json()), (TARGET_TEXT, report.text().into_bytes())] {
         let rel = RelPath::parse_abs(path).map_err(|e| e.to_string())?;
         let shown = root.show(&rel);
@@ -205,7 +208,7 @@ pub fn write_to_target(root: &Root, report: &Report) -> Result<(), String> {
         };
         let dir = super::paths::walk(root.fd(), "", rel.dirs(), super::paths::Missing::Create(&mut init))
             .map_err(|e| format!("writing {shown}: {e}"))?;
-        super::apply::replace_file(&dir, rel.name(), &bytes, 0o600).map_err(|e| format!("writing {shown}: {e}"))?;
+        super::replace::replace_file(&dir, rel.name(), &bytes, 0o600).map_err(|e| format!("writing {shown}: {e}"))?;
     }
     Ok(())
 }
@@ -230,7 +233,8 @@ mod tests {
                 account: None,
                 uid: None,
                 home: None,
-                reason: Some("no account".into()),
+                reason: Some("no account; create it".into()),
+                hint: Some(crate::error::Hint::CreateUsers),
                 entries: 3,
             }],
             settings_applied: Vec::new(),
@@ -268,7 +272,8 @@ mod tests {
         assert_eq!(v["entries"][2]["reason"], "boom");
         assert_eq!(v["users"][0]["status"], "missing");
         let text = r.text();
-        assert!(text.contains("user Erin NOT RESTORED"), "{text}");
+        assert!(text.contains("user Erin NOT RESTORED, 3 entries: no account; create it, or allow the restore to create missing accounts"), "{text}");
+        assert_eq!(v["users"][0]["hint"]["do"], "create-users");
         assert!(text.contains("failed: /old/x → /etc/x: boom"));
         assert!(text.contains("setting applied: /etc/x"));
     }

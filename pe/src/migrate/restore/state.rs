@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::error::RestoreError;
+use crate::error::Hint;
 use crate::migrate::store::Store;
 
 /// Where the mark lives in the store volume.
@@ -26,19 +28,21 @@ pub struct State {
 }
 
 /// The mark, if the store has one. A damaged mark is an error: the caller must not guess.
-pub fn read(store: &Store) -> Result<Option<State>, String> {
-    let Some(bytes) = store.read_file(STATE, 64 << 10).map_err(|e| e.to_string())? else { return Ok(None) };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        format!(
-            "store {}: {STATE} is damaged ({e}); check the restore report in the new OS, then remove the file \
-             or run with --again",
-            store.describe()
-        )
+pub(crate) fn read(store: &Store) -> Result<Option<State>, RestoreError> {
+    let Some(bytes) = store.read_file(STATE, 64 << 10).map_err(|e| RestoreError::Store(Box::new(e)))? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| RestoreError::Target {
+        problem: format!("store {}: {STATE} is damaged ({e})", store.describe()),
+        hints: vec![
+            Hint::Advice { text: format!("check the restore report in the new OS, then remove {STATE} from the store") },
+            Hint::RestoreAgain,
+        ],
     })
 }
 
 /// Writes the mark.
-pub fn mark(store: &Store, st: &State) -> Result<(), String> {
+pub(crate) fn mark(store: &Store, st: &State) -> Result<(), String> {
     let mut json = serde_json::to_vec_pretty(st).map_err(|e| e.to_string())?;
     json.push(b'\n');
     store.write_file(STATE, &json).map_err(|e| e.to_string())

@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 
 use super::users::tests::{os_root, FakeUseradd};
 use super::*;
+use crate::error::Written;
 use crate::migrate::capture::{capture, CaptureOptions, CapturePlan};
 use crate::migrate::entry::{Entry, Kind};
+use crate::migrate::job_info::JobInfo;
 use crate::migrate::testing::MemFs;
+use crate::progress::Silent;
 
 /// A temp dir holding `root/` (a small new OS), `outside/` (the sentinel) and `store.img`.
 struct World {
@@ -64,12 +67,12 @@ fn file(fs_: &mut MemFs, entries: &mut Vec<Entry>, user: Option<&str>, path: &st
     entries.push(e);
 }
 
-fn capture_into(img: &Path, fs_: &mut MemFs, entries: Vec<Entry>, info: serde_json::Value) {
+fn capture_into(img: &Path, fs_: &mut MemFs, entries: Vec<Entry>, info: JobInfo) {
     let users: Vec<String> = entries.iter().filter_map(|e| e.user.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     let plan = CapturePlan { entries, skipped: Vec::new(), users, info };
     let mut store = Store::open(img, true).unwrap();
     let opts = CaptureOptions { workers: 2, reread_from_device: false, ..CaptureOptions::default() };
-    capture(fs_, &plan, &mut store, &opts, &mut |_| {}).unwrap();
+    capture(fs_, &plan, &mut store, &opts, &Silent, &Cancel::new()).unwrap();
 }
 
 /// Every path under `dir` with what it is: type, size, mode, owner, content or target.
@@ -98,12 +101,12 @@ fn opts(root: &Path) -> Options {
     Options { root: root.to_path_buf(), ..Options::default() }
 }
 
-fn run(img: &Path, o: &Options) -> Result<Finished, RestoreError> {
+fn run(img: &Path, o: &Options) -> Result<Finished, Error> {
     let store = Store::open(img, !o.dry_run).unwrap();
-    restore(store, o, &mut FakeUseradd(3000), &mut |_| {})
+    restore(store, o, &mut FakeUseradd(3000), &Silent, &Cancel::new())
 }
 
-fn done(r: Result<Finished, RestoreError>) -> Report {
+fn done(r: Result<Finished, Error>) -> Report {
     match r.unwrap() {
         Finished::Done(r) => *r,
         Finished::AlreadyRestored(s) => panic!("already restored: {s:?}"),
@@ -141,7 +144,8 @@ fn sample(w: &World) {
     m.file(&nm.source, b"[wifi]\npsk", 0, 0);
     es.push(nm);
     file(&mut m, &mut es, None, "etc/passwd", b"root:x:0:0::/root:/bin/sh\n");
-    capture_into(&w.img, &mut m, es, serde_json::json!({"restore": {"cleanup": "keep"}}));
+    let keep = RestoreChoices { cleanup: Some("keep".into()), ..RestoreChoices::default() };
+    capture_into(&w.img, &mut m, es, JobInfo { restore: keep, ..JobInfo::default() });
 }
 
 #[test]
@@ -225,7 +229,7 @@ fn conflict_world(policy: Conflict) -> (World, Report) {
     file(&mut m, &mut es, Some("Carol"), ".bashrc", b"ours");
     es.push(entry(Some("Carol"), "Music", Kind::Dir, 0));
     file(&mut m, &mut es, Some("Carol"), "Music/song.ogg", b"la");
-    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    capture_into(&w.img, &mut m, es, JobInfo::default());
     fs::write(w.root.join("home/carol/.bashrc"), b"new os").unwrap();
     fs::write(w.root.join("home/carol/Music"), b"a file where a dir goes").unwrap();
     let r = done(run(&w.img, &Options { conflict: Some(policy), ..opts(&w.root) }));
@@ -270,11 +274,12 @@ fn missing_users_and_created_users() {
     let mut m = MemFs::default();
     let mut es = Vec::new();
     file(&mut m, &mut es, Some("Erin"), "notes.txt", b"erin");
-    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    capture_into(&w.img, &mut m, es, JobInfo::default());
     let r = done(run(&w.img, &opts(&w.root)));
     assert_eq!(r.users[0].status, UserStatus::Missing);
     let Outcome::Failed { reason } = &outcome(&r, "notes.txt").outcome else { panic!() };
-    assert!(reason.contains("--create-users"), "{reason}");
+    assert!(reason.contains("no account named \"Erin\""), "{reason}");
+    assert_eq!(r.users[0].hint, Some(Hint::CreateUsers));
     assert!(!r.complete());
 
     let w = world();
@@ -282,7 +287,8 @@ fn missing_users_and_created_users() {
     let mut es = Vec::new();
     file(&mut m, &mut es, Some("Erin"), "notes.txt", b"erin");
     // The store's recorded option allows creating accounts.
-    capture_into(&w.img, &mut m, es, serde_json::json!({"restore": {"create_users": true}}));
+    let info = JobInfo { restore: RestoreChoices { create_users: Some(true), ..RestoreChoices::default() }, ..JobInfo::default() };
+    capture_into(&w.img, &mut m, es, info);
     let r = done(run(&w.img, &opts(&w.root)));
     assert_eq!(r.users[0].status, UserStatus::Created);
     assert_eq!(fs::read(w.root.join("home/erin/notes.txt")).unwrap(), b"erin");
@@ -297,11 +303,13 @@ fn an_empty_root_is_refused_clearly() {
     let mut m = MemFs::default();
     let mut es = Vec::new();
     file(&mut m, &mut es, Some("Carol"), "a", b"a");
-    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    capture_into(&w.img, &mut m, es, JobInfo::default());
     let empty = w.root.parent().unwrap().join("empty");
     fs::create_dir(&empty).unwrap();
-    let e = run(&w.img, &opts(&empty)).unwrap_err().to_string();
-    assert!(e.contains("has no etc/passwd") && e.contains("creating users is not allowed") && e.contains("nothing was written"), "{e}");
+    let err = run(&w.img, &opts(&empty)).unwrap_err();
+    let e = err.to_string();
+    assert!(e.contains("has no etc/passwd") && e.contains("creating users is not allowed"), "{e}");
+    assert_eq!((err.written, err.kind), (Written::Nothing, crate::error::Kind::Refused));
     assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
 }
 
@@ -325,9 +333,11 @@ fn tamper(img: &Path, edit: impl FnOnce(&mut Manifest)) {
 
 fn assert_refused(w: &World, want: &str) {
     let before = snapshot(&w.root);
-    let e = run(&w.img, &opts(&w.root)).unwrap_err().to_string();
+    let err = run(&w.img, &opts(&w.root)).unwrap_err();
+    let e = err.to_string();
     assert!(e.contains(want), "{e}");
-    assert!(e.contains("nothing was written") || e.contains("Do not restore"), "{e}");
+    assert_eq!((err.written, err.kind), (Written::Nothing, crate::error::Kind::Damaged), "{e}");
+    assert!(!err.hints.is_empty(), "{err:?}");
     assert_eq!(snapshot(&w.root), before, "nothing written into the root");
     assert_eq!(snapshot(&w.outside).len(), 1, "nothing written outside");
     assert_eq!(fs::read(w.outside.join("keep")).unwrap(), b"sentinel");
@@ -344,7 +354,7 @@ fn hostile_paths_are_refused_before_any_write() {
         m.file(&e.source, b"evil", 0, 0);
         e.path = bad.into();
         es.push(e);
-        capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+        capture_into(&w.img, &mut m, es, JobInfo::default());
         assert_refused(&w, "unsafe or inconsistent");
     }
 }
@@ -359,7 +369,7 @@ fn a_file_through_the_stores_own_link_is_refused() {
     m.symlink(&l.source, "../../../outside", 0, 0);
     es.push(l);
     file(&mut m, &mut es, Some("Carol"), "esc/evil", b"evil");
-    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    capture_into(&w.img, &mut m, es, JobInfo::default());
     assert_refused(&w, "lies below esc");
 }
 
@@ -369,7 +379,7 @@ fn a_one_tib_claim_is_refused() {
     let mut m = MemFs::default();
     let mut es = Vec::new();
     file(&mut m, &mut es, Some("Carol"), "big", b"small really");
-    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    capture_into(&w.img, &mut m, es, JobInfo::default());
     tamper(&w.img, |m| {
         m.entries[0].entry.size = 1 << 40;
         m.totals.bytes = 1 << 40;
@@ -384,7 +394,7 @@ fn a_damaged_store_is_refused() {
     let mut es = Vec::new();
     let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
     file(&mut m, &mut es, Some("Carol"), "data.bin", &data);
-    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    capture_into(&w.img, &mut m, es, JobInfo::default());
     // Flip a byte inside the segment's data (found by its magic).
     let mut img = fs::read(&w.img).unwrap();
     let at = img.windows(8).position(|x| x == b"INPLSEGM").unwrap() + 32 + 40 + 100;
@@ -400,7 +410,7 @@ fn links_already_in_the_new_os_are_never_followed() {
     let mut es = Vec::new();
     file(&mut m, &mut es, Some("Carol"), "Documents/a.txt", b"a");
     file(&mut m, &mut es, Some("Carol"), "b.txt", b"b");
-    capture_into(&w.img, &mut m, es, serde_json::Value::Null);
+    capture_into(&w.img, &mut m, es, JobInfo::default());
     std::os::unix::fs::symlink(&w.outside, w.root.join("home/carol/Documents")).unwrap();
     let r = done(run(&w.img, &opts(&w.root)));
     let Outcome::Failed { reason } = &outcome(&r, "a.txt").outcome else { panic!("{}", r.text()) };
@@ -433,7 +443,7 @@ fn modes_and_recorded_choices() {
     e.attributes = Some(1);
     assert_eq!(mode_of(&e).0, 0o755, "READONLY is ignored on folders");
     let mut m = plan::tests::manifest(Vec::new());
-    m.info = serde_json::json!({"restore": {"conflict": "overwrite", "cleanup": "bogus", "create_users": true}});
+    m.info.restore = RestoreChoices { conflict: Some("overwrite".into()), cleanup: Some("bogus".into()), create_users: Some(true) };
     let mut notes = Vec::new();
     let (c, create, clean) = choices(&Options::default(), &m, &mut notes);
     assert_eq!((c, create, clean), (Conflict::Overwrite, true, Cleanup::Keep));
@@ -483,7 +493,7 @@ fn delete_on_image(label: &str) {
     let mut m = MemFs::default();
     let mut es = Vec::new();
     file(&mut m, &mut es, Some("Carol"), "a.txt", b"a");
-    capture_into(&disk, &mut m, es, serde_json::Value::Null);
+    capture_into(&disk, &mut m, es, JobInfo::default());
 
     let r = done(run(&disk, &Options { cleanup: Some(Cleanup::Delete), ..opts(&w.root) }));
     let c = r.cleanup.clone().unwrap();

@@ -59,7 +59,7 @@ impl Accounts {
     }
 
     /// Reads them from the root. `Ok(None)` when the root has no `/etc/passwd`.
-    pub fn load(root: &Root) -> Result<Option<Accounts>, String> {
+    pub(crate) fn load(root: &Root) -> Result<Option<Accounts>, String> {
         let read = |name: &str| root_read(root, name);
         let Some(passwd) = read("/etc/passwd")? else { return Ok(None) };
         let group = read("/etc/group")?.unwrap_or_default();
@@ -105,7 +105,7 @@ fn root_read(root: &Root, abs: &str) -> Result<Option<String>, String> {
 
 /// The name an account for `profile` gets when restore creates it: the profile name in
 /// lowercase, if that is a portable Linux user name.
-pub fn new_account_name(profile: &str) -> Result<String, String> {
+pub(crate) fn new_account_name(profile: &str) -> Result<String, String> {
     let name = profile.to_lowercase();
     let ok_first = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     let ok_rest = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'));
@@ -147,6 +147,9 @@ pub struct UserOutcome {
     pub home: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What to do about a missing account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<crate::error::Hint>,
     /// Entries of this profile in the store.
     pub entries: u64,
 }
@@ -208,6 +211,7 @@ impl UserMap {
                 uid: None,
                 home: None,
                 reason: None,
+                hint: None,
                 entries: *entries,
             };
             if let Some(a) = accounts.for_profile(profile).cloned() {
@@ -215,10 +219,11 @@ impl UserMap {
                 map.set(&mut out, a);
             } else if !create {
                 out.reason = Some(format!(
-                    "no account named {profile:?} or {:?} in {}; create it, or run again with --create-users",
+                    "no account named {profile:?} or {:?} in {}; create it",
                     profile.to_lowercase(),
                     root.path().join("etc/passwd").display()
                 ));
+                out.hint = Some(crate::error::Hint::CreateUsers);
             } else {
                 match new_account_name(profile) {
                     Err(why) => out.reason = Some(why),
@@ -343,7 +348,9 @@ pub(crate) mod tests {
         let m = UserMap::build(&root, &mut acc, &p, false, None);
         let st: Vec<_> = m.outcomes.iter().map(|o| (o.profile.as_str(), o.status)).collect();
         assert_eq!(st, [("Bad Name", UserStatus::Missing), ("Carol", UserStatus::Mapped), ("Erin", UserStatus::Missing)]);
-        assert!(m.outcomes[2].reason.as_ref().unwrap().contains("--create-users"));
+        assert!(m.outcomes[2].reason.as_ref().unwrap().contains("no account named \"Erin\""));
+        assert_eq!(m.outcomes[2].hint, Some(crate::error::Hint::CreateUsers));
+        assert!(!m.outcomes[2].reason.as_ref().unwrap().contains("--"));
 
         let m = UserMap::build(&root, &mut acc, &p, true, None);
         assert_eq!(m.outcomes[2].status, UserStatus::WouldCreate);

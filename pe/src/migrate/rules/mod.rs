@@ -133,6 +133,33 @@ pub enum RulesError {
     Read { path: String, source: std::io::Error },
 }
 
+impl RulesError {
+    /// The engine's error: the rules are input to fix; nothing was written.
+    pub fn error(self) -> crate::error::Error {
+        let preset = matches!(&self, RulesError::Glob { name, .. } if name == PRESET);
+        let e = crate::error::Error::refused(crate::step::Step::Plan, self.to_string());
+        if preset {
+            e.hint(crate::error::Hint::FixPreset)
+        } else {
+            e
+        }
+    }
+}
+
+/// How rule errors name a preset's `[migrate]` table.
+const PRESET: &str = "preset [migrate]";
+
+/// The rules a capture uses: `spec` (`windows`, `linux` or a rules file), else the one the
+/// overrides name, else the built-in set of `detected` (the source's OS family); with the
+/// overrides (a preset's `[migrate]` table, users picked) applied.
+pub fn effective(spec: Option<&str>, detected: Option<&str>, overrides: &Overrides) -> crate::error::Result<Rules> {
+    let spec = spec.or(overrides.rules.as_deref()).or(detected).ok_or_else(|| {
+        crate::error::Error::refused(crate::step::Step::Plan, "no migration rules were chosen and no OS was detected")
+            .hint(crate::error::Hint::ChooseRules)
+    })?;
+    Rules::load(spec).and_then(|r| r.with(overrides)).map_err(RulesError::error)
+}
+
 impl Rules {
     /// The built-in set for `family`.
     pub fn builtin(family: Family) -> Rules {
@@ -197,7 +224,7 @@ impl Rules {
         for (name, u) in &o.user {
             merge(self.user.entry(name.clone()).or_default(), u);
         }
-        self.check("preset [migrate]")?;
+        self.check(PRESET)?;
         Ok(self)
     }
 
@@ -280,6 +307,21 @@ pub struct UserSelection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn effective_rules_come_from_the_spec_the_preset_or_the_os() {
+        let o: Overrides = toml::from_str("rules = \"linux\"\nusers = [\"alice\"]\n").unwrap();
+        assert_eq!(effective(Some("windows"), Some("linux"), &o).unwrap().family, Family::Windows);
+        let r = effective(None, Some("windows"), &o).unwrap();
+        assert_eq!((r.family, r.users.clone()), (Family::Linux, vec!["alice".to_string()]));
+        assert_eq!(effective(None, Some("windows"), &Overrides::default()).unwrap().family, Family::Windows);
+        let e = effective(None, None, &Overrides::default()).unwrap_err();
+        assert_eq!((e.kind, e.hints.clone()), (crate::error::Kind::Refused, vec![crate::error::Hint::ChooseRules]));
+        assert!(!e.problem.contains("--"), "{e}");
+        let bad: Overrides = toml::from_str("[all]\ninclude = [\"../x\"]\n").unwrap();
+        let e = effective(Some("linux"), None, &bad).unwrap_err();
+        assert_eq!(e.hints, [crate::error::Hint::FixPreset], "{e}");
+    }
 
     #[test]
     fn builtins_parse_and_select_as_documented() {

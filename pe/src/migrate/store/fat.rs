@@ -40,7 +40,7 @@ impl Geometry {
     }
 
     /// Parses a FAT32 boot sector; `Err` says what does not fit.
-    pub fn parse(b: &[u8; 512]) -> Result<Geometry, String> {
+    pub(crate) fn parse(b: &[u8; 512]) -> Result<Geometry, String> {
         let u16_at = |i: usize| u64::from(u16::from_le_bytes([b[i], b[i + 1]]));
         let u32_at = |i: usize| u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
         if b[510] != 0x55 || b[511] != 0xAA {

@@ -53,7 +53,7 @@ impl SegmentHeader {
         b
     }
 
-    pub fn decode(b: &[u8; SEGMENT_HEADER_LEN]) -> Result<SegmentHeader, String> {
+    pub(crate) fn decode(b: &[u8; SEGMENT_HEADER_LEN]) -> Result<SegmentHeader, String> {
         if &b[0..8] != SEGMENT_MAGIC {
             return Err("no segment magic (INPLSEGM)".into());
         }
@@ -121,7 +121,7 @@ impl RecordHeader {
 
     /// Decodes and checks a header: magic, CRC, version fields, and the length rules
     /// (a data record holds at most `chunk` raw bytes, a hole at most [`HOLE_MAX`]).
-    pub fn decode(b: &[u8; RECORD_HEADER_LEN], chunk: u32) -> Result<RecordHeader, String> {
+    pub(crate) fn decode(b: &[u8; RECORD_HEADER_LEN], chunk: u32) -> Result<RecordHeader, String> {
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         if &b[0..4] != RECORD_MAGIC {
             return Err("no record magic (INPR)".into());

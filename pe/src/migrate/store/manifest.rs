@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::format::{self, CHUNK, HOLE_MAX, MAX_SEGMENT_LIMIT, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::migrate::entry::{Entry, Kind, Skipped};
+use crate::migrate::job_info::JobInfo;
 
 /// Largest manifest a reader loads.
 pub const MAX_MANIFEST_BYTES: u64 = 512 << 20;
@@ -24,9 +25,9 @@ pub struct Manifest {
     /// Unix seconds (UTC): when the capture started (its first run) and when it finished.
     pub started: u64,
     pub finished: u64,
-    /// Job information from the caller (source disk and partition, OS family, rules), kept
-    /// as given.
-    pub info: serde_json::Value,
+    /// The job: source disk and partition, OS, rules, restore choices.
+    #[serde(default, deserialize_with = "crate::migrate::job_info::null_is_default")]
+    pub info: JobInfo,
     /// The accounts whose profiles were captured, by name on the old OS.
     pub users: Vec<String>,
     /// Largest raw size of a data record.
@@ -113,7 +114,7 @@ impl Manifest {
 
     /// Parses stored bytes after checking them against the `manifest.sha256` line, then
     /// checks every bound.
-    pub fn decode(json: &[u8], sha_line: &str) -> Result<Manifest, String> {
+    pub(crate) fn decode(json: &[u8], sha_line: &str) -> Result<Manifest, String> {
         let want = sha_line
             .strip_suffix('\n')
             .unwrap_or(sha_line)
@@ -131,7 +132,7 @@ impl Manifest {
 
     /// Checks counts, sizes and locations against each other, so a reader never trusts a
     /// size the segments cannot hold.
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         if self.format != format::VERSION {
             return Err(format!("manifest format {} is not supported (this inplace reads 1)", self.format));
         }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::format::{PROGRESS, PROGRESS_NEW};
 use super::manifest::SegmentInfo;
-use super::volume::{read_in, write_in, Dir};
+use super::dir::{read_in, remove_if_present, write_in, Dir};
 
 /// The state of an unfinished capture.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,11 +77,4 @@ pub fn save(dir: &Dir<'_, '_>, state: &ResumeState) -> io::Result<()> {
 pub fn remove(dir: &Dir<'_, '_>) -> io::Result<()> {
     remove_if_present(dir, PROGRESS_NEW)?;
     remove_if_present(dir, PROGRESS)
-}
-
-pub(crate) fn remove_if_present(dir: &Dir<'_, '_>, name: &str) -> io::Result<()> {
-    match dir.remove(name) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        r => r,
-    }
 }

@@ -3,9 +3,11 @@
 
 use std::io;
 
+use super::error::StoreError;
 use super::format::{self, RecordHeader, RecordKind, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::manifest::Manifest;
-use super::volume::{Store, StoreError};
+use super::record::Scratch;
+use super::volume::Store;
 
 /// Where [`Store::read_entry`] puts an entry's data. Calls come in increasing offset order
 /// and cover `0 .. size` exactly; then `finish` is called, only if every check passed.
@@ -63,45 +65,6 @@ impl EntrySink for FileSink<'_> {
     }
     fn finish(&mut self, size: u64) -> io::Result<()> {
         self.0.set_len(size)
-    }
-}
-
-/// Reusable buffers and zstd context for reading records.
-pub(crate) struct Scratch {
-    pub dec: zstd::bulk::Decompressor<'static>,
-    pub stored: Vec<u8>,
-    pub raw: Vec<u8>,
-}
-
-impl Scratch {
-    pub fn new() -> io::Result<Scratch> {
-        Ok(Scratch { dec: zstd::bulk::Decompressor::new()?, stored: Vec::new(), raw: Vec::new() })
-    }
-
-    /// Decompresses `self.stored` into `self.raw` and checks length and CRC-32 against `h`.
-    pub fn unpack(&mut self, h: &RecordHeader) -> Result<(), String> {
-        let stored = std::mem::take(&mut self.stored);
-        let r = self.unpack_from(&stored[..h.stored_len as usize], h);
-        self.stored = stored;
-        r
-    }
-
-    /// Decompresses `stored` into `self.raw` and checks length and CRC-32 against `h`.
-    pub fn unpack_from(&mut self, stored: &[u8], h: &RecordHeader) -> Result<(), String> {
-        self.raw.clear();
-        self.raw.reserve(h.raw_len as usize);
-        let n = self
-            .dec
-            .decompress_to_buffer(stored, &mut self.raw)
-            .map_err(|e| format!("the zstd frame does not decompress: {e}"))?;
-        if n != h.raw_len as usize {
-            return Err(format!("the record decompresses to {n} bytes, its header says {}", h.raw_len));
-        }
-        let crc = crc32fast::hash(&self.raw);
-        if crc != h.raw_crc {
-            return Err(format!("CRC-32 {crc:08x} of the data, the record says {:08x}", h.raw_crc));
-        }
-        Ok(())
     }
 }
 

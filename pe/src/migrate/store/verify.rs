@@ -10,11 +10,17 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::error::StoreError;
 use super::format::{self, RecordHeader, RecordKind, SegmentHeader, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::manifest::{hex, Manifest};
-use super::reader::Scratch;
-use super::volume::{Store, StoreError};
+use super::record::Scratch;
+use super::volume::Store;
 use super::writer::Pool;
+use crate::progress::{Cancel, Meter, Sink};
+use crate::step::Step;
+
+/// The phase name of reading a store back, in progress events.
+pub const PHASE: &str = "reading the store back";
 
 /// What a verification read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -31,10 +37,6 @@ pub struct VerifyReport {
     pub orphan_records: u64,
     pub skipped: u64,
 }
-
-/// A failed verification: [`StoreError::Damaged`] names the entry, segment and offset;
-/// [`StoreError::SegmentDamaged`] a segment; [`StoreError::BadManifest`] the manifest.
-pub type VerifyError = StoreError;
 
 /// What one pass over a segment found.
 pub(crate) struct SegmentScan {
@@ -136,15 +138,19 @@ struct Open {
     crc: u32,
 }
 
-/// Reads everything back; see the module doc. `Ok` only when every check passed.
-pub fn verify(store: &Store) -> Result<VerifyReport, VerifyError> {
-    verify_with_progress(store, &mut |_, _| {})
+/// Reads everything back; see the module doc. `Ok` only when every check passed. The
+/// damage found first is named: [`StoreError::Damaged`] names the entry, segment and offset;
+/// [`StoreError::SegmentDamaged`] a segment; [`StoreError::BadManifest`] the manifest.
+/// Checks `cancel` at every record.
+pub fn verify(store: &Store, sink: &dyn Sink, cancel: &Cancel) -> crate::error::Result<VerifyReport> {
+    read_back(store, sink, cancel).map_err(|e| e.error(Step::Verify))
 }
 
-/// [`verify`], calling `progress(bytes_read, bytes_total)` of segment bytes as it goes.
-pub fn verify_with_progress(store: &Store, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport, VerifyError> {
+/// [`verify`], with the store's own error.
+pub(crate) fn read_back(store: &Store, sink: &dyn Sink, cancel: &Cancel) -> Result<VerifyReport, StoreError> {
     let m = store.manifest()?;
-    check_against(store, &m, progress)
+    let meter = Meter::start(sink, PHASE, m.totals.stored_bytes);
+    check_against(store, &m, &meter, cancel)
 }
 
 /// Records whose payloads a worker checks: decompress, length, CRC-32.
@@ -192,8 +198,9 @@ fn check_payloads(scratch: &mut Scratch, batch: &PayloadBatch, found: &Mutex<Vec
 pub(crate) fn check_against(
     store: &Store,
     m: &Manifest,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<VerifyReport, VerifyError> {
+    meter: &Meter<'_>,
+    cancel: &Cancel,
+) -> Result<VerifyReport, StoreError> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
     let found: Mutex<Vec<Found>> = Mutex::new(Vec::new());
     let pool = Pool::default();
@@ -218,7 +225,7 @@ pub(crate) fn check_against(
         }
         drop(rx);
         let mut batch = PayloadBatch { data: pool.get(PAYLOAD_BATCH), records: Vec::new() };
-        let r = follow(store, m, progress, &tx, &pool, &mut batch);
+        let r = follow(store, m, meter, cancel, &tx, &pool, &mut batch);
         // Whatever is read gets checked, also after an error: an earlier damaged record
         // explains a later error.
         if !batch.records.is_empty() {
@@ -249,6 +256,7 @@ pub(crate) fn check_against(
     // Report the first damage in segment order: a damaged payload explains a structural
     // error found after it.
     match (started, worker_err) {
+        (Err((_, e @ StoreError::Cancelled { .. })), _) => Err(e),
         (Err((pos, e)), Some((wpos, w))) => Err(if wpos <= pos { w } else { e }),
         (Err((_, e)), None) => Err(e),
         (Ok(_), Some((_, w))) => Err(w),
@@ -262,7 +270,8 @@ pub(crate) fn check_against(
 fn follow(
     store: &Store,
     m: &Manifest,
-    progress: &mut dyn FnMut(u64, u64),
+    meter: &Meter<'_>,
+    cancel: &Cancel,
     tx: &SyncSender<PayloadBatch>,
     pool: &Pool,
     batch: &mut PayloadBatch,
@@ -272,6 +281,7 @@ fn follow(
     })?;
     let by_id: HashMap<u32, usize> = m.entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
     let total: u64 = m.segments.iter().map(|s| s.bytes).sum();
+    meter.set_total(total);
     let mut report = VerifyReport { skipped: m.skipped.len() as u64, ..VerifyReport::default() };
     let mut open: Option<Open> = None;
     let mut closed = 0u64;
@@ -289,7 +299,10 @@ fn follow(
         };
         let mut visit = |h: &RecordHeader, at: u64, stored: &[u8]| -> Result<(), StoreError> {
             pos = (number, at);
-            progress(read_before + at, total);
+            if cancel.is_cancelled() {
+                return Err(StoreError::Cancelled { store: store.describe() });
+            }
+            meter.set(read_before + at);
             report.records += 1;
             let live = by_id.get(&h.entry).copied();
             // A new entry's first record closes the one before.
@@ -391,7 +404,7 @@ fn follow(
             },
         ));
     }
-    progress(total, total);
+    meter.set(total);
     Ok(report)
 }
 

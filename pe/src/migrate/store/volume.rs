@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::dir::{append_in, read_in, write_in, Dir};
+use super::error::StoreError;
 use super::fat::{Extent, Geometry};
 use super::format::{self, CAPTURE_DIR};
 pub(crate) use super::io::VolumeIo;
@@ -17,7 +19,6 @@ use crate::carve::store::RwDisk;
 
 /// The mounted volume, borrowed from a [`Store`].
 pub(crate) type Fs<'a> = fatfs::FileSystem<VolumeIo<'a>>;
-pub(crate) type Dir<'f, 's> = fatfs::Dir<'f, VolumeIo<'s>>;
 
 /// A store opened for reading, or for reading and writing.
 pub struct Store {
@@ -35,7 +36,7 @@ pub struct Store {
     /// Where each segment's bytes are, by segment number (filled on first read).
     pub(super) maps: HashMap<u32, SegmentMap>,
     /// Buffers and zstd context of [`Store::read_entry`], kept between calls.
-    pub(super) scratch: Option<super::reader::Scratch>,
+    pub(super) scratch: Option<super::record::Scratch>,
     /// Volume offset of the first read through fatfs after a reset (one mount at a time):
     /// how the first cluster of a file or directory is learned.
     probe: AtomicU64,
@@ -59,43 +60,6 @@ pub enum CaptureState {
     InProgress { segments_done: u32 },
     /// A manifest and its SHA-256 are present (not yet verified).
     Complete,
-}
-
-/// What went wrong with a store, naming it and saying what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{path}: {detail}")]
-    Open { path: String, detail: String },
-    #[error("store {store}: {what}: {source}")]
-    Io { store: String, what: String, source: io::Error },
-    #[error("store {store} holds no capture (there is no capture/manifest.json)")]
-    NoCapture { store: String },
-    #[error("store {store}: the capture in it is not finished ({detail}); run the capture again to resume it")]
-    Unfinished { store: String, detail: String },
-    #[error(
-        "store {store}: capture/manifest.json cannot be trusted: {detail}. Do not restore from this store; if \
-         the old OS is still on the disk, capture again into a new store"
-    )]
-    BadManifest { store: String, detail: String },
-    #[error(
-        "store {store}: {entry} is damaged ({segment} at byte {offset}): {detail}. Its data cannot be restored \
-         from this store: if the old OS is still on the disk, capture again into a new store; otherwise \
-         restore the other entries and recover this file from a backup"
-    )]
-    Damaged { store: String, entry: String, segment: String, offset: u64, detail: String },
-    #[error(
-        "store {store}: {segment} is damaged: {detail}. Do not restore from this store without checking \
-         which files are affected; if the old OS is still on the disk, capture again into a new store"
-    )]
-    SegmentDamaged { store: String, segment: String, detail: String },
-    #[error("store {store}: writing out {entry} failed: {source}")]
-    Sink { store: String, entry: String, source: io::Error },
-    #[error("store {store} was opened read-only")]
-    ReadOnly { store: String },
-    #[error("{path:?} is not a usable path in the store: {why}")]
-    BadPath { path: String, why: String },
-    #[error("store {store}: the manifest has no entry {index}")]
-    NoEntry { store: String, index: usize },
 }
 
 /// Where a segment file's bytes are in the volume.
@@ -147,7 +111,11 @@ impl Store {
     /// Opens `path`: a FAT32 volume (an image file or a partition device: a FAT32 boot
     /// sector at byte 0), or a whole disk whose store is found by its locator. With
     /// `writable`, a partition device is opened exclusively (it must not be mounted).
-    pub fn open(path: &Path, writable: bool) -> Result<Store, StoreError> {
+    pub fn open(path: &Path, writable: bool) -> crate::error::Result<Store> {
+        Store::open_store(path, writable).map_err(|e| e.error(crate::step::Step::Inspect))
+    }
+
+    fn open_store(path: &Path, writable: bool) -> Result<Store, StoreError> {
         let name = path.display().to_string();
         let fail = |detail: String| StoreError::Open { path: name.clone(), detail };
         let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot open it: {e}")))?;
@@ -163,7 +131,7 @@ impl Store {
         }
         let file = opts.open(path).map_err(|e| {
             if excl && e.raw_os_error() == Some(nix::libc::EBUSY) {
-                fail("it is in use (mounted?): unmount it first, the store is written without mounting".into())
+                fail("it is in use (mounted?)".into())
             } else {
                 fail(format!("cannot open it{}: {e}", if writable { " for writing" } else { "" }))
             }
@@ -434,6 +402,21 @@ impl Store {
     /// volume root; parent directories are made), replacing it. `capture/` is refused: only
     /// a capture writes there.
     pub fn write_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.change_file(path, "writing", |dir, name| write_in(dir, name, bytes))
+    }
+
+    /// Appends `bytes` to the file at `path` (made with its directories when missing), as
+    /// [`Store::write_file`] does.
+    pub fn append_file(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.change_file(path, "appending to", |dir, name| append_in(dir, name, bytes))
+    }
+
+    fn change_file(
+        &self,
+        path: &str,
+        doing: &str,
+        change: impl FnOnce(&Dir<'_, '_>, &str) -> io::Result<()>,
+    ) -> Result<(), StoreError> {
         self.check_writable()?;
         let parts = check_path(path)?;
         if parts[0].eq_ignore_ascii_case(CAPTURE_DIR) {
@@ -446,9 +429,9 @@ impl Store {
             for (i, p) in parts[..parts.len() - 1].iter().enumerate() {
                 dir = self.create_dir(&dir, p, i == 0)?;
             }
-            write_in(&dir, parts[parts.len() - 1], bytes)
+            change(&dir, parts[parts.len() - 1])
         })()
-        .map_err(io_at(&d, format!("writing {path}")));
+        .map_err(io_at(&d, format!("{doing} {path}")));
         self.unmount(fs)?;
         r
     }
@@ -655,30 +638,4 @@ fn check_path(path: &str) -> Result<Vec<&str>, StoreError> {
         }
     }
     Ok(parts)
-}
-
-/// Replaces file `name` in `dir` with `bytes`.
-pub(crate) fn write_in(dir: &Dir<'_, '_>, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let mut f = dir.create_file(name)?;
-    f.truncate()?;
-    f.write_all(bytes)?;
-    f.flush()
-}
-
-/// File `name` of `dir`, or `None`; fails above `cap` bytes.
-pub(crate) fn read_in(dir: &Dir<'_, '_>, name: &str, cap: u64) -> io::Result<Option<Vec<u8>>> {
-    let Some(entry) =
-        dir.iter().filter_map(|e| e.ok()).find(|e| e.is_file() && e.file_name().eq_ignore_ascii_case(name))
-    else {
-        return Ok(None);
-    };
-    if entry.len() > cap {
-        return Err(io::Error::new(
-            io::ErrorKind::FileTooLarge,
-            format!("{name} is {} bytes, more than the {cap} expected", entry.len()),
-        ));
-    }
-    let mut buf = Vec::with_capacity(entry.len() as usize);
-    entry.to_file().read_to_end(&mut buf)?;
-    Ok(Some(buf))
 }

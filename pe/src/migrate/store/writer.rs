@@ -11,7 +11,10 @@ use sha2::{Digest, Sha256};
 use super::format::{self, RecordHeader, RecordKind, SegmentHeader, HOLE_MAX};
 use super::manifest::{hex, DataLoc, SegmentInfo};
 use super::progress::{self, DoneSegment, Failed, Position, ResumeState};
-use super::volume::{Dir, Store, StoreError, VolumeIo};
+use super::dir::Dir;
+use super::error::StoreError;
+use super::io::VolumeIo;
+use super::volume::Store;
 
 /// What a compression worker made of one chunk of an entry's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

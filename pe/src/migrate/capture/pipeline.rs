@@ -8,14 +8,17 @@ use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use super::format::{self, CAPTURE_DIR, CHUNK};
-use super::progress::Position;
+use super::error::CaptureError;
+use super::plan::{CaptureOptions, CapturePlan};
 use super::resume::Start;
-use super::writer::{Body, Chunk, Item, PackError, PackStart, Packed, PackedBatch, Packer, Pool};
-use super::{Store, StoreError};
+use super::PHASE_CAPTURE;
 use crate::fs::FsReader;
-use crate::migrate::capture::{CaptureError, CaptureOptions, CapturePlan, Meter, Phase};
 use crate::migrate::entry::Kind;
+use crate::migrate::store::format::{self, CAPTURE_DIR, CHUNK};
+use crate::migrate::store::progress::Position;
+use crate::migrate::store::writer::{Body, Chunk, Item, PackError, PackStart, Packed, PackedBatch, Packer, Pool};
+use crate::migrate::store::{Store, StoreError};
+use crate::progress::{Cancel, Meter, Sink};
 
 /// Raw data of many small files, or of one chunk of a large file, for the compression
 /// workers. Each chunk starts with at least [`CHUNK`] bytes of room, so chunking depends
@@ -35,14 +38,17 @@ enum Part {
 const BATCH_BYTES: usize = 2 * CHUNK as usize;
 const BATCH_PARTS: usize = 1024;
 
-/// Runs the pipeline from `start` to the end of the plan.
-pub(crate) fn run(
+/// Runs the pipeline from `start` to the end of the plan, or until `cancel` is raised (then
+/// the last complete segment's resume state is where a later run goes on).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn run(
     source: &mut dyn FsReader,
     plan: &CapturePlan,
     store: &Store,
     opts: &CaptureOptions,
     start: Start,
-    meter: &mut Meter<'_>,
+    sink: &dyn Sink,
+    cancel: &Cancel,
     free: u64,
 ) -> Result<Packed, CaptureError> {
     let workers = match opts.workers {
@@ -67,6 +73,8 @@ pub(crate) fn run(
     let before: u64 =
         plan.entries[..start.next.entry as usize].iter().filter(|e| e.kind == Kind::File).map(|e| e.size).sum();
     let Start { pack, next } = start;
+    let meter = Meter::start(sink, PHASE_CAPTURE, total);
+    meter.set(before);
     let (written, read, result) = std::thread::scope(|s| {
         for _ in 0..workers {
             let rx = Arc::clone(&job_rx);
@@ -78,16 +86,17 @@ pub(crate) fn run(
         drop(job_rx);
         drop(out_tx);
         let (pool, frame_pool) = (&pool, &frame_pool);
-        let writer = s.spawn(move || write_all(store, frame_pool, out_rx, &credit_tx, pack, end));
+        let writer = s.spawn(move || write_all(store, frame_pool, out_rx, &credit_tx, pack, end, cancel));
         let mut reader = Reader {
             tx: job_tx,
             credits: credit_rx,
             seq: 0,
             pool,
-            meter,
+            meter: &meter,
+            cancel,
             done: before,
-            total,
             gone: false,
+            stopped: false,
             batch: Batch::default(),
         };
         reader.read_all(source, plan, next);
@@ -120,7 +129,8 @@ pub(crate) fn run(
 }
 
 /// The writer thread: mounts the volume, puts batches in order into segments. Returns the
-/// bytes in segments and the result.
+/// bytes in segments and the result. Stops at a batch when `cancel` is raised, without
+/// finishing: the last complete segment's resume state stands.
 fn write_all(
     store: &Store,
     pool: &Pool,
@@ -128,6 +138,7 @@ fn write_all(
     credits: &SyncSender<()>,
     start: PackStart,
     end: Position,
+    cancel: &Cancel,
 ) -> (u64, Result<Packed, PackError>) {
     let fs = match store.mount() {
         Ok(fs) => fs,
@@ -143,7 +154,11 @@ fn write_all(
         let mut packer = Packer::new(store, &dir, pool, start);
         let mut pending: BTreeMap<u64, PackedBatch> = BTreeMap::new();
         let mut next = 0u64;
+        let stopped = || StoreError::Cancelled { store: store.describe() };
         for (seq, batch) in rx.iter() {
+            if cancel.is_cancelled() {
+                return Err(stopped().into());
+            }
             pending.insert(seq, batch);
             while let Some(batch) = pending.remove(&next) {
                 let r = packer.take(batch);
@@ -152,6 +167,10 @@ fn write_all(
                 next += 1;
                 let _ = credits.try_send(());
             }
+        }
+        // The reader stops early only when cancelled (or when this thread failed).
+        if cancel.is_cancelled() {
+            return Err(stopped().into());
         }
         packer.finish(end)
     })();
@@ -232,21 +251,23 @@ fn worker(
 }
 
 /// The reading side, on the calling thread.
-struct Reader<'p, 'm, 'c> {
+struct Reader<'p, 'm> {
     tx: SyncSender<(u64, Batch)>,
     /// One per batch the writer has not yet taken.
     credits: Receiver<()>,
     seq: u64,
     pool: &'p Pool,
-    meter: &'m mut Meter<'c>,
+    meter: &'m Meter<'m>,
+    cancel: &'m Cancel,
     done: u64,
-    total: u64,
     /// The writer stopped (it reports why itself).
     gone: bool,
+    /// Cancelled: read nothing more.
+    stopped: bool,
     batch: Batch,
 }
 
-impl Reader<'_, '_, '_> {
+impl Reader<'_, '_> {
     /// Sends the batch if it is nearly full (`force`: if it has anything).
     fn send(&mut self, force: bool) -> bool {
         // Cut by a fixed size, not the buffer's capacity, so batches do not depend on timing.
@@ -271,9 +292,12 @@ impl Reader<'_, '_, '_> {
     fn read_all(&mut self, source: &mut dyn FsReader, plan: &CapturePlan, from: Position) {
         self.batch.data = self.pool.get(BATCH_BYTES);
         let n = plan.entries.len() as u64;
-        self.meter.entries_total = n;
         for (i, e) in plan.entries.iter().enumerate().skip(from.entry as usize) {
-            self.meter.show(Phase::Capture, self.done, self.total, i as u64, &e.source, i == from.entry as usize);
+            if self.cancel.is_cancelled() {
+                self.stopped = true;
+                return;
+            }
+            self.meter.entries(i as u64, n, &e.source);
             if e.kind != Kind::File {
                 continue;
             }
@@ -286,7 +310,7 @@ impl Reader<'_, '_, '_> {
             let (first_part, seq_before) = (self.batch.parts.len(), self.seq);
             let outcome = {
                 let start = self.batch.data.len();
-                let mut sink = ChunkSink { r: self, id, offset: 0, start, skip_below, source: &e.source };
+                let mut sink = ChunkSink { r: self, id, offset: 0, start, skip_below };
                 match source.read_file(&e.source, &mut sink) {
                     Ok(_) => sink.part(true).map_err(|_| None),
                     Err(err) => Err(Some(err.to_string())),
@@ -294,7 +318,7 @@ impl Reader<'_, '_, '_> {
             };
             match outcome {
                 Ok(()) => {}
-                Err(Some(_)) | Err(None) if self.gone => return,
+                Err(Some(_)) | Err(None) if self.gone || self.stopped => return,
                 Err(Some(detail)) => {
                     // Parts of this file not yet sent are dropped: fewer orphan records.
                     // After a batch went out mid-file, the current one holds only this file.
@@ -313,23 +337,22 @@ impl Reader<'_, '_, '_> {
             }
         }
         self.send(true);
-        self.meter.show(Phase::Capture, self.total, self.total, n, "", true);
+        self.meter.entries(n, n, "");
     }
 }
 
 /// `Write` for one file's data: appends to the batch and cuts parts at multiples of
 /// [`CHUNK`] of the file.
-struct ChunkSink<'r, 'p, 'm, 'c, 's> {
-    r: &'r mut Reader<'p, 'm, 'c>,
+struct ChunkSink<'r, 'p, 'm> {
+    r: &'r mut Reader<'p, 'm>,
     id: u32,
     /// File offset and batch index where the current chunk starts.
     offset: u64,
     start: usize,
     skip_below: u64,
-    source: &'s str,
 }
 
-impl ChunkSink<'_, '_, '_, '_, '_> {
+impl ChunkSink<'_, '_, '_> {
     /// Ends the current chunk; a full batch goes to the workers.
     fn part(&mut self, end: bool) -> io::Result<()> {
         let len = self.r.batch.data.len() - self.start;
@@ -338,17 +361,19 @@ impl ChunkSink<'_, '_, '_, '_, '_> {
         self.offset += len as u64;
         let ok = if end { true } else { self.r.send(false) };
         self.start = self.r.batch.data.len();
-        if ok {
-            let (done, total) = (self.r.done, self.r.total);
-            self.r.meter.show(Phase::Capture, done, total, u64::from(self.id), self.source, false);
-            Ok(())
-        } else {
-            Err(io::Error::new(io::ErrorKind::BrokenPipe, "the store writer stopped"))
+        if !ok {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the store writer stopped"));
         }
+        if self.r.cancel.is_cancelled() {
+            self.r.stopped = true;
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped on request"));
+        }
+        self.r.meter.set(self.r.done);
+        Ok(())
     }
 }
 
-impl Write for ChunkSink<'_, '_, '_, '_, '_> {
+impl Write for ChunkSink<'_, '_, '_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut rest = data;
         while !rest.is_empty() {

@@ -4,12 +4,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 
-use super::format::{self, CAPTURE_DIR, CHUNK};
-use super::progress::{self, Position, ResumeState};
-use super::verify;
-use super::writer::{PackStart, Packed};
-use super::{Store, StoreError};
-use crate::migrate::capture::{now, CaptureError, CaptureOptions, Meter, Phase};
+use super::error::CaptureError;
+use super::plan::{now, CaptureOptions};
+use super::PHASE_RESUME;
+use crate::migrate::store::format::{self, CAPTURE_DIR, CHUNK};
+use crate::migrate::store::progress::{self, Position, ResumeState};
+use crate::migrate::store::verify;
+use crate::migrate::store::writer::{PackStart, Packed};
+use crate::migrate::store::{DataLoc, Store, StoreError};
+use crate::progress::{Cancel, Meter, Sink};
 
 /// Where a run starts: the packer's start and the first entry (and offset) to read.
 pub(crate) struct Start {
@@ -24,7 +27,8 @@ pub(crate) fn prepare(
     opts: &CaptureOptions,
     fp: &str,
     capture_id: &[u8; 12],
-    meter: &mut Meter<'_>,
+    sink: &dyn Sink,
+    cancel: &Cancel,
 ) -> Result<Start, CaptureError> {
     let d = store.describe();
     let io = |what: &str| {
@@ -63,23 +67,30 @@ pub(crate) fn prepare(
     };
     // Re-read the complete segments: trust only those whose bytes still match.
     let total: u64 = state.segments.iter().map(|s| s.info.bytes).sum();
+    let meter = (!state.segments.is_empty()).then(|| Meter::start(sink, PHASE_RESUME, total));
     let mut packed = Packed::default();
     let mut last: HashMap<u32, (u64, u32)> = HashMap::new();
     let mut keep = 0usize;
     let mut done = 0u64;
     for (i, seg) in state.segments.iter().enumerate() {
-        meter.show(Phase::Resume, done, total, 0, "", true);
+        if let Some(m) = &meter {
+            m.set(done);
+        }
         let number = i as u32 + 1;
         let mut locs = BTreeMap::new();
         let mut ends = HashMap::new();
         let mut visit = |h: &format::RecordHeader, at: u64, _: &[u8]| {
+            if cancel.is_cancelled() {
+                return Err(StoreError::Cancelled { store: store.describe() });
+            }
             locs.entry(h.entry)
-                .and_modify(|l: &mut crate::migrate::store::DataLoc| l.records += 1)
-                .or_insert(crate::migrate::store::DataLoc { segment: number, offset: at, records: 1 });
+                .and_modify(|l: &mut DataLoc| l.records += 1)
+                .or_insert(DataLoc { segment: number, offset: at, records: 1 });
             ends.insert(h.entry, (h.end(), h.running_crc));
             Ok(())
         };
         match verify::walk_segment(store, number, capture_id, CHUNK, &mut visit) {
+            Err(e @ StoreError::Cancelled { .. }) => return Err(e.into()),
             Ok(scan) if scan.sha256 == seg.info.sha256 && scan.bytes == seg.info.bytes => {
                 for (id, l) in locs {
                     packed.locs.entry(id).and_modify(|p| p.records += l.records).or_insert(l);
