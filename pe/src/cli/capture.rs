@@ -55,7 +55,7 @@ pub struct Source {
 /// Opens partition `number` of `disk` with the reader for its filesystem. Refuses when the
 /// inventory found an error on it (BitLocker, damage).
 pub fn open_source(disk: &Path, number: u32) -> anyhow::Result<Source> {
-    let inventory = crate::disk::inspect_paths(&[disk.to_path_buf()]);
+    let inventory = crate::inventory::inspect_paths(&[disk.to_path_buf()]);
     if let Some(f) = inventory.findings.first() {
         bail!("{}: {}", f.subject, f.message);
     }

@@ -19,7 +19,7 @@ use super::manifest::{BootMode, Content, Creation, GuidPolicy, Manifest, Partiti
 use super::progress::{Meter, Progress};
 use crate::disk::device::{Device, SharedDisk};
 use crate::disk::gpt_read;
-use crate::disk::probe::{self, Identity};
+use crate::inventory::probe::{self, Identity};
 use crate::fs::alloc;
 use crate::fs::range::RangeReader;
 
@@ -72,7 +72,7 @@ struct GptEntry {
 }
 
 fn gpt_entries(disk: &SharedDisk, ss: u32) -> Result<(uuid::Uuid, BTreeMap<u32, GptEntry>), String> {
-    let t = crate::carve::gpt_write::load(disk, ss, false).map_err(|e| e.to_string())?;
+    let t = crate::disk::write::gpt::load(disk, ss, false).map_err(|e| e.to_string())?;
     let mut m = BTreeMap::new();
     for (i, e) in t.entries.chunks_exact(128).enumerate() {
         if e[..16].iter().all(|b| *b == 0) {

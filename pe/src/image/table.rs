@@ -10,8 +10,8 @@ use gpt::partition_types::{OperatingSystem, Type};
 use super::layout::Placement;
 use super::manifest::{GuidPolicy, Manifest};
 use super::target::TargetInfo;
-use crate::carve::gpt_write::{self, EntryEdit};
-use crate::carve::patch::Patch;
+use crate::disk::write::gpt::{self as gpt_write, EntryEdit};
+use crate::disk::write::Patch;
 
 fn guid(s: &str) -> Result<uuid::Uuid, String> {
     uuid::Uuid::parse_str(s).map_err(|e| format!("GUID {s:?}: {e}"))

@@ -1,12 +1,11 @@
 //! A table write as data: the exact bytes to put at exact offsets. The table writers produce a
-//! [`Patch`] without touching the disk (they see it through an [`Overlay`]); the apply step
-//! saves what the patch overwrites, then writes it, syncs, and reads it back.
+//! [`Patch`] without touching the disk (they see it through an [`Overlay`]); the caller saves
+//! what the patch overwrites (a carve's snapshot), then writes it, syncs, and reads it back.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 
+use super::device::WriteAt;
 use crate::disk::device::SharedDisk;
 
 /// Bytes to write, by disk offset. Later writes to the same offset replace earlier ones.
@@ -26,14 +25,14 @@ impl Patch {
     }
 
     /// Writes every piece, syncs, and reads each back.
-    pub fn write_to(&self, file: &File) -> io::Result<()> {
+    pub fn write_to(&self, dev: &dyn WriteAt) -> io::Result<()> {
         for (at, bytes) in &self.writes {
-            file.write_all_at(bytes, *at)?;
+            dev.write_exact_at(*at, bytes)?;
         }
-        file.sync_all()?;
+        dev.sync()?;
         for (at, bytes) in &self.writes {
             let mut back = vec![0u8; bytes.len()];
-            file.read_exact_at(&mut back, *at)?;
+            dev.read_back_at(*at, &mut back)?;
             if &back != bytes {
                 return Err(io::Error::other(format!(
                     "read-back of {} bytes at byte {at} differs from what was written",
