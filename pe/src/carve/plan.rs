@@ -301,7 +301,7 @@ impl Search<'_> {
                 None
             };
         }
-        let Some((new_number, role)) = usable_slot else { return None };
+        let (new_number, role) = usable_slot?;
         self.best = self.best.max(avail);
         if avail < self.needed || hi < self.needed {
             self.reasons.push(format!(
@@ -367,6 +367,9 @@ impl Search<'_> {
                 ));
                 hints.push(Hint::Replace { number: t.number });
             }
+        }
+        if req.replace.is_empty() && hints.is_empty() {
+            hints.push(Hint::NameReplaced);
         }
         let advice = |text: &str| Hint::Advice { text: text.into() };
         hints.push(advice(

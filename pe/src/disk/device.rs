@@ -102,10 +102,10 @@ pub fn info(file: &File, path: &Path) -> Result<Info, DeviceError> {
     if !ft.is_block_device() {
         return Err(DeviceError::NotADisk { path: path.to_owned() });
     }
-    let size = ioctl::size_bytes(&file).map_err(|source| DeviceError::Size { path: path.to_owned(), source })?;
+    let size = ioctl::size_bytes(file).map_err(|source| DeviceError::Size { path: path.to_owned(), source })?;
     // A sector size we cannot read is not fatal: callers fall back to sysfs or 512.
-    let logical = ioctl::logical_sector_size(&file).unwrap_or(512);
-    let physical = ioctl::physical_sector_size(&file).unwrap_or(logical);
+    let logical = ioctl::logical_sector_size(file).unwrap_or(512);
+    let physical = ioctl::physical_sector_size(file).unwrap_or(logical);
     let rdev = meta.rdev();
     let block = Some(BlockGeometry { logical_sector_size: logical, physical_sector_size: physical });
     Ok(Info { size, block, rdev: Some((major(rdev), minor(rdev))) })
