@@ -35,12 +35,23 @@ fn opts() -> CarveOptions {
     CarveOptions { job_name: "cancel".into(), repair_gpt: false }
 }
 
+/// sha256 of the primary and the backup GPT areas of a 128 MiB fixture.
+fn table_shas(path: &std::path::Path) -> (String, String) {
+    (sha_range(path, 0, 34 * 512), sha_range(path, 128 * MIB - 33 * 512, 33 * 512))
+}
+
+/// The fixture every case starts from, and a plan for a 40 MiB store in its free space.
+fn fixture(name: &str) -> (std::path::PathBuf, cf::CarveDisk, carve::Prepared) {
+    let dir = cf::tmp(name);
+    let d = cf::gpt_ext4(&dir, 128, Some(32));
+    let p = carve::prepare(&d.path, &Request { store_bytes: 40 * MIB, replace: vec![] }, ReadOptions::default()).unwrap();
+    (dir, d, p)
+}
+
 #[test]
 fn a_cancel_before_the_call_writes_nothing() {
-    let dir = cf::tmp("cancel-before");
-    let d = cf::gpt_ext4(&dir, 128, Some(32));
+    let (dir, d, p) = fixture("cancel-before");
     let before = sha256_file(&d.path);
-    let p = carve::prepare(&d.path, &Request { store_bytes: 40 * MIB, replace: vec![] }, ReadOptions::default()).unwrap();
     let cancel = Cancel::new();
     cancel.cancel();
     let e = carve::carve(&d.path, &p.plan, &opts(), &Silent, &cancel).unwrap_err();
@@ -51,13 +62,9 @@ fn a_cancel_before_the_call_writes_nothing() {
 
 #[test]
 fn a_cancel_while_formatting_stops_before_the_table_and_the_plan_still_carves() {
-    let dir = cf::tmp("cancel-midway");
-    let d = cf::gpt_ext4(&dir, 128, Some(32));
-    let size = 128 * MIB;
-    let (head, tail) = (34 * 512, size - 33 * 512);
-    let table_before = (sha_range(&d.path, 0, head), sha_range(&d.path, tail, 33 * 512));
+    let (dir, d, p) = fixture("cancel-midway");
+    let table_before = table_shas(&d.path);
     let parts = d.part_hashes();
-    let p = carve::prepare(&d.path, &Request { store_bytes: 40 * MIB, replace: vec![] }, ReadOptions::default()).unwrap();
 
     let sink = CancelAt { phase: "formatting the store", cancel: Cancel::new(), raised: Mutex::new(None) };
     let e = carve::carve(&d.path, &p.plan, &opts(), &sink, &sink.cancel).unwrap_err();
@@ -66,7 +73,7 @@ fn a_cancel_while_formatting_stops_before_the_table_and_the_plan_still_carves() 
     assert!(took < Duration::from_secs(1), "stopped {took:?} after the cancel");
 
     // The table, every partition and the disk's meaning are as they were.
-    assert_eq!((sha_range(&d.path, 0, head), sha_range(&d.path, tail, 33 * 512)), table_before);
+    assert_eq!(table_shas(&d.path), table_before);
     for (n, sha) in &parts {
         let s = d.part(*n);
         assert_eq!(&sha_range(&d.path, s.start, s.size), sha, "partition {n} changed");
@@ -85,12 +92,8 @@ fn a_cancel_while_formatting_stops_before_the_table_and_the_plan_still_carves() 
 
 #[test]
 fn a_cancelled_rollback_writes_nothing_and_a_rollback_restores_the_table() {
-    let dir = cf::tmp("cancel-rollback");
-    let d = cf::gpt_ext4(&dir, 128, Some(32));
-    let size = 128 * MIB;
-    let (head, tail) = (34 * 512, size - 33 * 512);
-    let table_before = (sha_range(&d.path, 0, head), sha_range(&d.path, tail, 33 * 512));
-    let p = carve::prepare(&d.path, &Request { store_bytes: 40 * MIB, replace: vec![] }, ReadOptions::default()).unwrap();
+    let (dir, d, p) = fixture("cancel-rollback");
+    let table_before = table_shas(&d.path);
     carve::carve(&d.path, &p.plan, &opts(), &Silent, &Cancel::new()).unwrap();
     let carved = sha256_file(&d.path);
 
@@ -102,7 +105,7 @@ fn a_cancelled_rollback_writes_nothing_and_a_rollback_restores_the_table() {
     assert_eq!(sha256_file(&d.path), carved, "a cancelled rollback wrote to the disk");
 
     rollback::roll_back(&r, &Silent, &Cancel::new()).unwrap();
-    assert_eq!((sha_range(&d.path, 0, head), sha_range(&d.path, tail, 33 * 512)), table_before);
+    assert_eq!(table_shas(&d.path), table_before);
     cf::sgdisk_verify(&d.path);
     std::fs::remove_dir_all(&dir).unwrap();
 }

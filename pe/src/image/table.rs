@@ -1,7 +1,7 @@
 //! The target's new partition table as a [`Patch`]: kept entries byte for byte, removed
 //! entries cleared in their slots (no re-packing, so kept partitions keep their numbers), the
 //! image's partitions added in their slots, a fresh disk GUID unless the image pins one, the
-//! protective MBR for a fresh table, and the image's BIOS boot code. Built with the carve
+//! protective MBR for a fresh table, and the image's BIOS boot code. Built with the disk
 //! layer's GPT writer; nothing is written here.
 
 use gpt::partition::Partition;

@@ -150,4 +150,23 @@ mod tests {
         assert!(e.to_string().contains(&format!("{}: reading 3 bytes at byte 8190", p.display())), "{e}");
         assert!(matches!(RwDevice::open(&dir.path().join("missing")), Err(DeviceError::OpenWrite { .. })));
     }
+
+    #[test]
+    fn threads_write_through_one_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("img");
+        std::fs::File::create(&p).unwrap().set_len(4 << 20).unwrap();
+        let d = RwDevice::open(&p).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let d = &d;
+                s.spawn(move || d.write_exact_at(u64::from(t) << 20, &vec![t + 1; 1 << 20]).unwrap());
+            }
+        });
+        d.sync().unwrap();
+        let all = std::fs::read(&p).unwrap();
+        for t in 0..4usize {
+            assert!(all[t << 20..(t + 1) << 20].iter().all(|b| usize::from(*b) == t + 1), "chunk {t}");
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use super::device::WriteAt;
+use super::range::seek_position;
 use crate::disk::device::SharedDisk;
 
 /// Bytes to write, by disk offset. Later writes to the same offset replace earlier ones.
@@ -106,12 +107,7 @@ impl Write for Overlay {
 
 impl Seek for Overlay {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let p = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.base.size().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = p.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
+        self.pos = seek_position(self.pos, self.base.size(), to)?;
         Ok(self.pos)
     }
 }

@@ -47,14 +47,20 @@ impl Write for RwRange<'_> {
 
 impl Seek for RwRange<'_> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let p = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = p.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
+        self.pos = seek_position(self.pos, self.len, to)?;
         Ok(self.pos)
     }
+}
+
+/// Where `to` leads from `pos` in a stream of `len` bytes (past the end is allowed, as for a
+/// file); every `Seek` over a byte range of a disk goes through this.
+pub fn seek_position(pos: u64, len: u64, to: SeekFrom) -> io::Result<u64> {
+    let p = match to {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => len.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    };
+    p.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before byte 0 or past 2^64"))
 }
 
 #[cfg(test)]

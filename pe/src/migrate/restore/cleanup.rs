@@ -6,7 +6,7 @@
 //!
 //! `delete` in order: the store's signatures (both locator copies and the FAT boot sectors)
 //! are zeroed first, so no later `locate` or `rollback` can act on a stale locator; then the
-//! table is edited with the carve writers (`gpt_write` / `mbr_write`: the store's slot is
+//! table is edited with the table writers (`disk::write::{gpt, mbr}`: the store's slot is
 //! cleared, the OS entry's end moved); then, on a block device, the kernel is told
 //! (`partx --delete`, `resizepart`) and the filesystem grown online with `resize2fs`. On a
 //! disk image there is no kernel to tell: the filesystem is grown with `e2fsck -f -p` and
