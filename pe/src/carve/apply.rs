@@ -121,7 +121,7 @@ pub fn carve(disk: &Path, plan: &Plan, opts: &CarveOptions, sink: &dyn Sink, can
 
     // 2. The saved table and both locator copies.
     cancel.check(Step::Carve, Written::StoreOnly)?;
-    Meter::start(sink, "writing the locator and the saved table", 0);
+    sink.event(&Event::Phase { name: "writing the locator and the saved table".into(), total: 0 });
     let mut tail = Patch::default();
     tail.put(store.start + fs_len, snap);
     for at in loc.copies() {
@@ -133,7 +133,7 @@ pub fn carve(disk: &Path, plan: &Plan, opts: &CarveOptions, sink: &dyn Sink, can
 
     // 3. The partition table: from here on the disk has changed.
     cancel.check(Step::Carve, Written::StoreOnly)?;
-    Meter::start(sink, "writing the partition table", 0);
+    sink.event(&Event::Phase { name: "writing the partition table".into(), total: 0 });
     patch.write_to(dev.as_ref()).map_err(|e| {
         Error::io(Step::Carve, format!("{name}: writing the partition table: {}", detail(&name, e)))
             .written(Written::Disk)

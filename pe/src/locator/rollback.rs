@@ -2,6 +2,7 @@
 //! [`prepare`] (find the store, check the saved copy; writes nothing), then [`roll_back`].
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -9,7 +10,7 @@ use super::scan::{locate, Found};
 use super::snapshot::Snapshot;
 use crate::disk::device::{Device, ReadAt};
 use crate::disk::write::{Patch, RwDevice};
-use crate::error::{Error, Result, Written};
+use crate::error::{Error, Hint, Result, Written};
 use crate::progress::{Cancel, Event, Sink};
 use crate::step::Step;
 
@@ -73,18 +74,19 @@ pub fn prepare(disk: &Path) -> Result<Prepared> {
 /// leaves the disk untouched.
 pub fn roll_back(p: &Prepared, sink: &dyn Sink, cancel: &Cancel) -> Result<()> {
     let name = p.disk.display().to_string();
+    let started = Instant::now();
     sink.event(&Event::Step { step: Step::Rollback });
+    cancel.check(Step::Rollback, Written::Nothing)?;
     let dev = RwDevice::open(&p.disk).map_err(|e| Error::io(Step::Rollback, e.to_string()))?;
     if dev.size() != p.found.locator.disk_bytes {
-        return Err(Error::refused(Step::Rollback, format!("{name} changed size since the store was found")).hint(crate::error::Hint::PlanAgain));
+        return Err(Error::refused(Step::Rollback, format!("{name} changed size since its store was found")).hint(Hint::RunAgain));
     }
-    cancel.check(Step::Rollback, Written::Nothing)?;
-    sink.log(&format!("writing {} saved table piece(s) back to {name}", p.patch.writes.len()));
+    sink.log(&format!("writing {} saved piece(s) of the partition table back to {name}", p.patch.writes.len()));
     p.patch.write_to(&dev).map_err(|e| {
-        Error::io(Step::Rollback, format!("{name}: restoring the table: {e}"))
-            .written(Written::Disk)
-            .hint(crate::error::Hint::Rollback { disk: name.clone() })
+        // Writing it again is the way out of a partly written table.
+        Error::io(Step::Rollback, format!("restoring the table: {e}")).written(Written::Disk).hint(Hint::Rollback { disk: name.clone() })
     })?;
-    sink.event(&Event::StepDone { step: Step::Rollback, secs: 0.0, bytes: p.patch.ranges().iter().map(|r| r.1).sum() });
+    let bytes = p.patch.ranges().iter().map(|r| r.1).sum();
+    sink.event(&Event::StepDone { step: Step::Rollback, secs: started.elapsed().as_secs_f64(), bytes });
     Ok(())
 }
