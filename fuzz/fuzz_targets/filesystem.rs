@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    inplace::disk::fuzzing::filesystem(data);
+    inplace::inventory::fuzzing::filesystem(data);
 });

@@ -3,8 +3,8 @@
 //! same bytes.
 #![no_main]
 
-use inplace::carve::locator::Locator;
-use inplace::carve::snapshot::Snapshot;
+use inplace::locator::Locator;
+use inplace::locator::Snapshot;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

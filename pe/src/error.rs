@@ -75,6 +75,9 @@ pub enum Hint {
     ExternalStore,
     /// Say that the new image replaces partition `number`, so its free tail may be used.
     Replace { number: u32 },
+    /// Say which partitions the new image replaces (none was named), so their free tails may
+    /// be used.
+    NameReplaced,
     /// Keep partition `number` out of the lay-down.
     Keep { number: u32 },
     /// Allow the restore to create missing accounts.
@@ -181,6 +184,7 @@ impl std::fmt::Display for Hint {
             Hint::StoreSize => f.write_str("give the store's size, e.g. 20G"),
             Hint::ExternalStore => f.write_str("use an external store"),
             Hint::Replace { number } => write!(f, "if the new image replaces partition {number}, say so"),
+            Hint::NameReplaced => f.write_str("say which partitions the new image replaces"),
             Hint::Keep { number } => write!(f, "keep partition {number} out of the lay-down"),
             Hint::CreateUsers => f.write_str("allow the restore to create missing accounts"),
             Hint::ChooseStore => f.write_str("name the store to use"),

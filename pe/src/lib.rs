@@ -1,8 +1,10 @@
 //! inplace: re-image a PC in place while keeping its user's data.
 //!
 //! The flow reads top to bottom: `boot` (init, modules, console) → `disk` (devices, partition
-//! tables, signatures) → `fs` (userspace filesystem readers) → `os` (installed-OS detection) →
-//! `inventory` (what the PE and `inspect` report) → `ui` (TUI and plain output) → `cli`.
+//! tables, signatures, writing) → `fs` (userspace filesystem readers) → `os` (installed-OS
+//! detection) → `inventory` (what the PE and `inspect` report) → `locator` (the store's
+//! identity on its disk) → `carve` (planning and making the store) → `migrate` / `image` →
+//! `ui` (TUI and plain output) → `cli`.
 
 pub mod boot;
 pub mod carve;
@@ -14,6 +16,7 @@ pub mod handoff;
 pub mod image;
 pub mod inventory;
 pub mod job;
+pub mod locator;
 pub mod migrate;
 pub mod net;
 pub mod os;

@@ -100,3 +100,39 @@ fn overlapping_mbr_and_oversized_store_and_damaged_locator() {
     assert_eq!(sha256_file(&d.path), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A refused plan says each thing the user can do exactly once, in the CLI's words, and that
+/// nothing was written once.
+#[test]
+fn refused_plan_gives_each_advice_once() {
+    let dir = cf::tmp("advice");
+    let d = cf::gpt_ext4(&dir, 64, None);
+    let before = sha256_file(&d.path);
+    let o = inplace(&["plan", "--disk", d.disk(), "--store-size", "60M", "--replace", "2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o).to_lowercase();
+    for advice in ["ask for a smaller store (--store-size", "use an external store", "free space at the end of the partition the image replaces", "nothing was written", "what you can do:"] {
+        assert_eq!(t.matches(advice).count(), 1, "{advice:?} once in:\n{t}");
+    }
+    // The same refusal as data: each hint once.
+    let o = inplace(&["plan", "--disk", d.disk(), "--store-size", "60M", "--replace", "2", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hints = v["refusal"]["hints"].as_array().unwrap();
+    for (i, h) in hints.iter().enumerate() {
+        assert!(!hints[i + 1..].contains(h), "{h} twice in {hints:?}");
+    }
+    assert!(hints.iter().any(|h| h["do"] == "smaller-store") && hints.iter().any(|h| h["do"] == "external-store"), "{hints:?}");
+    assert_eq!(sha256_file(&d.path), before);
+
+    // Kept partition with room: the CLI names the flag that marks it replaced, once.
+    let d = cf::gpt_ext4(&dir, 144, None);
+    let before = sha256_file(&d.path);
+    let o = inplace(&["plan", "--disk", d.disk(), "--store-size", "40M"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o).to_lowercase();
+    for advice in ["say so with --replace 2", "use an external store", "nothing was written"] {
+        assert_eq!(t.matches(advice).count(), 1, "{advice:?} once in:\n{t}");
+    }
+    assert_eq!(sha256_file(&d.path), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

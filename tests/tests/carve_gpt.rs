@@ -161,7 +161,7 @@ fn gpt_4kn_unallocated() {
     assert!(line.contains("Microsoft basic data"), "{line}");
     // Our own reader: both GPT copies good, three partitions.
     let disk: SharedDisk = Arc::new(Device::open(&d.path).unwrap());
-    let t = inplace::carve::gpt_write::load(&disk, 4096, false).expect("both GPT copies load");
+    let t = inplace::disk::write::gpt::load(&disk, 4096, false).expect("both GPT copies load");
     assert_eq!(t.primary.backup_lba, 512 * MIB / 4096 - 1);
     let o = inplace(&["inspect", "--json", d.disk()]);
     assert!(o.status.success(), "{}", text(&o));

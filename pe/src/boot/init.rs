@@ -105,7 +105,7 @@ fn boot() -> anyhow::Result<Never> {
         Found::None => None,
     };
 
-    let inventory = crate::disk::scan_system(Path::new("/sys"), Path::new("/dev"));
+    let inventory = crate::inventory::scan_system(Path::new("/sys"), Path::new("/dev"));
     let json = serde_json::to_string_pretty(&inventory)?;
     std::fs::write(INVENTORY_PATH, &json)?;
     events.log(&format!("found {} disk(s)", inventory.disks.len()));

@@ -1,16 +1,18 @@
 //! A real disk → the planner's [`Layout`], the editable table behind it, and the filesystem
-//! tails. The partition list comes from the shared readers (`disk::probe`); the writers'
+//! tails. The partition list comes from the shared readers (`inventory::probe`); the writers'
 //! loaders add what editing needs (usable area, entry count, EBR positions) and the two are
 //! cross-checked.
 
-use super::gpt_write::{self, GptTable};
-use super::mbr_write::{self, MbrTable};
 use super::model::{Layout, Part, Role, Scheme, TailFree};
 use super::usage;
 use crate::disk::device::SharedDisk;
 use crate::disk::gpt_read;
-use crate::disk::probe::{self, Identity};
+use crate::disk::write::gpt::{self, GptTable};
+use crate::disk::write::mbr::{self, MbrTable};
+use crate::error::{Error, Hint, Result};
+use crate::inventory::probe::{self, Identity};
 use crate::inventory::{Disk, Severity};
+use crate::step::Step;
 
 /// The table as the writers hold it.
 #[derive(Debug, Clone)]
@@ -31,8 +33,8 @@ pub struct DiskState {
 }
 
 /// Reads `disk` (named `name` in messages). `repair_gpt` allows rebuilding a damaged GPT copy
-/// from the good one.
-pub fn read(disk: &SharedDisk, name: &str, sector_size: Option<u32>, repair_gpt: bool) -> Result<DiskState, String> {
+/// from the good one. Errors are the plan's: nothing was written.
+pub fn read(disk: &SharedDisk, name: &str, sector_size: Option<u32>, repair_gpt: bool) -> Result<DiskState> {
     let ss = sector_size.unwrap_or_else(|| gpt_read::detect_sector_size(disk));
     let s = u64::from(ss);
     let id = Identity { name: name.to_string(), logical_sector_size: Some(ss), transport: "file".into(), ..Identity::default() };
@@ -44,17 +46,21 @@ pub fn read(disk: &SharedDisk, name: &str, sector_size: Option<u32>, repair_gpt:
         .map(|f| format!("{}: {}", f.subject, f.message))
         .collect();
     let table = match inv.table.as_deref() {
-        Some("gpt") => Editable::Gpt(gpt_write::load(disk, ss, repair_gpt).map_err(|e| format!("{name}: {e}"))?),
-        Some("mbr") => Editable::Mbr(mbr_write::load(disk, ss).map_err(|e| format!("{name}: {e}"))?),
+        Some("gpt") => Editable::Gpt(gpt::load(disk, ss, repair_gpt).map_err(|e| e.into_error(Step::Plan, name))?),
+        Some("mbr") => Editable::Mbr(mbr::load(disk, ss).map_err(|e| e.into_error(Step::Plan, name))?),
         _ => {
-            return Err(format!(
-                "{name} has no partition table inplace can edit{}; nothing was written",
-                inv.findings.first().map(|f| format!(" ({})", f.message)).unwrap_or_default()
+            return Err(Error::refused(
+                Step::Plan,
+                format!(
+                    "{name} has no partition table inplace can edit{}",
+                    inv.findings.first().map(|f| format!(" ({})", f.message)).unwrap_or_default()
+                ),
             ))
         }
     };
     if !errors.is_empty() {
-        return Err(format!("{name}: the partition table has errors; nothing was written:\n  {}", errors.join("\n  ")));
+        return Err(Error::refused(Step::Plan, format!("{name}: the partition table has errors:\n  {}", errors.join("\n  ")))
+            .hint(Hint::Advice { text: "fix the table (fdisk/gdisk) before carving".into() }));
     }
     let mut parts = Vec::new();
     let layout = match &table {
@@ -64,7 +70,8 @@ pub fn read(disk: &SharedDisk, name: &str, sector_size: Option<u32>, repair_gpt:
             }
             let used = t.entries.chunks_exact(128).filter(|e| e[..16].iter().any(|b| *b != 0)).count();
             if used != parts.len() {
-                return Err(format!("{name}: the GPT readers disagree ({used} used entries vs {} partitions); nothing was written", parts.len()));
+                let why = format!("{name}: the GPT readers disagree ({used} used entries vs {} partitions)", parts.len());
+                return Err(Error::internal(Step::Plan, why));
             }
             Layout {
                 scheme: Scheme::Gpt,
@@ -77,12 +84,13 @@ pub fn read(disk: &SharedDisk, name: &str, sector_size: Option<u32>, repair_gpt:
             }
         }
         Editable::Mbr(t) => {
-            let logicals: Vec<&mbr_write::Ebr> = t.chain.iter().filter(|e| e.logical.is_some()).collect();
+            let logicals: Vec<&mbr::Ebr> = t.chain.iter().filter(|e| e.logical.is_some()).collect();
             for p in &inv.partitions {
                 let (role, ebr) = if p.number >= 5 {
-                    let e = logicals.get(p.number as usize - 5).ok_or_else(|| format!("{name}: logical partition {} has no EBR", p.number))?;
+                    let disagree = || Error::internal(Step::Plan, format!("{name}: the EBR chain readers disagree about partition {}", p.number));
+                    let e = logicals.get(p.number as usize - 5).ok_or_else(disagree)?;
                     if e.logical.map(|(st, _)| st * s) != Some(p.start_bytes) {
-                        return Err(format!("{name}: the EBR chain readers disagree about partition {}", p.number));
+                        return Err(disagree());
                     }
                     (Role::Logical, Some(e.lba * s))
                 } else if t.extended.is_some_and(|(slot, _, _)| slot as u32 == p.number) {

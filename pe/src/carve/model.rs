@@ -8,16 +8,17 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::error::{Error, Hint};
+use crate::step::Step as JobStep;
+
 pub const KIB: u64 = 1 << 10;
 pub const MIB: u64 = 1 << 20;
 pub const GIB: u64 = 1 << 30;
 
-/// Every partition the planner creates or shrinks starts and ends on this boundary.
-pub const ALIGN: u64 = MIB;
-
-/// Bytes at the end of the store partition that are not part of the FAT32 volume: the saved
-/// partition table and the tail copy of the locator live there (see `docs/store-format.md`).
-pub const STORE_TAIL: u64 = MIB;
+/// Every partition the planner creates or shrinks starts and ends on this boundary (the one
+/// the locator scan looks at), and the store keeps this much at its end for the saved table
+/// and the tail copy of the locator (see `docs/store-format.md`).
+pub use crate::locator::{ALIGN, STORE_TAIL};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -172,9 +173,11 @@ pub struct Refusal {
     /// The largest store partition the planner could have made; 0 if none at all.
     pub best: u64,
     pub reasons: Vec<String>,
-    pub advice: Vec<String>,
+    /// What the user can do, each once.
+    pub hints: Vec<Hint>,
 }
 
+/// The sizes and the reasons; the hints are the front end's to word.
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -186,24 +189,37 @@ impl fmt::Display for Refusal {
         for r in &self.reasons {
             write!(f, "\n  - {r}")?;
         }
-        if !self.advice.is_empty() {
-            write!(f, "\nwhat you can do:")?;
-            for a in &self.advice {
-                write!(f, "\n  - {a}")?;
-            }
-        }
         Ok(())
     }
 }
 
-/// The planner could not even start: the input itself is wrong.
+/// Why the planner made no plan: the input itself is wrong, or no store fits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[serde(tag = "error", content = "detail", rename_all = "snake_case")]
 pub enum PlanError {
-    #[error("{0}")]
-    BadInput(String),
+    #[error("{problem}")]
+    BadInput { problem: String, hints: Vec<Hint> },
     #[error("{0}")]
     Refused(Refusal),
+}
+
+impl PlanError {
+    pub fn bad(problem: impl Into<String>) -> PlanError {
+        PlanError::BadInput { problem: problem.into(), hints: Vec::new() }
+    }
+
+    pub fn hints(&self) -> &[Hint] {
+        match self {
+            PlanError::BadInput { hints, .. } => hints,
+            PlanError::Refused(r) => &r.hints,
+        }
+    }
+
+    /// The engine's error about `disk`: refused, nothing written, with the hints.
+    pub fn into_error(self, disk: &str) -> Error {
+        let hints = self.hints().to_vec();
+        hints.into_iter().fold(Error::refused(JobStep::Plan, format!("{disk}: {self}")), Error::hint)
+    }
 }
 
 pub use crate::units::human;

@@ -13,6 +13,7 @@
 //! area is never used: [`Layout::usable_end`] stops before it.
 
 use super::model::*;
+use crate::error::Hint;
 
 /// Plans a store for `req` on `layout`, given what the filesystems say is free at their tails.
 pub fn plan(layout: &Layout, usage: &[TailFree], req: &Request) -> Result<Plan, PlanError> {
@@ -21,7 +22,7 @@ pub fn plan(layout: &Layout, usage: &[TailFree], req: &Request) -> Result<Plan, 
     let mut notes = Vec::new();
     let asked = align_up(req.store_bytes, ALIGN).and_then(|b| b.checked_add(STORE_TAIL));
     let Some(asked) = asked else {
-        return Err(PlanError::BadInput(format!("the store size {} is too large", req.store_bytes)));
+        return Err(PlanError::BadInput { problem: format!("the store size {} is too large", req.store_bytes), hints: vec![Hint::StoreSize] });
     };
     let min = min_store_partition(layout.sector_size);
     let needed = asked.max(min);
@@ -34,13 +35,15 @@ pub fn plan(layout: &Layout, usage: &[TailFree], req: &Request) -> Result<Plan, 
         ));
     }
     if needed > layout.disk_bytes {
-        return Err(PlanError::BadInput(format!(
-            "a store of {} needs a {} partition, which is larger than the whole disk ({}); pick \
-             a smaller --store-size or an external store",
-            human(req.store_bytes),
-            human(needed),
-            human(layout.disk_bytes)
-        )));
+        return Err(PlanError::BadInput {
+            problem: format!(
+                "a store of {} needs a {} partition, which is larger than the whole disk ({})",
+                human(req.store_bytes),
+                human(needed),
+                human(layout.disk_bytes)
+            ),
+            hints: vec![Hint::StoreSize, Hint::ExternalStore],
+        });
     }
 
     let mut s = Search { layout, ss, needed, best: 0, reasons: Vec::new() };
@@ -298,7 +301,7 @@ impl Search<'_> {
                 None
             };
         }
-        let Some((new_number, role)) = usable_slot else { return None };
+        let (new_number, role) = usable_slot?;
         self.best = self.best.max(avail);
         if avail < self.needed || hi < self.needed {
             self.reasons.push(format!(
@@ -343,11 +346,11 @@ impl Search<'_> {
     fn refusal(mut self, usage: &[TailFree], req: &Request, slot: Slot) -> Refusal {
         let l = self.layout;
         let no_entry = slot == Slot::None;
-        let mut advice = Vec::new();
+        let mut hints = Vec::new();
         if req.replace.is_empty() {
             self.reasons.push(
-                "no partition is marked as replaced by the new image (--replace), so none may \
-                 give up the free space at its end"
+                "no partition is marked as replaced by the new image, so none may give up the \
+                 free space at its end"
                     .into(),
             );
         }
@@ -362,31 +365,36 @@ impl Search<'_> {
                     fs_suffix(p),
                     human(free)
                 ));
-                advice.push(format!(
-                    "if the new image replaces partition {}, say so with --replace {}",
-                    t.number, t.number
-                ));
+                hints.push(Hint::Replace { number: t.number });
             }
         }
-        advice.push(
+        if req.replace.is_empty() && hints.is_empty() {
+            hints.push(Hint::NameReplaced);
+        }
+        let advice = |text: &str| Hint::Advice { text: text.into() };
+        hints.push(advice(
             "free space at the end of the partition the image replaces (delete files; on \
-             Windows `defrag C: /X` consolidates free space), or shrink a volume in its own OS"
-                .into(),
-        );
+             Windows `defrag C: /X` consolidates free space), or shrink a volume in its own OS",
+        ));
         if no_entry {
-            advice.push(match l.scheme {
+            hints.push(advice(match l.scheme {
                 Scheme::Mbr => "free a primary entry: delete a partition that is no longer needed (fdisk), or one \
-                                the new image replaces, then plan again"
-                    .into(),
-                Scheme::Gpt => "free a GPT entry: delete a partition that is no longer needed (gdisk), then plan again".into(),
-            });
+                                the new image replaces, then plan again",
+                Scheme::Gpt => "free a GPT entry: delete a partition that is no longer needed (gdisk), then plan again",
+            }));
         }
         // A smaller store helps only if one fits at all.
         if self.best >= min_store_partition(l.sector_size) {
-            advice.push(format!("ask for a smaller store (--store-size {} or less)", human(self.best.saturating_sub(STORE_TAIL))));
+            hints.push(Hint::SmallerStore { max_bytes: self.best.saturating_sub(STORE_TAIL) });
         }
-        advice.push("use an external store (a USB disk) instead of this disk".into());
-        Refusal { needed: self.needed, best: self.best, reasons: self.reasons, advice }
+        hints.push(Hint::ExternalStore);
+        let mut once: Vec<Hint> = Vec::new();
+        for h in hints {
+            if !once.contains(&h) {
+                once.push(h);
+            }
+        }
+        Refusal { needed: self.needed, best: self.best, reasons: self.reasons, hints: once }
     }
 }
 
@@ -460,7 +468,10 @@ fn finish(layout: &Layout, req: &Request, p: Placement, needed: u64, notes: Vec<
 }
 
 fn validate(l: &Layout, usage: &[TailFree], req: &Request) -> Result<(), PlanError> {
-    let bad = |m: String| Err(PlanError::BadInput(m));
+    let bad = |m: String| Err(PlanError::bad(m));
+    let fix = |m: String, tool: &str| {
+        Err(PlanError::BadInput { problem: m, hints: vec![Hint::Advice { text: format!("fix the table with {tool} before carving") }] })
+    };
     let ss = u64::from(l.sector_size);
     if !(512..=ALIGN).contains(&ss) || !ss.is_power_of_two() {
         return bad(format!("a logical sector size of {ss} bytes is not supported (512 or 4096 are)"));
@@ -472,15 +483,13 @@ fn validate(l: &Layout, usage: &[TailFree], req: &Request) -> Result<(), PlanErr
         ));
     }
     if req.store_bytes == 0 {
-        return bad("the store size is 0; give --store-size, e.g. 20G".into());
+        return Err(PlanError::BadInput { problem: "the store size is 0".into(), hints: vec![Hint::StoreSize] });
     }
     if req.store_bytes > l.disk_bytes {
-        return bad(format!(
-            "the store size {} is larger than the whole disk ({}); pick a smaller --store-size \
-             or use an external store",
-            human(req.store_bytes),
-            human(l.disk_bytes)
-        ));
+        return Err(PlanError::BadInput {
+            problem: format!("the store size {} is larger than the whole disk ({})", human(req.store_bytes), human(l.disk_bytes)),
+            hints: vec![Hint::StoreSize, Hint::ExternalStore],
+        });
     }
     let mut numbers = Vec::new();
     for p in &l.parts {
@@ -489,14 +498,17 @@ fn validate(l: &Layout, usage: &[TailFree], req: &Request) -> Result<(), PlanErr
         }
         numbers.push(p.number);
         if p.size == 0 || p.start % ss != 0 || p.size % ss != 0 || p.start.checked_add(p.size).is_none_or(|e| e > l.disk_bytes) {
-            return bad(format!(
-                "partition {} (bytes {}–{}) is empty, not on sector boundaries, or runs past the \
-                 end of the disk ({} bytes); fix the table before carving",
-                p.number,
-                p.start,
-                p.start.saturating_add(p.size),
-                l.disk_bytes
-            ));
+            return fix(
+                format!(
+                    "partition {} (bytes {}–{}) is empty, not on sector boundaries, or runs past the \
+                     end of the disk ({} bytes)",
+                    p.number,
+                    p.start,
+                    p.start.saturating_add(p.size),
+                    l.disk_bytes
+                ),
+                "fdisk/gdisk",
+            );
         }
         if l.scheme == Scheme::Gpt && p.role != Role::Primary {
             return bad(format!("partition {} is an MBR extended/logical entry on a GPT disk", p.number));
@@ -504,7 +516,7 @@ fn validate(l: &Layout, usage: &[TailFree], req: &Request) -> Result<(), PlanErr
     }
     let ext: Vec<&Part> = l.parts.iter().filter(|p| p.role == Role::Extended).collect();
     if ext.len() > 1 {
-        return bad("the MBR has more than one extended partition; fix it with fdisk before carving".into());
+        return fix("the MBR has more than one extended partition".into(), "fdisk");
     }
     // Content partitions and EBRs must not overlap; logical partitions sit inside the
     // extended partition, primaries outside it.
@@ -536,19 +548,21 @@ fn validate(l: &Layout, usage: &[TailFree], req: &Request) -> Result<(), PlanErr
                 ext.first().is_some_and(|e| x.2 == format!("partition {}", e.number) && y.0 >= e.start && y.1 <= e.end())
             };
             if a.0 < b.1 && b.0 < a.1 && !nested(a, b) && !nested(b, a) {
-                return bad(format!(
-                    "{} (bytes {}–{}) and {} (bytes {}–{}) overlap; the table is inconsistent — \
-                     fix it with fdisk/gdisk before carving; nothing was written",
-                    a.2, a.0, a.1, b.2, b.0, b.1
-                ));
+                return fix(
+                    format!(
+                        "{} (bytes {}–{}) and {} (bytes {}–{}) overlap; the table is inconsistent",
+                        a.2, a.0, a.1, b.2, b.0, b.1
+                    ),
+                    "fdisk/gdisk",
+                );
             }
         }
     }
     for &n in &req.replace {
         match l.part(n) {
-            None => return bad(format!("--replace {n}: the disk has no partition {n}")),
+            None => return bad(format!("partition {n} is named as replaced by the image, but the disk has no partition {n}")),
             Some(p) if p.role == Role::Extended => {
-                return bad(format!("--replace {n}: partition {n} is an extended container, not content"))
+                return bad(format!("partition {n} is named as replaced by the image, but it is an extended container, not content"))
             }
             _ => {}
         }

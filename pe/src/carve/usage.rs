@@ -14,7 +14,7 @@ pub type Why = String;
 /// The free tail of partition `number` (bytes `start .. start+size` of `disk`) holding `fs`:
 /// after the last used byte, up to the partition end or to what the filesystem keeps at its
 /// very end (the NTFS backup boot sector).
-pub fn tail_free(disk: &SharedDisk, number: u32, fs: &str, start: u64, size: u64) -> Result<TailFree, Why> {
+pub(crate) fn tail_free(disk: &SharedDisk, number: u32, fs: &str, start: u64, size: u64) -> Result<TailFree, Why> {
     let mut r = RangeReader::new(disk.clone(), start, size);
     let (from, to) = alloc::used(fs, &mut r, 0)?.free_tail(size);
     Ok(TailFree { number, fs: fs.to_string(), start: from, end: to })

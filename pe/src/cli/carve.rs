@@ -1,6 +1,9 @@
 //! `inplace carve`: plan, and with `--yes` make the store partition.
 
-use super::plan::{make_plan, print_plan, Args as PlanArgs};
+use super::plan::{make_plan, print_plan, refusal_text, Args as PlanArgs};
+use crate::carve::CarveOptions;
+use crate::progress::Cancel;
+use crate::ui::plain::PlainProgress;
 
 #[derive(clap::Args)]
 #[group(skip)]
@@ -21,7 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let plan = match result {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("inplace: {}: {e}\nnothing was written", args.plan.disk.display());
+            eprintln!("{}", refusal_text(&args.plan.disk, e));
             return Ok(2);
         }
     };
@@ -29,19 +32,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         eprintln!("inplace: nothing was written; run again with --yes to carve the store");
         return Ok(0);
     }
-    let out = crate::carve::apply::carve(&args.plan.disk, &plan, &args.job_name, args.plan.repair_gpt)
-        .map_err(anyhow::Error::msg)?;
-    for r in &out.repairs {
-        eprintln!("inplace: {r}");
-    }
+    let opts = CarveOptions { job_name: args.job_name.clone(), repair_gpt: args.plan.repair_gpt };
+    let out = crate::carve::carve(&args.plan.disk, &plan, &opts, &PlainProgress::new(), &Cancel::new())?;
     eprintln!(
         "inplace: carved store partition {} (job {}); locator at bytes {:?}",
         out.locator.store_number,
         out.locator.job_id_hex(),
         out.locator.copies()
     );
-    if let Some(note) = crate::carve::kernel::tell_kernel(&args.plan.disk, &plan).map_err(anyhow::Error::msg)? {
-        eprintln!("inplace: {note}");
-    }
     Ok(0)
 }

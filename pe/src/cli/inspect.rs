@@ -13,9 +13,9 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let inventory = if args.paths.is_empty() {
-        crate::disk::scan_system(std::path::Path::new("/sys"), std::path::Path::new("/dev"))
+        crate::inventory::scan_system(std::path::Path::new("/sys"), std::path::Path::new("/dev"))
     } else {
-        crate::disk::inspect_paths(&args.paths)
+        crate::inventory::inspect_paths(&args.paths)
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&inventory)?);

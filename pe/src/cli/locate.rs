@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::locator::TableKind;
+use crate::step::Step;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
@@ -11,8 +14,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let disk = super::plan::open_read(&args.disk)?;
-    match crate::carve::locate::locate(disk.as_ref()) {
+    match crate::locator::find(&args.disk, Step::Inspect) {
         Ok(f) => {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&f)?);
@@ -23,13 +25,13 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                     l.store_number,
                     l.store_start,
                     l.store_start + l.store_len,
-                    crate::carve::model::human(l.store_len),
+                    crate::units::human(l.store_len),
                     l.job_id_hex(),
                     l.job_name,
                     l.fs_len,
                     match l.table {
-                        crate::carve::locator::TableKind::Gpt => "GPT",
-                        crate::carve::locator::TableKind::Mbr => "MBR",
+                        TableKind::Gpt => "GPT",
+                        TableKind::Mbr => "MBR",
                     },
                     l.snapshot_len
                 );
@@ -40,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
             Ok(0)
         }
         Err(e) => {
-            eprintln!("inplace: {}: {e}", args.disk.display());
+            eprintln!("inplace: {}", super::render::error(&e));
             Ok(2)
         }
     }

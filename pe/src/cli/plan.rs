@@ -1,12 +1,10 @@
 //! `inplace plan`: show where the migration store would go (writes nothing).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::carve::layout::{self, DiskState};
+use crate::carve::layout::DiskState;
 use crate::carve::model::{Plan, PlanError, Request};
-use crate::carve::{plan, render};
-use crate::disk::device::{Device, SharedDisk};
+use crate::carve::{plan, prepare, render};
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
@@ -36,15 +34,10 @@ pub struct Args {
 
 pub use crate::units::parse_size;
 
-pub fn open_read(path: &Path) -> anyhow::Result<SharedDisk> {
-    Ok(Arc::new(Device::open(path)?))
-}
-
 /// Reads the disk and plans; the error says what to do.
 pub fn make_plan(args: &Args) -> anyhow::Result<(DiskState, Result<Plan, PlanError>)> {
-    let disk = open_read(&args.disk)?;
-    let name = args.disk.display().to_string();
-    let state = layout::read(&disk, &name, args.sector_size, args.repair_gpt).map_err(anyhow::Error::msg)?;
+    let opts = prepare::ReadOptions { sector_size: args.sector_size, repair_gpt: args.repair_gpt };
+    let state = prepare::read(&args.disk, opts)?;
     let store_bytes = match (args.store_size, args.store_for) {
         (Some(bytes), _) => bytes,
         (None, Some(n)) => {
@@ -65,6 +58,7 @@ pub fn print_plan(args: &Args, state: &DiskState, result: &Result<Plan, PlanErro
             "disk": name,
             "plan": result.as_ref().ok(),
             "error": result.as_ref().err().map(|e| e.to_string()),
+            "hints": result.as_ref().err().map(|e| e.hints()),
             "refusal": match result { Err(PlanError::Refused(r)) => Some(r), _ => None },
             "free_tails": state.tails,
         });
@@ -80,13 +74,28 @@ pub fn print_plan(args: &Args, state: &DiskState, result: &Result<Plan, PlanErro
     Ok(())
 }
 
+/// Why no plan was made, what the user can do (each once, in the CLI's words), and that
+/// nothing was written.
+pub fn refusal_text(disk: &Path, e: PlanError) -> String {
+    let e = e.into_error(&disk.display().to_string());
+    let mut out = format!("inplace: {}", e.problem);
+    if !e.hints.is_empty() {
+        out.push_str("\nwhat you can do:");
+        for h in &e.hints {
+            out.push_str(&format!("\n  - {}", super::render::hint(h)));
+        }
+    }
+    out.push_str("\nnothing was written");
+    out
+}
+
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let (state, result) = make_plan(&args)?;
     print_plan(&args, &state, &result)?;
     match result {
         Ok(_) => Ok(0),
         Err(e) => {
-            eprintln!("inplace: {}: {e}", args.disk.display());
+            eprintln!("{}", refusal_text(&args.disk, e));
             Ok(2)
         }
     }

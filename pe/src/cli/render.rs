@@ -16,6 +16,7 @@ pub fn hint(h: &Hint) -> String {
         Hint::SmallerStore { max_bytes } => format!("Ask for a smaller store (--store-size {} or less)", human(*max_bytes)),
         Hint::StoreSize => "Give --store-size (e.g. 20G) or --store-for N".into(),
         Hint::Replace { number } => format!("If the new image replaces partition {number}, say so with --replace {number}"),
+        Hint::NameReplaced => "Name the partitions the new image replaces with --replace N[,N…]".into(),
         Hint::Keep { number } => format!("Keep it with --keep {number}"),
         Hint::CreateUsers => "Create the account, or run again with --create-users".into(),
         Hint::ChooseStore => "Pass --store to choose one".into(),

@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+use crate::locator::rollback;
+use crate::progress::Cancel;
+use crate::ui::plain::PlainProgress;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long)]
@@ -12,31 +16,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let name = args.disk.display().to_string();
-    let disk = super::plan::open_read(&args.disk)?;
-    let found = match crate::carve::locate::locate(disk.as_ref()) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("inplace: {name}: {e}; nothing was written");
-            return Ok(2);
-        }
-    };
-    let patch = match crate::carve::rollback::restore_patch(disk.as_ref(), &found) {
+    let prepared = match rollback::prepare(&args.disk) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("inplace: {name}: {e}");
+            eprintln!("inplace: {}", super::render::error(&e));
             return Ok(2);
         }
     };
-    for (at, len) in patch.ranges() {
+    for (at, len) in prepared.patch.ranges() {
         println!("restore {len} bytes at byte {at}");
     }
     if !args.yes {
         eprintln!("inplace: nothing was written; run again with --yes to restore the saved table");
         return Ok(0);
     }
-    let (rw, _) = crate::carve::apply::open_rw(&args.disk).map_err(anyhow::Error::msg)?;
-    patch.write_to(&rw.file).map_err(|e| anyhow::anyhow!("{name}: restoring the table: {e}"))?;
-    eprintln!("inplace: restored the partition table saved by job {}", found.locator.job_id_hex());
+    rollback::roll_back(&prepared, &PlainProgress::new(), &Cancel::new())?;
+    eprintln!("inplace: restored the partition table saved by job {}", prepared.found.locator.job_id_hex());
     Ok(0)
 }

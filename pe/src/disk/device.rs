@@ -1,12 +1,13 @@
 //! Read-only access to a disk: positioned reads over an image file, a block device or a byte
-//! buffer. Nothing here can write: files and devices are opened `O_RDONLY`.
+//! buffer. A [`Device`] cannot write: it is opened `O_RDONLY` (writing is `disk::write`'s, which
+//! opens through the same [`open`]).
 //!
 //! The block-device ioctls (`BLKGETSIZE64`, `BLKSSZGET`, `BLKPBSZGET`) are the only `unsafe` code,
 //! at the bottom of this file.
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,9 +28,7 @@ pub type SharedDisk = Arc<dyn ReadAt>;
 pub struct Device {
     file: File,
     path: PathBuf,
-    size: u64,
-    block: Option<BlockGeometry>,
-    rdev: Option<(u32, u32)>,
+    info: Info,
 }
 
 /// What the kernel says about a block device.
@@ -39,45 +38,89 @@ pub struct BlockGeometry {
     pub physical_sector_size: u32,
 }
 
+/// What opening a disk learnt: its size and, for a block device, its sector sizes and numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    pub size: u64,
+    pub block: Option<BlockGeometry>,
+    pub rdev: Option<(u32, u32)>,
+}
+
 /// Opening or sizing a device failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error("cannot open {path} read-only: {source}")]
     Open { path: PathBuf, source: io::Error },
+    #[error("cannot open {path} for writing: {source}")]
+    OpenWrite { path: PathBuf, source: io::Error },
+    #[error("{path} is in use (mounted?): unmount it first")]
+    Busy { path: PathBuf },
     #[error("{path} is neither a regular file nor a block device")]
     NotADisk { path: PathBuf },
     #[error("cannot get the size of block device {path}: {source}")]
     Size { path: PathBuf, source: io::Error },
 }
 
+/// How a disk is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+    /// Read-write, and a block device exclusively (`O_EXCL`: refused while it is mounted).
+    Exclusive,
+}
+
+/// Opens `path` as `access` says and sizes it: regular files by their length, block devices
+/// by `BLKGETSIZE64`, with their sector sizes from `BLKSSZGET` / `BLKPBSZGET`.
+pub fn open(path: &Path, access: Access) -> Result<(File, Info), DeviceError> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(access != Access::ReadOnly);
+    let block_device = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device());
+    if access == Access::Exclusive && block_device {
+        opts.custom_flags(nix::libc::O_EXCL);
+    }
+    let file = opts.open(path).map_err(|source| {
+        let path = path.to_owned();
+        match access {
+            Access::ReadOnly => DeviceError::Open { path, source },
+            Access::Exclusive if source.raw_os_error() == Some(nix::libc::EBUSY) => DeviceError::Busy { path },
+            _ => DeviceError::OpenWrite { path, source },
+        }
+    })?;
+    let info = info(&file, path)?;
+    Ok((file, info))
+}
+
+/// The size of an open image file or block device, and what the kernel says about a block
+/// device.
+pub fn info(file: &File, path: &Path) -> Result<Info, DeviceError> {
+    let meta = file.metadata().map_err(|source| DeviceError::Open { path: path.to_owned(), source })?;
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(Info { size: meta.len(), block: None, rdev: None });
+    }
+    if !ft.is_block_device() {
+        return Err(DeviceError::NotADisk { path: path.to_owned() });
+    }
+    let size = ioctl::size_bytes(file).map_err(|source| DeviceError::Size { path: path.to_owned(), source })?;
+    // A sector size we cannot read is not fatal: callers fall back to sysfs or 512.
+    let logical = ioctl::logical_sector_size(file).unwrap_or(512);
+    let physical = ioctl::physical_sector_size(file).unwrap_or(logical);
+    let rdev = meta.rdev();
+    let block = Some(BlockGeometry { logical_sector_size: logical, physical_sector_size: physical });
+    Ok(Info { size, block, rdev: Some((major(rdev), minor(rdev))) })
+}
+
+/// An I/O error that names the device, what was done and where.
+pub fn located(path: &Path, what: &str, len: usize, offset: u64, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {what} {len} bytes at byte {offset}: {e}", path.display()))
+}
+
 impl Device {
-    /// Opens `path` read-only. Regular files are sized by their length; block devices by
-    /// `BLKGETSIZE64`, with their sector sizes from `BLKSSZGET` / `BLKPBSZGET`.
+    /// Opens `path` read-only.
     pub fn open(path: &Path) -> Result<Device, DeviceError> {
-        let file = File::open(path)
-            .map_err(|source| DeviceError::Open { path: path.to_owned(), source })?;
-        let meta =
-            file.metadata().map_err(|source| DeviceError::Open { path: path.to_owned(), source })?;
-        let ft = meta.file_type();
-        if ft.is_file() {
-            return Ok(Device { file, path: path.to_owned(), size: meta.len(), block: None, rdev: None });
-        }
-        if !ft.is_block_device() {
-            return Err(DeviceError::NotADisk { path: path.to_owned() });
-        }
-        let size = ioctl::size_bytes(&file)
-            .map_err(|source| DeviceError::Size { path: path.to_owned(), source })?;
-        // A sector size we cannot read is not fatal: callers fall back to sysfs or 512.
-        let logical = ioctl::logical_sector_size(&file).unwrap_or(512);
-        let physical = ioctl::physical_sector_size(&file).unwrap_or(logical);
-        let rdev = meta.rdev();
-        Ok(Device {
-            file,
-            path: path.to_owned(),
-            size,
-            block: Some(BlockGeometry { logical_sector_size: logical, physical_sector_size: physical }),
-            rdev: Some((major(rdev), minor(rdev))),
-        })
+        let (file, info) = open(path, Access::ReadOnly)?;
+        Ok(Device { file, path: path.to_owned(), info })
     }
 
     pub fn path(&self) -> &Path {
@@ -86,27 +129,22 @@ impl Device {
 
     /// The kernel's sector sizes, for a block device; `None` for an image file.
     pub fn geometry(&self) -> Option<BlockGeometry> {
-        self.block
+        self.info.block
     }
 
     /// `(major, minor)` of a block device, to find it under `/sys/dev/block`.
     pub fn dev_numbers(&self) -> Option<(u32, u32)> {
-        self.rdev
+        self.info.rdev
     }
 }
 
 impl ReadAt for Device {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buf, offset).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("{}: reading {} bytes at byte {offset}: {e}", self.path.display(), buf.len()),
-            )
-        })
+        self.file.read_exact_at(buf, offset).map_err(|e| located(&self.path, "reading", buf.len(), offset, e))
     }
 
     fn size(&self) -> u64 {
-        self.size
+        self.info.size
     }
 }
 

@@ -1,17 +1,19 @@
-//! GPT reading with the `gpt` crate, hardened for untrusted disks.
+//! GPT reading with the `gpt` crate, hardened for untrusted disks: the one GPT loader.
 //!
-//! The crate parses headers and entries; this module decides which header to trust, checks
-//! what the crate does not (entry size, entry-array bounds, which it would otherwise `assert!`
-//! on or allocate blindly), falls back to the backup, and explains what it found.
+//! The crate parses headers and entries; this module checks what the crate does not (entry
+//! size, entry-array bounds, which it would otherwise `assert!` on or allocate blindly), and
+//! reads each copy as a header and its raw, CRC-checked entry array ([`header_at`],
+//! [`entry_array`]). [`read`] decides which copy to trust for the inventory, falls back to the
+//! backup and explains what it found; the table editor (`disk::write::gpt`) loads both copies
+//! through the same two functions.
 
-use std::io;
+use std::io::{self, Cursor};
 
 use gpt::disk::LogicalBlockSize;
 use gpt::header::{Header, HeaderError};
 
 use super::device::SharedDisk;
 use super::table::{check_layout, Entry, Note, Table, TableKind};
-use crate::fs::range::RangeReader;
 
 const SIGNATURE: &[u8; 8] = b"EFI PART";
 /// The largest entry array we read (32768 entries of 128 bytes); real tables use 16 KiB.
@@ -73,7 +75,7 @@ pub fn read(disk: &SharedDisk, sector_size: u32) -> Option<Table> {
     let mut entry_failures = Vec::new();
     for (which, read) in plan {
         let HeaderRead::Valid(h) = read else { continue };
-        match read_entries(disk, h, lb) {
+        match entry_array(disk, h, lb).and_then(|raw| decode_entries(&raw, h, lb)) {
             Ok(entries) => {
                 table.entries = entries;
                 used = Some((which, h));
@@ -165,7 +167,9 @@ pub fn read(disk: &SharedDisk, sector_size: u32) -> Option<Table> {
     Some(table)
 }
 
-enum HeaderRead {
+/// What is at one GPT header location.
+#[derive(Debug, Clone)]
+pub enum HeaderRead {
     Valid(Header),
     Corrupt(String),
     Absent,
@@ -173,6 +177,16 @@ enum HeaderRead {
 }
 
 impl HeaderRead {
+    /// Why the header is not usable, in a few words (empty for a valid one).
+    pub fn why(&self) -> String {
+        match self {
+            HeaderRead::Valid(_) => String::new(),
+            HeaderRead::Corrupt(why) => why.clone(),
+            HeaderRead::Absent => "no EFI PART signature".into(),
+            HeaderRead::BeyondEnd => "it lies beyond the end of the disk".into(),
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             HeaderRead::Valid(_) => "valid".into(),
@@ -189,7 +203,7 @@ fn raw_signature(disk: &SharedDisk, lba: u64, ss: u64) -> bool {
 }
 
 /// The GPT header at `lba`, checked by the crate (signature, CRC) and here (size, position).
-fn header_at(disk: &SharedDisk, lba: u64, lb: LogicalBlockSize) -> HeaderRead {
+pub fn header_at(disk: &SharedDisk, lba: u64, lb: LogicalBlockSize) -> HeaderRead {
     let ss = lb.as_u64();
     let Some(end) = lba.checked_add(1).and_then(|n| n.checked_mul(ss)) else {
         return HeaderRead::BeyondEnd;
@@ -203,10 +217,13 @@ fn header_at(disk: &SharedDisk, lba: u64, lb: LogicalBlockSize) -> HeaderRead {
     if !raw_signature(disk, lba, ss) {
         return HeaderRead::Absent;
     }
-    // The crate reads the header at byte `ss` of what it is given: show it a window whose
+    // The crate reads the header at byte `ss` of what it is given: show it a buffer whose
     // byte `ss` is LBA `lba` of the disk.
-    let mut window = RangeReader::new(disk.clone(), (lba - 1) * ss, 2 * ss);
-    match gpt::header::read_header_from_arbitrary_device(&mut window, lb) {
+    let mut window = vec![0u8; 2 * ss as usize];
+    if let Err(e) = disk.read_exact_at(lba * ss, &mut window[ss as usize..]) {
+        return HeaderRead::Corrupt(e.to_string());
+    }
+    match gpt::header::read_header_from_arbitrary_device(&mut Cursor::new(window), lb) {
         Ok(h) => {
             if h.header_size_le < 92 || u64::from(h.header_size_le) > ss {
                 HeaderRead::Corrupt(format!("header size {} is invalid", h.header_size_le))
@@ -222,8 +239,9 @@ fn header_at(disk: &SharedDisk, lba: u64, lb: LogicalBlockSize) -> HeaderRead {
     }
 }
 
+/// Why an entry array cannot be used.
 #[derive(Debug, thiserror::Error)]
-enum EntriesError {
+pub enum EntriesError {
     #[error("the entry size is {0} bytes; only 128 is supported")]
     EntrySize(u32),
     #[error("{0} entries is more than inplace reads")]
@@ -233,11 +251,14 @@ enum EntriesError {
          the image is truncated; re-copy the full image"
     )]
     BeyondEnd { first: u64, last: u64, size: u64 },
+    #[error("partition table CRC mismatch")]
+    Crc,
     #[error("{0}")]
     Read(io::Error),
 }
 
-fn read_entries(disk: &SharedDisk, h: &Header, lb: LogicalBlockSize) -> Result<Vec<Entry>, EntriesError> {
+/// The raw entry array `h` describes (`num_parts × 128` bytes), checked against its CRC.
+pub fn entry_array(disk: &SharedDisk, h: &Header, lb: LogicalBlockSize) -> Result<Vec<u8>, EntriesError> {
     let ss = lb.as_u64();
     if h.part_size != 128 {
         return Err(EntriesError::EntrySize(h.part_size));
@@ -246,14 +267,26 @@ fn read_entries(disk: &SharedDisk, h: &Header, lb: LogicalBlockSize) -> Result<V
     if bytes > MAX_ENTRY_BYTES {
         return Err(EntriesError::TooMany(h.num_parts));
     }
-    let start = h.part_start.checked_mul(ss);
-    let end = start.and_then(|s| s.checked_add(bytes));
-    if end.is_none_or(|end| end > disk.size()) {
+    let start = h.part_start.checked_mul(ss).filter(|s| s.checked_add(bytes).is_some_and(|end| end <= disk.size()));
+    let Some(start) = start else {
         let last = h.part_start.saturating_add(bytes.div_ceil(ss)).saturating_sub(1);
         return Err(EntriesError::BeyondEnd { first: h.part_start, last, size: disk.size() });
+    };
+    let mut raw = vec![0u8; bytes as usize];
+    disk.read_exact_at(start, &mut raw).map_err(EntriesError::Read)?;
+    if crc32fast::hash(&raw) != h.crc32_parts {
+        return Err(EntriesError::Crc);
     }
-    let mut reader = RangeReader::whole(disk.clone());
-    let slots = gpt::partition::file_read_partitions(&mut reader, h, lb).map_err(EntriesError::Read)?;
+    Ok(raw)
+}
+
+/// The used entries of a raw array, numbered by slot, decoded by the crate.
+fn decode_entries(raw: &[u8], h: &Header, lb: LogicalBlockSize) -> Result<Vec<Entry>, EntriesError> {
+    let ss = lb.as_u64();
+    // The crate reads the array at `part_start`: show it the array alone, at 0.
+    let mut at_zero = h.clone();
+    at_zero.part_start = 0;
+    let slots = gpt::partition::file_read_partitions(&mut Cursor::new(raw), &at_zero, lb).map_err(EntriesError::Read)?;
     let mut entries = Vec::new();
     for (slot, p) in slots {
         if !p.is_used() {

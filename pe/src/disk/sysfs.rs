@@ -8,9 +8,12 @@
 use std::fs;
 use std::path::Path;
 
-use crate::inventory::Finding;
-
-use super::probe::Identity;
+/// A sysfs entry that could not be read: where, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    pub path: String,
+    pub message: String,
+}
 
 /// One whole disk as sysfs describes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,40 +29,24 @@ pub struct SysDisk {
     pub removable: bool,
 }
 
-impl SysDisk {
-    pub fn identity(&self) -> Identity {
-        Identity {
-            name: self.name.clone(),
-            logical_sector_size: Some(self.logical_sector_size),
-            physical_sector_size: Some(self.physical_sector_size),
-            model: self.model.clone(),
-            serial: self.serial.clone(),
-            wwn: self.wwn.clone(),
-            transport: self.transport.clone(),
-            removable: self.removable,
-        }
-    }
-}
-
 /// Kernel block devices that are not disks a PC is installed on.
 pub fn is_ignored(name: &str) -> bool {
     const PREFIXES: [&str; 9] = ["loop", "ram", "zram", "sr", "dm-", "md", "nbd", "fd", "mtdblock"];
     PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-/// Every disk under `sys/block`, sorted by name, and findings for entries that could not be
-/// read.
-pub fn list(sys: &Path) -> (Vec<SysDisk>, Vec<Finding>) {
+/// Every disk under `sys/block`, sorted by name, and the entries that could not be read.
+pub fn list(sys: &Path) -> (Vec<SysDisk>, Vec<Unreadable>) {
     let block = sys.join("block");
     let mut disks = Vec::new();
     let mut findings = Vec::new();
     let entries = match fs::read_dir(&block) {
         Ok(e) => e,
         Err(e) => {
-            findings.push(Finding::error(
-                block.display().to_string(),
-                format!("cannot list block devices: {e}; is sysfs mounted?"),
-            ));
+            findings.push(Unreadable {
+                path: block.display().to_string(),
+                message: format!("cannot list block devices: {e}; is sysfs mounted?"),
+            });
             return (disks, findings);
         }
     };
@@ -71,20 +58,21 @@ pub fn list(sys: &Path) -> (Vec<SysDisk>, Vec<Finding>) {
     for name in names.into_iter().filter(|n| !is_ignored(n) && !hidden(n)) {
         match describe(&block, &name) {
             Ok(d) => disks.push(d),
-            Err(msg) => findings.push(Finding::error(block.join(&name).display().to_string(), msg)),
+            Err(u) => findings.push(u),
         }
     }
     (disks, findings)
 }
 
 /// Reads one `/sys/block/NAME` directory (or any directory with the same layout).
-pub fn describe(block: &Path, name: &str) -> Result<SysDisk, String> {
+pub fn describe(block: &Path, name: &str) -> Result<SysDisk, Unreadable> {
     let dir = block.join(name);
+    let unreadable = |message: String| Unreadable { path: dir.display().to_string(), message };
     let sectors: u64 = read_attr(&dir, "size")
-        .ok_or("cannot read its size attribute")?
+        .ok_or_else(|| unreadable("cannot read its size attribute".into()))?
         .parse()
-        .map_err(|e| format!("its size attribute is not a number: {e}"))?;
-    let size_bytes = sectors.checked_mul(512).ok_or("its size attribute overflows")?;
+        .map_err(|e| unreadable(format!("its size attribute is not a number: {e}")))?;
+    let size_bytes = sectors.checked_mul(512).ok_or_else(|| unreadable("its size attribute overflows".into()))?;
     let sector = |attr: &str| read_attr(&dir, attr).and_then(|v| v.parse::<u32>().ok()).filter(|v| *v >= 512);
     let logical = sector("queue/logical_block_size").unwrap_or(512);
     let physical = sector("queue/physical_block_size").unwrap_or(logical);

@@ -1,7 +1,17 @@
 //! What the partition-table readers return: entries in bytes, plus notes about anything odd.
-//! The readers know nothing about disk names; the probe turns notes into findings.
+//! The readers know nothing about disk names; the inventory's probe turns notes into findings.
 
-use crate::inventory::Severity;
+use serde::{Deserialize, Serialize};
+
+/// How bad a note (or an inventory finding) is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Read, but with doubt.
+    Warning,
+    /// Could not be read.
+    Error,
+}
 
 /// A partition table as read from a disk.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 
 use fatfs::{FileSystem, FsOptions};
 
+use super::bpb::Bpb;
 use super::range::RangeReader;
 use super::{components, DirEntry, EntryKind, FsError, FsReader, Metadata, Time};
 
@@ -26,23 +27,17 @@ impl FatReader {
 /// The BPB arithmetic `fatfs` does in `u32` without overflow checks (a panic in debug builds,
 /// nonsense in release), done here first in `u64`.
 fn check_bpb(b: &[u8; 512]) -> Result<(), String> {
-    let le16 = |at: usize| u64::from(u16::from_le_bytes([b[at], b[at + 1]]));
-    let le32 = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
-    let bps = le16(11);
-    let spc = u64::from(b[13]);
-    let (reserved, fats, root_entries) = (le16(14), u64::from(b[16]), le16(17));
-    let total = if le16(19) != 0 { le16(19) } else { le32(32) };
-    let per_fat = if le16(22) != 0 { le16(22) } else { le32(36) };
-    let shape_ok = bps.is_power_of_two() && (512..=4096).contains(&bps) && spc.is_power_of_two() && fats > 0;
-    if !shape_ok {
+    let bpb = Bpb::decode(b);
+    let (bps, spc, fats) = (bpb.bytes_per_sector, bpb.sectors_per_cluster, bpb.fats);
+    if !bpb.shape_ok() {
         return Err(format!("invalid BPB (bytes/sector {bps}, sectors/cluster {spc}, FATs {fats})"));
     }
-    let first_data = reserved + fats * per_fat + (root_entries * 32).div_ceil(bps);
-    if per_fat * bps * 8 > u64::from(u32::MAX) {
-        return Err(format!("invalid BPB ({per_fat} sectors per FAT)"));
+    let first_data = bpb.first_data_sector();
+    if bpb.sectors_per_fat * bps * 8 > u64::from(u32::MAX) {
+        return Err(format!("invalid BPB ({} sectors per FAT)", bpb.sectors_per_fat));
     }
-    if first_data > u64::from(u32::MAX) || first_data >= total {
-        return Err(format!("the BPB puts the data area at sector {first_data}, past the {total}-sector volume"));
+    if first_data > u64::from(u32::MAX) || first_data >= bpb.total_sectors {
+        return Err(format!("the BPB puts the data area at sector {first_data}, past the {}-sector volume", bpb.total_sectors));
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! under them ([`range::RangeReader`]) refuses writes, and the device is opened read-only.
 
 pub mod alloc;
+pub mod bpb;
 pub mod ext4;
 pub mod fat;
 pub mod lznt1;

@@ -8,6 +8,7 @@
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use crate::disk::device::SharedDisk;
+use crate::disk::write::range::seek_position;
 
 const BLOCK: u64 = 64 * 1024;
 const CACHED_BLOCKS: usize = 32;
@@ -159,18 +160,8 @@ impl Read for RangeReader {
 
 impl Seek for RangeReader {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let new = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match new {
-            Some(p) => {
-                self.pos = p;
-                Ok(p)
-            }
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before byte 0 or past 2^64")),
-        }
+        self.pos = seek_position(self.pos, self.len, to)?;
+        Ok(self.pos)
     }
 }
 

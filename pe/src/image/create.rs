@@ -21,7 +21,7 @@ use crate::error::{Error, Result, Written};
 use crate::progress::{Cancel, Meter, Sink};
 use crate::step::Step;
 use crate::disk::gpt_read;
-use crate::disk::probe::{self, Identity};
+use crate::inventory::probe::{self, Identity};
 use crate::fs::alloc;
 use crate::fs::range::RangeReader;
 
@@ -75,7 +75,7 @@ struct GptEntry {
 }
 
 fn gpt_entries(disk: &SharedDisk, ss: u32, from: &str) -> Result<(uuid::Uuid, BTreeMap<u32, GptEntry>)> {
-    let t = crate::carve::gpt_write::load(disk, ss, false).map_err(|e| Error::refused(STEP, format!("{from}: {e}")))?;
+    let t = crate::disk::write::gpt::load(disk, ss, false).map_err(|e| Error::refused(STEP, format!("{from}: {e}")))?;
     let mut m = BTreeMap::new();
     for (i, e) in t.entries.chunks_exact(128).enumerate() {
         if e[..16].iter().all(|b| *b == 0) {

@@ -12,7 +12,7 @@ use super::create::ESP_TYPE;
 use super::layout::Placement;
 use super::manifest::Manifest;
 use super::target::TargetInfo;
-use crate::carve::store::FileRange;
+use crate::disk::write::RwRange;
 use crate::error::{Error, Result};
 use crate::step::Step;
 
@@ -41,7 +41,7 @@ pub fn ensure_fallback(file: &File, m: &Manifest, p: &Placement) -> Result<Vec<S
     let Some((number, start, size)) = esp(m, p) else {
         return Ok(vec!["the image boots with UEFI but has no ESP; the firmware needs one on this disk".into()]);
     };
-    let fs = fatfs::FileSystem::new(FileRange::new(file, start, size), fatfs::FsOptions::new())
+    let fs = fatfs::FileSystem::new(RwRange::new(file, start, size), fatfs::FsOptions::new())
         .map_err(|e| io(format!("the ESP (partition {number}) does not open as FAT after the lay-down: {e}")))?;
     let root = fs.root_dir();
     if root.open_file(FALLBACK).is_ok() {
@@ -115,7 +115,7 @@ pub fn nvram_entry(m: &Manifest, p: &Placement, t: &TargetInfo) -> Result<Vec<St
     }
     let Some((number, start, size)) = esp(m, p) else { return Ok(Vec::new()) };
     let disk: crate::disk::device::SharedDisk = Arc::new(crate::disk::device::Device::open(&t.path).map_err(|e| io(e.to_string()))?);
-    let g = crate::carve::gpt_write::load(&disk, t.sector_size, false).map_err(|e| io(format!("{}: {e}", t.path.display())))?;
+    let g = crate::disk::write::gpt::load(&disk, t.sector_size, false).map_err(|e| io(format!("{}: {e}", t.path.display())))?;
     let at = (number as usize - 1) * 128;
     let mut b = [0u8; 16];
     b.copy_from_slice(&g.entries[at + 16..at + 32]);

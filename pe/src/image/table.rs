@@ -1,7 +1,7 @@
 //! The target's new partition table as a [`Patch`]: kept entries byte for byte, removed
 //! entries cleared in their slots (no re-packing, so kept partitions keep their numbers), the
 //! image's partitions added in their slots, a fresh disk GUID unless the image pins one, the
-//! protective MBR for a fresh table, and the image's BIOS boot code. Built with the carve
+//! protective MBR for a fresh table, and the image's BIOS boot code. Built with the disk
 //! layer's GPT writer; nothing is written here.
 
 use gpt::partition::Partition;
@@ -10,8 +10,8 @@ use gpt::partition_types::{OperatingSystem, Type};
 use super::layout::Placement;
 use super::manifest::{GuidPolicy, Manifest};
 use super::target::TargetInfo;
-use crate::carve::gpt_write::{self, EntryEdit};
-use crate::carve::patch::Patch;
+use crate::disk::write::gpt::{self as gpt_write, EntryEdit};
+use crate::disk::write::Patch;
 use crate::error::{Error, Result};
 use crate::step::Step;
 

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::layout::{Target, TargetPart};
-use crate::carve::gpt_write::{self, GptTable};
-use crate::carve::locator::Locator;
+use crate::disk::write::gpt::{self as gpt_write, GptTable};
+use crate::locator::Locator;
 use crate::disk::device::{Device, ReadAt, SharedDisk};
 use crate::disk::gpt_read;
-use crate::disk::probe::{self, Identity};
+use crate::inventory::probe::{self, Identity};
 use crate::error::{Error, Hint, Result};
 use crate::inventory::{Disk, Severity};
 use crate::step::Step;

@@ -30,7 +30,7 @@ impl Source {
 /// Opens partition `number` of `disk` with the reader for its filesystem. Writes nothing.
 pub fn open(disk: &Path, number: u32) -> Result<Source> {
     let refused = |m: String| Error::refused(Step::Inspect, m);
-    let inventory = crate::disk::inspect_paths(&[disk.to_path_buf()]);
+    let inventory = crate::inventory::inspect_paths(&[disk.to_path_buf()]);
     if let Some(f) = inventory.findings.first() {
         return Err(refused(format!("{}: {}", f.subject, f.message)));
     }

@@ -3,7 +3,7 @@
 
 use super::{Detection, SMALL_FILE_CAP};
 use crate::fs::{FsError, FsReader};
-use crate::inventory::Os;
+use super::Os;
 
 pub fn detect(fs: &mut dyn FsReader) -> Detection {
     let mut warnings = Vec::new();

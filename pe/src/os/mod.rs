@@ -3,8 +3,19 @@
 pub mod linux;
 pub mod windows;
 
+use serde::{Deserialize, Serialize};
+
 use crate::fs::FsReader;
-use crate::inventory::Os;
+
+/// An installed OS, as the inventory reports it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Os {
+    /// `"windows"` or `"linux"`.
+    pub family: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub users: Vec<String>,
+}
 
 /// The OS found on one filesystem, and anything worth a warning about it.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -3,7 +3,7 @@
 
 use super::Detection;
 use crate::fs::{read_head, EntryKind, FsReader};
-use crate::inventory::Os;
+use super::Os;
 
 /// Profile directories that are not people.
 const NOT_PEOPLE: [&str; 4] = ["Public", "Default", "Default User", "All Users"];

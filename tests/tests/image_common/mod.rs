@@ -10,7 +10,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use inplace::carve::locator::{Locator, TableKind};
+use inplace::locator::{Locator, TableKind};
 use inplace_tests::fixtures::{run, sparse};
 use inplace_tests::inplace_bin;
 
@@ -98,7 +98,7 @@ pub fn extract(img: &Path, start: u64, len: u64, out: &Path) {
 
 /// `(number, start, size, type)` of every partition, read with inplace's own reader.
 pub fn partitions(img: &Path) -> Vec<(u32, u64, u64, String)> {
-    let inv = inplace::disk::inspect_paths(&[img.to_path_buf()]);
+    let inv = inplace::inventory::inspect_paths(&[img.to_path_buf()]);
     inv.disks[0].partitions.iter().map(|p| (p.number, p.start_bytes, p.size_bytes, p.part_type.clone())).collect()
 }
 

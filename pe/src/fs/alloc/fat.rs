@@ -2,32 +2,27 @@
 //! used; a data cluster is used when its FAT entry is not 0.
 
 use super::{le16, le32, read_at, AllocError, Geometry, Runs};
+use crate::fs::bpb::Bpb;
 use crate::fs::range::RangeReader;
 
 /// Pushes the used byte ranges (the reserved sectors, FATs and root directory always).
 pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<Geometry, AllocError> {
-    let bs = read_at(r, 0, 512)?;
-    let bps = le16(&bs, 11);
-    let spc = u64::from(bs[13]);
-    let reserved = le16(&bs, 14);
-    let nfats = u64::from(bs[16]);
-    let root_entries = le16(&bs, 17);
-    let total = if le16(&bs, 19) != 0 { le16(&bs, 19) } else { le32(&bs, 32) };
-    let fatsz = if le16(&bs, 22) != 0 { le16(&bs, 22) } else { le32(&bs, 36) };
-    if !(512..=4096).contains(&bps) || !bps.is_power_of_two() || spc == 0 || !spc.is_power_of_two() || nfats == 0 || reserved == 0 || fatsz == 0 {
+    let mut bs = [0u8; 512];
+    bs.copy_from_slice(&read_at(r, 0, 512)?);
+    let bpb = Bpb::decode(&bs);
+    let (bps, spc, reserved, fatsz) = (bpb.bytes_per_sector, bpb.sectors_per_cluster, bpb.reserved_sectors, bpb.sectors_per_fat);
+    if !bpb.shape_ok() || reserved == 0 || fatsz == 0 {
         return Err("the FAT boot sector is invalid".into());
     }
-    let root_sectors = (root_entries * 32).div_ceil(bps);
-    let data = reserved + nfats * fatsz + root_sectors;
-    if total <= data {
+    let data = bpb.first_data_sector();
+    let Some(clusters) = bpb.clusters() else {
         return Err("the FAT geometry is inconsistent".into());
-    }
-    let vol_bytes = total * bps;
+    };
+    let vol_bytes = bpb.total_sectors * bps;
     if vol_bytes > r.len() {
         return Err(format!("the FAT volume ({vol_bytes} bytes) is larger than its partition ({} bytes)", r.len()));
     }
-    let clusters = (total - data) / spc;
-    let bits = if clusters < 4085 { 12 } else if clusters < 65525 { 16 } else { 32 };
+    let bits = Bpb::fat_bits(clusters);
     if fatsz * bps > 256 << 20 {
         return Err("the FAT is implausibly large".into());
     }
@@ -44,7 +39,7 @@ pub fn used(r: &mut RangeReader, out: &mut Runs) -> Result<Geometry, AllocError>
             _ => fat.get(c as usize * 4..c as usize * 4 + 4).map(|b| le32(b, 0) & 0x0FFF_FFFF),
         }
     };
-    let cluster_bytes = spc * bps;
+    let cluster_bytes = bpb.cluster_bytes();
     for c in 2..clusters + 2 {
         match entry(c) {
             Some(0) => {}

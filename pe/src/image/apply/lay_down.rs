@@ -198,7 +198,7 @@ fn readback(img: &Image, p: &Placement, file: &File, workers: usize, sink: &dyn 
 
 /// Reads the written table back with the shared readers and compares it with the plan.
 fn check_table(disk: &std::path::Path, p: &Placement) -> Result<()> {
-    let inv = crate::disk::inspect_paths(&[disk.to_path_buf()]);
+    let inv = crate::inventory::inspect_paths(&[disk.to_path_buf()]);
     let d = inv.disks.first().ok_or_else(|| io(format!("{}: cannot read the written table back", disk.display())))?;
     for pl in &p.placed {
         let ok = d.partitions.iter().any(|x| x.number == pl.number && x.start_bytes == pl.start && x.size_bytes == pl.size);

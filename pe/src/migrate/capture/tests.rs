@@ -484,7 +484,7 @@ fn a_tampered_manifest_is_refused() {
 
 #[test]
 fn open_finds_the_store_on_a_whole_disk_or_says_what_it_looked_for() {
-    use crate::carve::locator::{Locator, TableKind};
+    use crate::locator::{Locator, TableKind};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("disk.img");
     let disk = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();

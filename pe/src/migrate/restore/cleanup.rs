@@ -6,7 +6,7 @@
 //!
 //! `delete` in order: the store's signatures (both locator copies and the FAT boot sectors)
 //! are zeroed first, so no later `locate` or `rollback` can act on a stale locator; then the
-//! table is edited with the carve writers (`gpt_write` / `mbr_write`: the store's slot is
+//! table is edited with the table writers (`disk::write::{gpt, mbr}`: the store's slot is
 //! cleared, the OS entry's end moved); then, on a block device, the kernel is told
 //! (`partx --delete`, `resizepart`) and the filesystem grown online with `resize2fs`. On a
 //! disk image there is no kernel to tell: the filesystem is grown with `e2fsck -f -p` and
@@ -15,18 +15,19 @@
 //! why. Whatever is not done is reported with the reason and the command to finish it.
 
 use std::fs;
-use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use super::report::CleanupReport;
-use crate::carve::gpt_write::{self, EntryEdit};
 use crate::carve::layout::{self, Editable};
-use crate::carve::mbr_write::{self, MbrEdit};
 use crate::carve::model::{Part, Role};
-use crate::carve::{apply, locate};
 use crate::disk::device::{Device, SharedDisk};
+use crate::disk::write::gpt::{self as gpt_write, EntryEdit};
+use crate::disk::write::mbr::{self as mbr_write, MbrEdit};
+use crate::disk::write::{Patch, RwDevice, WriteAt};
+use crate::locator as locate;
 use crate::migrate::store::{Store, StoreKind};
 
 /// What to do with the store once the restore is done.
@@ -140,13 +141,13 @@ struct Change {
     store: Part,
     /// The partition that grows, and its new size.
     grow: Option<(Part, u64)>,
-    patch: crate::carve::patch::Patch,
+    patch: Patch,
     sector_size: u32,
     notes: Vec<String>,
 }
 
 fn plan_delete(disk: &SharedDisk, name: &str, number: u32, start: u64) -> Result<Change, String> {
-    let state = layout::read(disk, name, None, false)?;
+    let state = layout::read(disk, name, None, false).map_err(|e| e.to_string())?;
     let l = &state.layout;
     let s = u64::from(l.sector_size);
     let store = l.part(number).filter(|p| p.start == start).cloned().ok_or_else(|| {
@@ -207,19 +208,18 @@ fn plan_delete(disk: &SharedDisk, name: &str, number: u32, start: u64) -> Result
 }
 
 /// Zeroes the store's locator copies and FAT boot sectors, so nothing finds it again.
-fn wipe_signatures(file: &fs::File, disk: &SharedDisk, start: u64, size: u64, ss: u32) -> std::io::Result<()> {
+fn wipe_signatures(dev: &RwDevice, disk: &SharedDisk, start: u64, size: u64, ss: u32) -> std::io::Result<()> {
     let s = u64::from(ss);
-    let head = vec![0u8; (8 * s) as usize];
-    file.write_all_at(&head, start)?;
+    dev.zero_at(start, 8 * s)?;
     if let Ok(f) = locate::locate(disk.as_ref()) {
         if f.locator.store_start == start {
             for at in f.locator.copies() {
-                file.write_all_at(&vec![0u8; s as usize], at)?;
+                dev.zero_at(at, s)?;
             }
         }
     }
-    file.write_all_at(&vec![0u8; s as usize], start + size - s)?;
-    file.sync_all()
+    dev.zero_at(start + size - s, s)?;
+    dev.sync()
 }
 
 /// `delete`; see the module doc. The store must be closed.
@@ -255,14 +255,14 @@ pub fn delete(site: &Site, dry_run: bool) -> CleanupReport {
         detail.extend(grow_text.map(|g| format!("would {g}")));
         return report(Cleanup::Delete, false, detail);
     }
-    let (rw, _) = match apply::open_rw(disk_path) {
+    let rw = match RwDevice::open(disk_path) {
         Ok(x) => x,
         Err(e) => return report(Cleanup::Delete, false, vec![format!("nothing was changed: {e}")]),
     };
-    if let Err(e) = wipe_signatures(&rw.file, &disk, change.store.start, change.store.size, change.sector_size) {
+    if let Err(e) = wipe_signatures(&rw, &disk, change.store.start, change.store.size, change.sector_size) {
         return report(Cleanup::Delete, false, vec![format!("erasing the store's locator failed ({e}); the partition table was not changed")]);
     }
-    if let Err(e) = change.patch.write_to(&rw.file) {
+    if let Err(e) = change.patch.write_to(&rw) {
         return report(
             Cleanup::Delete,
             false,

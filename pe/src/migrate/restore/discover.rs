@@ -1,5 +1,5 @@
 //! Finding the store on first boot, when no `--store` is given: every disk under
-//! `/sys/block` is scanned for the store locator (`carve::locate`), and the store's partition
+//! `/sys/block` is scanned for the store locator (`locator::locate`), and the store's partition
 //! device is used (the whole disk cannot be opened exclusively while the new OS's root on it
 //! is mounted). Without a locator, a partition holding a FAT32 volume labelled `INPLACE` (the
 //! table type — GPT basic data or MBR `0x0c` — is not required: the label and the store's own
@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::carve::locate;
+use crate::locator;
 use crate::disk::device::{Device, ReadAt};
 use crate::disk::sysfs;
 
@@ -53,7 +53,7 @@ pub(crate) fn find(sys: &Path, dev: &Path) -> Result<FoundStore, String> {
         let node = dev.join(&d.name);
         let Ok(device) = Device::open(&node) else { continue };
         let parts = partitions(sys, &d.name);
-        if let Ok(f) = locate::locate(&device) {
+        if let Ok(f) = locator::locate(&device) {
             let l = &f.locator;
             let part = parts.iter().find(|p| p.1 == l.store_number && p.2 == l.store_start);
             let path = part.map_or(node.clone(), |p| dev.join(&p.0));

@@ -472,7 +472,7 @@ fn delete_on_image(label: &str) {
         eprintln!("skipped: sfdisk, mkfs.ext4, resize2fs or dumpe2fs missing");
         return;
     }
-    use crate::carve::{apply, layout, model::Request, plan as carve_plan};
+    use crate::carve::{layout, model::Request, plan as carve_plan, CarveOptions};
     let w = world();
     let disk = w.root.parent().unwrap().join("disk.img");
     fs::File::create(&disk).unwrap().set_len(128 << 20).unwrap();
@@ -489,7 +489,8 @@ fn delete_on_image(label: &str) {
     let shared: crate::disk::device::SharedDisk = std::sync::Arc::new(crate::disk::device::Device::open(&disk).unwrap());
     let state = layout::read(&shared, "disk", None, false).unwrap();
     let plan = carve_plan::plan(&state.layout, &state.tails, &Request { store_bytes: 36 << 20, replace: vec![] }).unwrap();
-    apply::carve(&disk, &plan, "test", false).unwrap();
+    let carve_opts = CarveOptions { job_name: "test".into(), repair_gpt: false };
+    crate::carve::carve(&disk, &plan, &carve_opts, &crate::progress::Silent, &crate::progress::Cancel::new()).unwrap();
     let mut m = MemFs::default();
     let mut es = Vec::new();
     file(&mut m, &mut es, Some("Carol"), "a.txt", b"a");
@@ -514,7 +515,7 @@ fn delete_on_image(label: &str) {
     if grown {
         assert_eq!(blocks * bsize, p1.size);
     }
-    assert!(crate::carve::locate::locate(shared.as_ref()).is_err(), "no stale locator left");
+    assert!(crate::locator::locate(shared.as_ref()).is_err(), "no stale locator left");
     // The report in the new OS says so too.
     assert!(fs::read_to_string(w.root.join("var/log/inplace/restore-report.txt")).unwrap().contains("cleanup delete: done"));
 }

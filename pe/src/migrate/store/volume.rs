@@ -15,7 +15,7 @@ use super::format::{self, CAPTURE_DIR};
 pub(crate) use super::io::VolumeIo;
 use super::io::{Disk, IoCache, WriteBudget};
 use super::manifest::{Manifest, MAX_MANIFEST_BYTES};
-use crate::carve::store::RwDisk;
+use crate::disk::write::RwDevice;
 
 /// The mounted volume, borrowed from a [`Store`].
 pub(crate) type Fs<'a> = fatfs::FileSystem<VolumeIo<'a>>;
@@ -142,14 +142,14 @@ impl Store {
         let (start, len, kind, geometry) = match Geometry::parse(&boot) {
             Ok(g) => (0, size, StoreKind::Volume, g),
             Err(why_not_fat) => {
-                let disk = RwDisk { file, size };
-                let found = crate::carve::locate::locate(&disk).map_err(|e| {
+                let disk = RwDevice::from_file(file, path).map_err(|e| fail(e.to_string()))?;
+                let found = crate::locator::locate(&disk).map_err(|e| {
                     fail(format!(
                         "not a store: byte 0 is not a FAT32 boot sector ({why_not_fat}), and as a whole disk: {e}"
                     ))
                 })?;
                 let l = found.locator;
-                let file = disk.file;
+                let file = disk.into_file();
                 let g = Geometry::read(&file, l.store_start).map_err(|e| {
                     fail(format!(
                         "the locator puts the store at byte {}, but there is no FAT32 volume: {e}",

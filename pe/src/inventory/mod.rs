@@ -1,7 +1,23 @@
 //! The inventory: every disk, its partitions, filesystems and installed OS, as reported by
 //! `inplace inspect --json` and by the PE between `inplace: inventory begin/end`.
+//!
+//! It sits on top of the readers (disk → fs → os → inventory):
+//!
+//! - [`probe`]: one disk → one [`Disk`]: its table (`disk`), each partition's filesystem and
+//!   label (`fs`) and installed OS (`os`).
+//! - [`scan`]: every disk of the system, or the given paths.
+//! - [`fuzzing`]: the fuzz targets' entry into the filesystem readers and OS detection.
+
+pub mod fuzzing;
+pub mod probe;
+pub mod scan;
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::disk::table::Severity;
+pub use crate::os::Os;
+pub use probe::probe_bytes;
+pub use scan::{inspect_paths, scan_system};
 
 /// What was found, and anything that looked wrong while finding it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -50,15 +66,6 @@ pub struct Partition {
     pub os: Option<Os>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Os {
-    /// `"windows"` or `"linux"`.
-    pub family: String,
-    pub name: String,
-    pub version: Option<String>,
-    pub users: Vec<String>,
-}
-
 /// Something that looked wrong, said so that a technician knows what and where.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Finding {
@@ -67,13 +74,6 @@ pub struct Finding {
     /// Where: a disk name, `disk/partition 3`, a path.
     pub subject: String,
     pub message: String,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Warning,
-    Error,
 }
 
 impl Finding {

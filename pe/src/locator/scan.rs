@@ -2,9 +2,13 @@
 //! checked at every 1 MiB boundary from the end of the disk backwards (the tail copy ends on
 //! one; the head copy sits two sectors after one).
 
-use super::locator::{self, Locator, LocatorError};
-use super::model::MIB;
-use crate::disk::device::ReadAt;
+use std::path::Path;
+
+use super::record::{self, Locator, LocatorError};
+use super::ALIGN;
+use crate::disk::device::{Device, ReadAt};
+use crate::error::{Error, Hint};
+use crate::step::Step;
 
 /// A locator found on the disk.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -28,18 +32,38 @@ fn damaged_text(d: &[(u64, LocatorError)]) -> String {
     if d.is_empty() {
         return String::new();
     }
+    format!("{}; {DO_NOT_TRUST}", damaged_list(d))
+}
+
+const DO_NOT_TRUST: &str = "the store cannot be trusted — do not roll back from it";
+
+fn damaged_list(d: &[(u64, LocatorError)]) -> String {
     let list: Vec<String> = d.iter().map(|(at, e)| format!("at byte {at}: {e}")).collect();
-    format!(
-        "; records with the locator magic were found but are damaged ({}); the store cannot be \
-         trusted — do not roll back from it",
-        list.join("; ")
-    )
+    format!("; records with the locator magic were found but are damaged ({})", list.join("; "))
+}
+
+impl LocateError {
+    /// The engine's error for `step`, about `disk`.
+    pub fn into_error(self, step: Step, disk: &str) -> Error {
+        match self {
+            LocateError::NotFound(d) if d.is_empty() => Error::refused(step, format!("{disk}: no store locator on this disk")),
+            LocateError::NotFound(d) => Error::damaged(step, format!("{disk}: no store locator on this disk{}", damaged_list(&d)))
+                .hint(Hint::Advice { text: DO_NOT_TRUST.into() }),
+            LocateError::Io(e) => Error::io(step, format!("{disk}: {e}")),
+        }
+    }
+}
+
+/// Opens `disk` read-only and scans it for a store locator; errors belong to `step`.
+pub fn find(disk: &Path, step: Step) -> Result<Found, Error> {
+    let dev = Device::open(disk).map_err(|e| Error::io(step, e.to_string()))?;
+    locate(&dev).map_err(|e| e.into_error(step, &disk.display().to_string()))
 }
 
 fn read_record(disk: &dyn ReadAt, at: u64) -> Option<Result<Locator, LocatorError>> {
-    let mut b = [0u8; locator::LEN];
+    let mut b = [0u8; record::LEN];
     disk.read_exact_at(at, &mut b).ok()?;
-    if &b[..8] != locator::MAGIC {
+    if &b[..8] != record::MAGIC {
         return None;
     }
     Some(Locator::decode(&b))
@@ -50,10 +74,10 @@ fn read_record(disk: &dyn ReadAt, at: u64) -> Option<Result<Locator, LocatorErro
 pub fn locate(disk: &dyn ReadAt) -> Result<Found, LocateError> {
     let size = disk.size();
     let mut damaged = Vec::new();
-    let mut boundary = size / MIB * MIB;
+    let mut boundary = size / ALIGN * ALIGN;
     loop {
-        for at in locator::candidates(boundary).into_iter().flatten() {
-            if at + locator::LEN as u64 > size {
+        for at in record::candidates(boundary).into_iter().flatten() {
+            if at + record::LEN as u64 > size {
                 continue;
             }
             match read_record(disk, at) {
@@ -84,7 +108,7 @@ pub fn locate(disk: &dyn ReadAt) -> Result<Found, LocateError> {
         if boundary == 0 {
             break;
         }
-        boundary -= MIB;
+        boundary -= ALIGN;
     }
     Err(LocateError::NotFound(damaged))
 }

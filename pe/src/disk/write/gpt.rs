@@ -1,8 +1,9 @@
 //! GPT writing that changes only what it means to change.
 //!
 //! The `gpt` crate's `GptDisk::write` re-packs used entries at the start of the array (which
-//! renumbers partitions), so it is not used. Instead: headers are parsed and re-written by the
-//! crate (`Header::write_primary` / `write_backup`, which recompute both CRCs), new entries
+//! renumbers partitions), so it is not used. Instead: both copies are loaded through the one
+//! GPT loader ([`gpt_read::header_at`], [`gpt_read::entry_array`]), headers are re-written by
+//! the crate (`Header::write_primary` / `write_backup`, which recompute both CRCs), new entries
 //! are encoded by the crate (`Partition::write_to_device`), and a resized entry has only its
 //! two LBA fields changed in place. Every other byte — other entries, GUIDs, attributes,
 //! names, the disk GUID, the protective MBR and its boot code — stays as it was. Everything
@@ -16,7 +17,9 @@ use gpt::partition::Partition;
 
 use super::patch::{Overlay, Patch};
 use crate::disk::device::SharedDisk;
-use crate::fs::range::RangeReader;
+use crate::disk::gpt_read::{self, HeaderRead};
+use crate::error::{Error, Hint, Kind};
+use crate::step::Step;
 
 /// A GPT ready to be edited: both headers valid and agreeing, one entry array.
 #[derive(Debug, Clone)]
@@ -32,22 +35,37 @@ pub struct GptTable {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GptWriteError {
-    #[error(
-        "the primary GPT is damaged ({why}) but the backup GPT at the end of the disk is good; \
-         nothing was written. Run again with --repair-gpt to rebuild the primary from the \
-         backup, or repair it with gdisk (recovery menu: b, c, w)"
-    )]
+    #[error("the primary GPT is damaged ({why}) but the backup GPT at the end of the disk is good")]
     PrimaryDamaged { why: String },
-    #[error(
-        "the backup GPT at the end of the disk is damaged ({why}) but the primary is good; \
-         nothing was written. Run again with --repair-gpt to rebuild the backup, or use \
-         `sgdisk -e`"
-    )]
+    #[error("the backup GPT at the end of the disk is damaged ({why}) but the primary is good")]
     BackupDamaged { why: String },
-    #[error("the GPT cannot be used: {0}; nothing was written — repair the table (gdisk) first")]
+    #[error("the primary and backup GPT disagree")]
+    Disagree,
+    #[error("the GPT cannot be used: {0}")]
     Unusable(String),
     #[error("the GPT edit is invalid: {0}")]
     Edit(String),
+}
+
+impl GptWriteError {
+    /// What to do about it.
+    pub fn hints(&self) -> Vec<Hint> {
+        let advice = |t: &str| Hint::Advice { text: t.into() };
+        match self {
+            GptWriteError::PrimaryDamaged { .. } => vec![Hint::RepairGpt, advice("or repair it with gdisk (recovery menu: b, c, w)")],
+            GptWriteError::BackupDamaged { .. } => vec![Hint::RepairGpt, advice("or rebuild the backup with `sgdisk -e`")],
+            GptWriteError::Disagree => vec![advice("check which copy is right with gdisk")],
+            GptWriteError::Unusable(_) => vec![advice("repair the table (gdisk) first")],
+            GptWriteError::Edit(_) => Vec::new(),
+        }
+    }
+
+    /// The engine's error for `step`, about `disk`; nothing was written.
+    pub fn into_error(self, step: Step, disk: &str) -> Error {
+        let kind = if matches!(self, GptWriteError::Edit(_)) { Kind::Internal } else { Kind::Refused };
+        let hints = self.hints();
+        hints.into_iter().fold(Error::new(step, kind, format!("{disk}: {self}")), Error::hint)
+    }
 }
 
 /// One change to one slot.
@@ -64,43 +82,18 @@ fn lb(ss: u32) -> Result<LogicalBlockSize, GptWriteError> {
     LogicalBlockSize::try_from(u64::from(ss)).map_err(|_| GptWriteError::Unusable(format!("{ss}-byte sectors")))
 }
 
-fn header_at(disk: &SharedDisk, lba: u64, ss: u32) -> Result<Header, String> {
-    let s = u64::from(ss);
-    if lba == 0 || lba.checked_add(1).and_then(|n| n.checked_mul(s)).is_none_or(|end| end > disk.size()) {
-        return Err(format!("LBA {lba} is not on the disk"));
+/// One copy (header and entry array) through the shared loader, with what editing needs on
+/// top: the standard 92-byte header and at most 4096 entries.
+fn copy_at(disk: &SharedDisk, lba: u64, l: LogicalBlockSize) -> Result<(Header, Vec<u8>), String> {
+    let h = match gpt_read::header_at(disk, lba, l) {
+        HeaderRead::Valid(h) => h,
+        other => return Err(other.why()),
+    };
+    if h.header_size_le != 92 || h.num_parts == 0 || h.num_parts > 4096 {
+        return Err(format!("unusual header (size {}, {} entries of {} bytes)", h.header_size_le, h.num_parts, h.part_size));
     }
-    let mut window = RangeReader::new(disk.clone(), (lba - 1) * s, 2 * s);
-    let l = lb(ss).map_err(|e| e.to_string())?;
-    let h = gpt::header::read_header_from_arbitrary_device(&mut window, l).map_err(|e| match e {
-        HeaderError::InvalidGptSignature => "no EFI PART signature".to_string(),
-        HeaderError::InvalidCRC32Checksum => "header CRC mismatch".to_string(),
-        other => other.to_string(),
-    })?;
-    if h.current_lba != lba {
-        return Err(format!("the header at LBA {lba} says it is at LBA {}", h.current_lba));
-    }
-    if h.header_size_le != 92 || h.part_size != 128 || h.num_parts == 0 || h.num_parts > 4096 {
-        return Err(format!(
-            "unusual header (size {}, {} entries of {} bytes)",
-            h.header_size_le, h.num_parts, h.part_size
-        ));
-    }
-    Ok(h)
-}
-
-fn entries_at(disk: &SharedDisk, h: &Header, ss: u32) -> Result<Vec<u8>, String> {
-    let len = u64::from(h.num_parts) * 128;
-    let at = h.part_start.checked_mul(u64::from(ss)).ok_or("entry array offset overflows")?;
-    if at.checked_add(len).is_none_or(|e| e > disk.size()) {
-        return Err("the entry array lies beyond the end of the disk".into());
-    }
-    let mut buf = vec![0u8; len as usize];
-    disk.read_exact_at(at, &mut buf).map_err(|e| e.to_string())?;
-    let crc = crc32fast::hash(&buf);
-    if crc != h.crc32_parts {
-        return Err(format!("entry array CRC mismatch (stored {:#010x}, computed {crc:#010x})", h.crc32_parts));
-    }
-    Ok(buf)
+    let entries = gpt_read::entry_array(disk, &h, l).map_err(|e| e.to_string())?;
+    Ok((h, entries))
 }
 
 /// Loads the GPT for editing. Both copies must be good and agree, unless `repair` is set, in
@@ -108,17 +101,16 @@ fn entries_at(disk: &SharedDisk, h: &Header, ss: u32) -> Result<Vec<u8>, String>
 /// patch that [`patch`] returns).
 pub fn load(disk: &SharedDisk, ss: u32, repair: bool) -> Result<GptTable, GptWriteError> {
     let s = u64::from(ss);
+    let l = lb(ss)?;
     let last_lba = (disk.size() / s).checked_sub(1).ok_or_else(|| GptWriteError::Unusable("empty disk".into()))?;
-    let primary = header_at(disk, 1, ss).and_then(|h| entries_at(disk, &h, ss).map(|e| (h, e)));
+    let primary = copy_at(disk, 1, l);
     let backup_lba = primary.as_ref().map_or(last_lba, |(h, _)| h.backup_lba);
-    let backup = header_at(disk, backup_lba, ss).and_then(|h| entries_at(disk, &h, ss).map(|e| (h, e)));
+    let backup = copy_at(disk, backup_lba, l);
     let mut repairs = Vec::new();
     let (p, b, entries) = match (primary, backup) {
         (Ok((p, pe)), Ok((b, be))) => {
             if pe != be || p.num_parts != b.num_parts || p.disk_guid != b.disk_guid {
-                return Err(GptWriteError::Unusable(
-                    "the primary and backup GPT disagree; check which is right with gdisk".into(),
-                ));
+                return Err(GptWriteError::Disagree);
             }
             (p, b, pe)
         }
@@ -349,7 +341,9 @@ mod tests {
         img[512 + 40] ^= 0xff;
         let d: SharedDisk = Arc::new(MemDisk(img.clone()));
         let e = load(&d, 512, false).unwrap_err();
-        assert!(e.to_string().contains("--repair-gpt"), "{e}");
+        assert!(matches!(e, GptWriteError::PrimaryDamaged { .. }), "{e}");
+        assert!(!e.to_string().contains("--") && !e.to_string().contains("nothing was written"), "{e}");
+        assert_eq!(e.hints()[0], Hint::RepairGpt);
         let t = load(&d, 512, true).unwrap();
         assert_eq!(t.repairs.len(), 1);
         let p = patch(&d, &t, &[]).unwrap();

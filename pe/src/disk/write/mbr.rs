@@ -13,6 +13,8 @@ use mbrman::{MBRHeader, MBRPartitionEntry, CHS};
 
 use super::patch::Patch;
 use crate::disk::device::SharedDisk;
+use crate::error::Error;
+use crate::step::Step;
 
 const MAX_LOGICAL: usize = 128;
 
@@ -39,10 +41,20 @@ pub struct MbrTable {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MbrWriteError {
-    #[error("the MBR cannot be edited safely: {0}; nothing was written — fix the table with fdisk first")]
+    #[error("the MBR cannot be edited safely: {0}")]
     Unusable(String),
     #[error("the MBR edit is invalid: {0}")]
     Edit(String),
+}
+
+impl MbrWriteError {
+    /// The engine's error for `step`, about `disk`; nothing was written.
+    pub fn into_error(self, step: Step, disk: &str) -> Error {
+        match self {
+            MbrWriteError::Unusable(_) => Error::refused(step, format!("{disk}: {self}")).advice("fix the table with fdisk first"),
+            MbrWriteError::Edit(_) => Error::internal(step, format!("{disk}: {self}")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

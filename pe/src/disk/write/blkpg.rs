@@ -1,16 +1,15 @@
-//! Telling the kernel about the new table of a live block device with BLKPG (one partition at
-//! a time, so mounted partitions stay as they are), then checking sysfs agrees. Image files
+//! Telling the kernel about a changed table of a live block device with BLKPG, one partition at
+//! a time (so mounted partitions stay as they are), then checking sysfs agrees. Image files
 //! need nothing.
 
 use std::ffi::c_int;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::path::Path;
 
-use super::model::{Plan, Step};
-use crate::disk::device::Device;
+use super::device::RwDevice;
 
 const BLKPG_ADD_PARTITION: c_int = 1;
+const BLKPG_DEL_PARTITION: c_int = 2;
 const BLKPG_RESIZE_PARTITION: c_int = 3;
 
 #[repr(C)]
@@ -33,6 +32,22 @@ struct BlkpgIoctlArg {
 // BLKPG = _IO(0x12, 105), taking a pointer to struct blkpg_ioctl_arg.
 nix::ioctl_write_ptr_bad!(blkpg, nix::request_code_none!(0x12, 105), BlkpgIoctlArg);
 
+/// One partition the kernel must learn about; bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Add { number: u32, start: u64, size: u64 },
+    Resize { number: u32, start: u64, size: u64 },
+    Delete { number: u32 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("the kernel was not told about partition {number} ({source})")]
+    Ioctl { number: u32, source: std::io::Error },
+    #[error("the kernel's view of partition {number} does not match the new table")]
+    Mismatch { number: u32 },
+}
+
 fn call(file: &File, op: c_int, pno: u32, start: u64, length: u64) -> std::io::Result<()> {
     let mut part = BlkpgPartition {
         start: i64::try_from(start).map_err(std::io::Error::other)?,
@@ -49,36 +64,21 @@ fn call(file: &File, op: c_int, pno: u32, start: u64, length: u64) -> std::io::R
     Ok(())
 }
 
-/// `None` for an image file; otherwise what was told, after checking sysfs agrees.
-pub fn tell_kernel(path: &Path, plan: &Plan) -> Result<Option<String>, String> {
-    let dev = Device::open(path).map_err(|e| e.to_string())?;
-    let Some((major, minor)) = dev.dev_numbers() else { return Ok(None) };
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut want = Vec::new();
-    for step in &plan.steps {
-        let r = match step {
-            Step::AddPartition { number, start, size, .. } => {
-                want.push((*number, *start, *size));
-                call(&file, BLKPG_ADD_PARTITION, *number, *start, *size)
-            }
-            Step::ShrinkEntry { number, to_size, .. } => {
-                let start = plan.after.part(*number).map_or(0, |p| p.start);
-                want.push((*number, start, *to_size));
-                call(&file, BLKPG_RESIZE_PARTITION, *number, start, *to_size)
-            }
-            Step::GrowExtended { .. } => Ok(()), // the kernel shows extended partitions as 1 KiB stubs
+/// Tells the kernel every change, then checks `/sys` shows each added or resized partition
+/// where the table puts it. `Ok(0)` for an image file; otherwise the number of changes told.
+pub fn tell(dev: &RwDevice, changes: &[Change]) -> Result<usize, KernelError> {
+    let Some((major, minor)) = dev.dev_numbers() else { return Ok(0) };
+    for c in changes {
+        let (op, number, start, size) = match *c {
+            Change::Add { number, start, size } => (BLKPG_ADD_PARTITION, number, start, size),
+            Change::Resize { number, start, size } => (BLKPG_RESIZE_PARTITION, number, start, size),
+            Change::Delete { number } => (BLKPG_DEL_PARTITION, number, 0, 0),
         };
-        r.map_err(|e| {
-            format!(
-                "the table on {} is written, but the kernel was not told ({e}); re-read it with \
-                 `partprobe {}` or reboot before using the store",
-                path.display(),
-                path.display()
-            )
-        })?;
+        call(dev.file(), op, number, start, size).map_err(|source| KernelError::Ioctl { number, source })?;
     }
     let base = format!("/sys/dev/block/{major}:{minor}");
-    for (number, start, size) in &want {
+    for c in changes {
+        let (Change::Add { number, start, size } | Change::Resize { number, start, size }) = *c else { continue };
         let found = std::fs::read_dir(&base).ok().and_then(|dir| {
             dir.flatten().find(|e| {
                 std::fs::read_to_string(e.path().join("partition")).is_ok_and(|s| s.trim() == number.to_string())
@@ -89,12 +89,8 @@ pub fn tell_kernel(path: &Path, plan: &Plan) -> Result<Option<String>, String> {
         };
         let ok = found.as_ref().is_some_and(|e| read(e, "start") == Some(start / 512) && read(e, "size") == Some(size / 512));
         if !ok {
-            return Err(format!(
-                "the kernel's view of partition {number} on {} does not match the new table; \
-                 reboot before using the store",
-                path.display()
-            ));
+            return Err(KernelError::Mismatch { number });
         }
     }
-    Ok(Some(format!("the kernel now sees {} changed partition(s) on {}", want.len(), path.display())))
+    Ok(changes.len())
 }

@@ -1,12 +1,12 @@
 //! A table write as data: the exact bytes to put at exact offsets. The table writers produce a
-//! [`Patch`] without touching the disk (they see it through an [`Overlay`]); the apply step
-//! saves what the patch overwrites, then writes it, syncs, and reads it back.
+//! [`Patch`] without touching the disk (they see it through an [`Overlay`]); the caller saves
+//! what the patch overwrites (a carve's snapshot), then writes it, syncs, and reads it back.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 
+use super::device::WriteAt;
+use super::range::seek_position;
 use crate::disk::device::SharedDisk;
 
 /// Bytes to write, by disk offset. Later writes to the same offset replace earlier ones.
@@ -26,14 +26,14 @@ impl Patch {
     }
 
     /// Writes every piece, syncs, and reads each back.
-    pub fn write_to(&self, file: &File) -> io::Result<()> {
+    pub fn write_to(&self, dev: &dyn WriteAt) -> io::Result<()> {
         for (at, bytes) in &self.writes {
-            file.write_all_at(bytes, *at)?;
+            dev.write_exact_at(*at, bytes)?;
         }
-        file.sync_all()?;
+        dev.sync()?;
         for (at, bytes) in &self.writes {
             let mut back = vec![0u8; bytes.len()];
-            file.read_exact_at(&mut back, *at)?;
+            dev.read_back_at(*at, &mut back)?;
             if &back != bytes {
                 return Err(io::Error::other(format!(
                     "read-back of {} bytes at byte {at} differs from what was written",
@@ -107,12 +107,7 @@ impl Write for Overlay {
 
 impl Seek for Overlay {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let p = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.base.size().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = p.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
+        self.pos = seek_position(self.pos, self.base.size(), to)?;
         Ok(self.pos)
     }
 }

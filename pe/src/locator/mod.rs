@@ -1,0 +1,20 @@
+//! The store's identity on its disk, independent of the partition table: the [`record`] a
+//! carve writes twice into the store partition, the [`scan`] that finds it again at 1 MiB
+//! boundaries, the [`snapshot`] of the original table kept beside it, and the [`rollback`]
+//! that puts that table back. Byte layouts in `docs/store-format.md`.
+
+pub mod record;
+pub mod rollback;
+pub mod scan;
+pub mod snapshot;
+
+pub use record::{Locator, LocatorError, TableKind};
+pub use scan::{find, locate, Found, LocateError};
+pub use snapshot::Snapshot;
+
+/// Stores start and end on this boundary; [`scan`] looks for locators at each one.
+pub const ALIGN: u64 = 1 << 20;
+
+/// Bytes at the end of the store partition that are not part of the FAT32 volume: the saved
+/// partition table and the tail copy of the locator live there.
+pub const STORE_TAIL: u64 = 1 << 20;
