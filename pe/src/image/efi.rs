@@ -37,7 +37,7 @@ fn esp(m: &Manifest, p: &Placement) -> Option<(u32, u64, u64)> {
 }
 
 /// Makes sure the fallback loader exists on the laid-down ESP.
-pub fn ensure_fallback(file: &File, m: &Manifest, p: &Placement) -> Result<Vec<String>> {
+pub fn ensure_fallback(file: &dyn crate::disk::write::WriteAt, m: &Manifest, p: &Placement) -> Result<Vec<String>> {
     let Some((number, start, size)) = esp(m, p) else {
         return Ok(vec!["the image boots with UEFI but has no ESP; the firmware needs one on this disk".into()]);
     };

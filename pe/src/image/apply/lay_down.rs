@@ -8,11 +8,11 @@
 //! is written; the kept partitions and the store are never in a written range, and laying the
 //! same image down again (a new `prepare`, then `lay_down`) completes the target.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::prepare::Prepared;
+use crate::disk::device::ReadAt;
+use crate::disk::write::{RwDevice, WriteAt};
 use crate::error::{Error, Result, Written};
 use crate::image::format::ChunkRecord;
 use crate::image::layout::Placement;
@@ -64,9 +64,8 @@ fn run(mut p: Prepared, sink: &dyn Sink, cancel: &Cancel, written: &mut Written)
     let patch = table::build(t, &img.manifest, placement)?;
     cancel.check(STEP, Written::Nothing)?;
     let disk = r.disk.display();
-    let file = OpenOptions::new().read(true).write(true).open(&r.disk).map_err(|e| io(format!("cannot open {disk} for writing: {e}")))?;
-    let size_now = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if !t.block_device && size_now != t.layout.disk_bytes {
+    let file = RwDevice::open(&r.disk).map_err(|e| io(format!("cannot open {disk} for writing: {e}")))?;
+    if !t.block_device && file.size() != t.layout.disk_bytes {
         return Err(Error::refused(STEP, format!("{disk} changed size while being checked")));
     }
     // From here on the target is written.
@@ -74,7 +73,7 @@ fn run(mut p: Prepared, sink: &dyn Sink, cancel: &Cancel, written: &mut Written)
     patch.write_to(&file).map_err(|e| io(format!("writing the partition table to {disk}: {e}")))?;
     let bytes = write_chunks(img, placement, &file, workers, &r.http, sink, cancel)?;
     notes.extend(grow_fixups(img, placement, &file)?);
-    file.sync_all().map_err(|e| io(format!("flushing {disk}: {e}")))?;
+    file.sync().map_err(|e| io(e.to_string()))?;
     if r.readback {
         readback(img, placement, &file, workers, sink, cancel)?;
     }
@@ -86,12 +85,12 @@ fn run(mut p: Prepared, sink: &dyn Sink, cancel: &Cancel, written: &mut Written)
             notes.extend(efi::nvram_entry(&img.manifest, placement, t)?);
         }
     }
-    file.sync_all().map_err(|e| io(format!("flushing {disk}: {e}")))?;
+    file.sync().map_err(|e| io(e.to_string()))?;
     Ok(LayDownReport { placement: p.placement, digest: p.image.digest_hex(), bytes_written: bytes, notes })
 }
 
 /// Streams and writes every chunk; returns the logical bytes written.
-fn write_chunks(img: &mut Image, p: &Placement, file: &File, workers: usize, http: &HttpOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
+fn write_chunks(img: &mut Image, p: &Placement, file: &RwDevice, workers: usize, http: &HttpOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
     let mut base = vec![0u64; img.manifest.partitions.len()];
     for pl in &p.placed {
         base[pl.image_index] = pl.start;
@@ -104,7 +103,7 @@ fn write_chunks(img: &mut Image, p: &Placement, file: &File, workers: usize, htt
         let b = base[c.partition as usize];
         for r in index.runs_of(c) {
             let n = r.len as usize;
-            file.write_all_at(&data[at..at + n], b + r.offset).map_err(|e| io(format!("writing {n} bytes at byte {}: {e}", b + r.offset)))?;
+            file.write_exact_at(b + r.offset, &data[at..at + n]).map_err(|e| io(e.to_string()))?;
             at += n;
         }
         written.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -116,7 +115,7 @@ fn write_chunks(img: &mut Image, p: &Placement, file: &File, workers: usize, htt
 
 /// A grown NTFS partition gets a copy of its boot sector in its new last sector too, where
 /// `ntfsresize`, `ntfsfix` and Windows look for the backup before the volume is extended.
-fn grow_fixups(img: &Image, p: &Placement, file: &File) -> Result<Vec<String>> {
+fn grow_fixups(img: &Image, p: &Placement, file: &RwDevice) -> Result<Vec<String>> {
     let mut notes = Vec::new();
     for pl in &p.placed {
         let s = &img.manifest.partitions[pl.image_index];
@@ -125,11 +124,11 @@ fn grow_fixups(img: &Image, p: &Placement, file: &File) -> Result<Vec<String>> {
         }
         let bps = u64::from(s.fs_sector_size.unwrap_or(512));
         let mut boot = vec![0u8; bps as usize];
-        file.read_exact_at(&mut boot, pl.start).map_err(|e| io(format!("reading the NTFS boot sector back: {e}")))?;
+        file.read_back_at(pl.start, &mut boot).map_err(|e| io(format!("reading the NTFS boot sector back: {e}")))?;
         if &boot[3..11] != b"NTFS    " {
             return Err(io(format!("partition {} does not start with an NTFS boot sector after the lay-down", pl.number)));
         }
-        file.write_all_at(&boot, pl.start + pl.size - bps).map_err(|e| io(format!("writing the NTFS backup boot sector: {e}")))?;
+        file.write_exact_at(pl.start + pl.size - bps, &boot).map_err(|e| io(format!("writing the NTFS backup boot sector: {e}")))?;
         notes.push(format!("partition {}: NTFS boot sector copied to the partition's last sector (the volume grows at first boot)", pl.number));
     }
     Ok(notes)
@@ -137,7 +136,7 @@ fn grow_fixups(img: &Image, p: &Placement, file: &File) -> Result<Vec<String>> {
 
 /// Reads every written run back and checks each chunk's logical CRC-32; stops at the next
 /// chunk when `cancel` is raised.
-fn readback(img: &Image, p: &Placement, file: &File, workers: usize, sink: &dyn Sink, cancel: &Cancel) -> Result<()> {
+fn readback(img: &Image, p: &Placement, file: &RwDevice, workers: usize, sink: &dyn Sink, cancel: &Cancel) -> Result<()> {
     let mut base = vec![0u64; img.manifest.partitions.len()];
     for pl in &p.placed {
         base[pl.image_index] = pl.start;
@@ -168,9 +167,9 @@ fn readback(img: &Image, p: &Placement, file: &File, workers: usize, sink: &dyn 
                     let mut at = 0usize;
                     for r in index.runs_of(c) {
                         let n = r.len as usize;
-                        if let Err(e) = file.read_exact_at(&mut buf[at..at + n], b + r.offset) {
+                        if let Err(e) = file.read_back_at(b + r.offset, &mut buf[at..at + n]) {
                             if let Ok(mut x) = err.lock() {
-                                x.get_or_insert(io(format!("reading back byte {}: {e}", b + r.offset)));
+                                x.get_or_insert(io(e.to_string()));
                             }
                             return;
                         }

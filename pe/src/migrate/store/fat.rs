@@ -41,31 +41,23 @@ impl Geometry {
 
     /// Parses a FAT32 boot sector; `Err` says what does not fit.
     pub(crate) fn parse(b: &[u8; 512]) -> Result<Geometry, String> {
-        let u16_at = |i: usize| u64::from(u16::from_le_bytes([b[i], b[i + 1]]));
-        let u32_at = |i: usize| u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
         if b[510] != 0x55 || b[511] != 0xAA {
             return Err("no boot sector signature 55 AA".into());
         }
         if &b[82..90] != b"FAT32   " {
             return Err("the boot sector does not say FAT32".into());
         }
-        let sector = u16_at(11);
-        let per_cluster = u64::from(b[13]);
-        let reserved = u16_at(14);
-        let fats = u64::from(b[16]);
-        let total = if u16_at(19) != 0 { u16_at(19) } else { u32_at(32) };
-        let fat_sectors = u32_at(36);
+        let bpb = crate::fs::bpb::Bpb::decode(b);
+        let (sector, per_cluster) = (bpb.bytes_per_sector, bpb.sectors_per_cluster);
+        let (reserved, fats, fat_sectors) = (bpb.reserved_sectors, bpb.fats, bpb.sectors_per_fat);
         if !(512..=4096).contains(&sector) || !sector.is_power_of_two() {
             return Err(format!("a sector size of {sector}"));
         }
         if per_cluster == 0 || !per_cluster.is_power_of_two() || reserved == 0 || fats == 0 || fat_sectors == 0 {
             return Err("the boot sector's cluster, reserved or FAT fields are zero or invalid".into());
         }
-        let data_sector = reserved + fats * fat_sectors;
-        if data_sector >= total {
-            return Err("the FATs are larger than the volume".into());
-        }
-        let clusters = (total - data_sector) / per_cluster;
+        let data_sector = bpb.first_data_sector();
+        let clusters = bpb.clusters().ok_or("the FATs are larger than the volume")?;
         // Each cluster needs its 4-byte FAT entry.
         if clusters + 2 > fat_sectors * sector / 4 || clusters > 0x0FFF_FFF5 {
             return Err(format!("{clusters} clusters do not fit the FAT"));

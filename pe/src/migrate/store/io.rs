@@ -8,9 +8,10 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use crate::disk::write::WriteAt;
 
 const BLOCK: u64 = 4096;
 const COMBINE: usize = 1 << 20;
@@ -33,14 +34,14 @@ pub(crate) struct Disk<'a> {
 
 impl Disk<'_> {
     fn read_at(&self, at: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buf, self.start + at)
+        self.file.read_back_at(self.start + at, buf)
     }
 
     fn write_at(&self, at: u64, buf: &[u8]) -> io::Result<()> {
         if let Some(b) = self.budget {
             let left = b.left.load(Ordering::Relaxed);
             if buf.len() as u64 > left {
-                self.file.write_all_at(&buf[..left as usize], self.start + at)?;
+                self.file.write_exact_at(self.start + at, &buf[..left as usize])?;
                 b.left.store(0, Ordering::Relaxed);
                 if b.abort {
                     // A power cut: no flush, no unmount.
@@ -50,7 +51,7 @@ impl Disk<'_> {
             }
             b.left.store(left - buf.len() as u64, Ordering::Relaxed);
         }
-        self.file.write_all_at(buf, self.start + at)
+        self.file.write_exact_at(self.start + at, buf)
     }
 }
 
@@ -236,6 +237,7 @@ impl Seek for VolumeIo<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     #[test]
     fn cached_fat_and_combined_writes_reach_the_file_on_flush() {

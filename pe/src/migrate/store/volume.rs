@@ -2,9 +2,9 @@
 //! a whole disk by its locator; mounting it with fatfs for each operation; small files.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,6 +15,7 @@ use super::format::{self, CAPTURE_DIR};
 pub(crate) use super::io::VolumeIo;
 use super::io::{Disk, IoCache, WriteBudget};
 use super::manifest::{Manifest, MAX_MANIFEST_BYTES};
+use crate::disk::device::{Access, DeviceError};
 use crate::disk::write::RwDevice;
 
 /// The mounted volume, borrowed from a [`Store`].
@@ -102,11 +103,6 @@ fn io_at(store: &str, what: impl Into<String>) -> impl FnOnce(io::Error) -> Stor
     move |source| StoreError::Io { store: store.to_string(), what, source }
 }
 
-/// The size of a regular file or block device.
-fn file_size(mut file: &File) -> io::Result<u64> {
-    file.seek(SeekFrom::End(0))
-}
-
 impl Store {
     /// Opens `path`: a FAT32 volume (an image file or a partition device: a FAT32 boot
     /// sector at byte 0), or a whole disk whose store is found by its locator. With
@@ -118,25 +114,15 @@ impl Store {
     fn open_store(path: &Path, writable: bool) -> Result<Store, StoreError> {
         let name = path.display().to_string();
         let fail = |detail: String| StoreError::Open { path: name.clone(), detail };
-        let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot open it: {e}")))?;
-        let block = meta.file_type().is_block_device();
-        if !block && !meta.is_file() {
-            return Err(fail("it is neither an image file nor a block device".into()));
-        }
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(writable);
-        let excl = writable && block;
-        if excl {
-            opts.custom_flags(nix::libc::O_EXCL);
-        }
-        let file = opts.open(path).map_err(|e| {
-            if excl && e.raw_os_error() == Some(nix::libc::EBUSY) {
-                fail("it is in use (mounted?)".into())
-            } else {
-                fail(format!("cannot open it{}: {e}", if writable { " for writing" } else { "" }))
-            }
+        let access = match writable {
+            false => Access::ReadOnly,
+            true => Access::Exclusive,
+        };
+        let (file, info) = crate::disk::device::open(path, access).map_err(|e| match e {
+            DeviceError::Busy { .. } => fail("it is in use (mounted?)".into()),
+            e => fail(e.to_string()),
         })?;
-        let size = file_size(&file).map_err(|e| fail(format!("cannot get its size: {e}")))?;
+        let size = info.size;
         let mut boot = [0u8; 512];
         file.read_exact_at(&mut boot, 0).map_err(|e| fail(format!("cannot read its first sector: {e}")))?;
         let (start, len, kind, geometry) = match Geometry::parse(&boot) {
