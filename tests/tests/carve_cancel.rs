@@ -32,7 +32,7 @@ impl Sink for CancelAt {
 }
 
 fn opts() -> CarveOptions {
-    CarveOptions { job_name: "cancel".into(), repair_gpt: false }
+    CarveOptions { job_name: "cancel".into(), job_id: None, repair_gpt: false }
 }
 
 /// sha256 of the primary and the backup GPT areas of a 128 MiB fixture.

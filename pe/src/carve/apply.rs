@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -16,7 +15,7 @@ use super::{store, table};
 use crate::disk::device::{ReadAt, SharedDisk};
 use crate::disk::write::{blkpg, Patch, RwDevice, WriteAt};
 use crate::error::{Error, Hint, Result, Written};
-use crate::locator::{record, Locator, Snapshot, TableKind};
+use crate::locator::{record, Locator, Snapshot, TableKind, RESERVE};
 use crate::progress::{Cancel, Event, Meter, Sink};
 use crate::step::Step;
 
@@ -25,6 +24,8 @@ use crate::step::Step;
 pub struct CarveOptions {
     /// A short name for the job, kept in the locator.
     pub job_name: String,
+    /// The job's id, kept in the locator (the journal carries the same); `None`: a new one.
+    pub job_id: Option<[u8; 16]>,
     /// Rebuild a damaged GPT copy from the good one while writing.
     pub repair_gpt: bool,
 }
@@ -60,8 +61,6 @@ fn detail(name: &str, e: impl std::fmt::Display) -> String {
 /// the table (and so the disk's meaning) as it was.
 pub fn carve(disk: &Path, plan: &Plan, opts: &CarveOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Outcome> {
     let name = disk.display().to_string();
-    let started = Instant::now();
-    sink.event(&Event::Step { step: Step::Carve });
     cancel.check(Step::Carve, Written::Nothing)?;
     let dev = Arc::new(RwDevice::open(disk).map_err(|e| Error::io(Step::Carve, e.to_string()))?);
     let shared: SharedDisk = dev.clone();
@@ -70,7 +69,7 @@ pub fn carve(disk: &Path, plan: &Plan, opts: &CarveOptions, sink: &dyn Sink, can
         return Err(Error::refused(Step::Carve, format!("{name} changed since the plan was made")).hint(Hint::PlanAgain));
     }
     let internal = |what: &str, e: String| Error::internal(Step::Carve, format!("{name}: {what}: {e}"));
-    let job_id = random16();
+    let job_id = opts.job_id.unwrap_or_else(random16);
     let patch = table::patch(&shared, &state, plan, uuid::Uuid::from_bytes(random16())).map_err(|e| internal("planning the table write", e))?;
     let repairs = match &state.table {
         Editable::Gpt(t) => t.repairs.clone(),
@@ -113,7 +112,11 @@ pub fn carve(disk: &Path, plan: &Plan, opts: &CarveOptions, sink: &dyn Sink, can
         Error::io(Step::Carve, format!("{name}: {what}: {}", detail(&name, e))).written(Written::StoreOnly)
     };
     let m = Meter::start(sink, "formatting the store", fs_len);
-    dev.zero_at(store.start + fs_len, STORE_TAIL).map_err(|e| store_io("clearing the store tail", e))?;
+    // The tail is cleared except the journal reserve, which may already hold the job's journal.
+    let ss = u64::from(plan.before.sector_size);
+    let reserve_at = store.size - ss - RESERVE;
+    dev.zero_at(store.start + fs_len, reserve_at - fs_len).map_err(|e| store_io("clearing the store tail", e))?;
+    dev.zero_at(store.start + store.size - ss, ss).map_err(|e| store_io("clearing the store tail", e))?;
     let volume_id = u32::from_le_bytes([job_id[0], job_id[1], job_id[2], job_id[3]]);
     store::format(dev.as_ref(), store.start, fs_len, plan.before.sector_size, volume_id)
         .map_err(|e| store_io("formatting the store FAT32", e))?;
@@ -149,6 +152,5 @@ pub fn carve(disk: &Path, plan: &Plan, opts: &CarveOptions, sink: &dyn Sink, can
     if kernel_told > 0 {
         sink.log(&format!("the kernel now sees {kernel_told} changed partition(s) on {name}"));
     }
-    sink.event(&Event::StepDone { step: Step::Carve, secs: started.elapsed().as_secs_f64(), bytes: store.size });
     Ok(Outcome { locator: loc, table_writes: patch.ranges(), repairs, kernel_told })
 }

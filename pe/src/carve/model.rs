@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Hint};
 use crate::step::Step as JobStep;
@@ -20,7 +20,7 @@ pub const GIB: u64 = 1 << 30;
 /// and the tail copy of the locator (see `docs/store-format.md`).
 pub use crate::locator::{ALIGN, STORE_TAIL};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     Gpt,
@@ -37,7 +37,7 @@ impl Scheme {
 }
 
 /// What kind of entry a partition is. Every GPT entry is `Primary`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Primary,
@@ -48,7 +48,7 @@ pub enum Role {
 }
 
 /// One partition, in bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Part {
     /// As the kernel numbers it (`sda3` is 3; logical partitions from 5).
     pub number: u32,
@@ -68,7 +68,7 @@ impl Part {
 }
 
 /// A disk's partition table as the planner sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
     pub scheme: Scheme,
     pub sector_size: u32,
@@ -103,7 +103,7 @@ impl Layout {
 /// What a filesystem's allocation data says about the end of its partition: bytes
 /// `start .. end` (offsets inside the partition) are free. `end` is the partition size unless
 /// something the filesystem needs sits after the free run (the NTFS backup boot sector).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TailFree {
     pub number: u32,
     pub fs: String,
@@ -112,7 +112,7 @@ pub struct TailFree {
 }
 
 /// What the user asked for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Bytes the store's FAT32 volume must hold at least.
     pub store_bytes: u64,
@@ -120,7 +120,7 @@ pub struct Request {
     pub replace: Vec<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Strategy {
     /// (a) unallocated space.
@@ -132,7 +132,7 @@ pub enum Strategy {
 
 /// One change to the partition table, in the order the apply step makes them (all of them
 /// land in one table write).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// Shrink the entry of partition `number` (replaced by the image) to `to_size` bytes; its
@@ -146,7 +146,7 @@ pub enum Step {
 }
 
 /// Where the store goes and how it gets there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub strategy: Strategy,
     /// The store partition as it will be in the table.

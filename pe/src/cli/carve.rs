@@ -32,7 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         eprintln!("inplace: nothing was written; run again with --yes to carve the store");
         return Ok(0);
     }
-    let opts = CarveOptions { job_name: args.job_name.clone(), repair_gpt: args.plan.repair_gpt };
+    let opts = CarveOptions { job_name: args.job_name.clone(), job_id: None, repair_gpt: args.plan.repair_gpt };
     let out = crate::carve::carve(&args.plan.disk, &plan, &opts, &PlainProgress::new(), &Cancel::new())?;
     eprintln!(
         "inplace: carved store partition {} (job {}); locator at bytes {:?}",

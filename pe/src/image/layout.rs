@@ -44,7 +44,7 @@ pub struct Want {
     pub grow: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Placed {
     /// Index into the image's partitions.
     pub image_index: usize,
@@ -53,7 +53,7 @@ pub struct Placed {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Placement {
     pub placed: Vec<Placed>,
     /// Target partitions that stay exactly as they are.

@@ -23,16 +23,13 @@ use sha2::{Digest, Sha256};
 pub const MAGIC: &[u8; 8] = b"INPLJRNL";
 pub const VERSION: u16 = 1;
 pub const SLOT: usize = 32 * 1024;
-/// Both slots.
-pub const RESERVE: u64 = 2 * SLOT as u64;
+/// Both slots fill the store partition's reserve.
+pub const RESERVE: u64 = crate::locator::RESERVE;
+const _: () = assert!(2 * SLOT as u64 == RESERVE);
 const HEAD: usize = 64;
 pub const MAX_PAYLOAD: usize = SLOT - HEAD;
 
-/// Where the reserve starts, from the start of a store partition of `len` bytes on a disk with
-/// `sector`-byte sectors: it ends where the tail copy of the locator begins.
-pub fn offset_in_store(len: u64, sector: u32) -> Option<u64> {
-    len.checked_sub(u64::from(sector))?.checked_sub(RESERVE)
-}
+pub use crate::locator::reserve_offset as offset_in_store;
 
 /// Why a slot is not valid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

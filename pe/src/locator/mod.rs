@@ -16,5 +16,16 @@ pub use snapshot::Snapshot;
 pub const ALIGN: u64 = 1 << 20;
 
 /// Bytes at the end of the store partition that are not part of the FAT32 volume: the saved
-/// partition table and the tail copy of the locator live there.
+/// partition table, the job's journal reserve and the tail copy of the locator live there.
 pub const STORE_TAIL: u64 = 1 << 20;
+
+/// The job's journal reserve: the bytes just before the partition's last sector (where the
+/// tail copy of the locator is). A carve leaves them as they are: the job writes its journal
+/// there before the carve begins.
+pub const RESERVE: u64 = 64 << 10;
+
+/// Where the reserve starts, from the start of a store partition of `len` bytes with
+/// `sector`-byte sectors.
+pub fn reserve_offset(len: u64, sector: u32) -> Option<u64> {
+    len.checked_sub(u64::from(sector))?.checked_sub(RESERVE)
+}

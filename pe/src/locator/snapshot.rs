@@ -11,7 +11,7 @@ pub const MAGIC: &[u8; 8] = b"INPLTABL";
 pub const VERSION: u16 = 1;
 const HEADER: usize = 32;
 /// Largest snapshot: it must fit the store's tail area with the locator copy.
-pub const MAX_LEN: u64 = super::STORE_TAIL - 8192;
+pub const MAX_LEN: u64 = super::STORE_TAIL - super::RESERVE - 8192;
 
 /// Disk bytes saved from before the carve.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,11 +47,21 @@ pub fn open(disk: &Path, number: u32) -> Result<Source> {
             Severity::Warning => warnings.push(f.message.clone()),
         }
     }
+    let mut source = open_partition(disk, &partition, &subject)?;
+    source.warnings = warnings;
+    Ok(source)
+}
+
+/// Opens `partition` of `disk` through the extent the record gives (a job reads the old OS
+/// through the extent it planned with, whatever the table says after the carve), without
+/// asking the inventory again. `subject` names it in errors.
+pub fn open_partition(disk: &Path, partition: &Partition, subject: &str) -> Result<Source> {
+    let refused = |m: String| Error::refused(Step::Inspect, m);
     let fs = partition.fs.clone().ok_or_else(|| refused(format!("{subject}: no filesystem recognised")))?;
     let device = Device::open(disk).map_err(|e| Error::io(Step::Inspect, e.to_string()))?;
     let range = RangeReader::new(Arc::new(device), partition.start_bytes, partition.size_bytes);
     let reader = crate::fs::open(&fs, range)
         .ok_or_else(|| refused(format!("{subject}: inplace cannot read {fs} filesystems, so nothing on it can be captured")))?
         .map_err(|e| Error::damaged(Step::Inspect, format!("{subject}: {e}")))?;
-    Ok(Source { reader, partition, warnings })
+    Ok(Source { reader, partition: partition.clone(), warnings: Vec::new() })
 }

@@ -489,7 +489,7 @@ fn delete_on_image(label: &str) {
     let shared: crate::disk::device::SharedDisk = std::sync::Arc::new(crate::disk::device::Device::open(&disk).unwrap());
     let state = layout::read(&shared, "disk", None, false).unwrap();
     let plan = carve_plan::plan(&state.layout, &state.tails, &Request { store_bytes: 36 << 20, replace: vec![] }).unwrap();
-    let carve_opts = CarveOptions { job_name: "test".into(), repair_gpt: false };
+    let carve_opts = CarveOptions { job_name: "test".into(), job_id: None, repair_gpt: false };
     crate::carve::carve(&disk, &plan, &carve_opts, &crate::progress::Silent, &crate::progress::Cancel::new()).unwrap();
     let mut m = MemFs::default();
     let mut es = Vec::new();

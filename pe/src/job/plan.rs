@@ -1,0 +1,482 @@
+//! Planning a job, writing nothing: the disk the preset means, the old OS and what of it the
+//! rules keep, the store's size and where it goes, the image (checked: digest, pins, that it is
+//! a Linux image, that it fits) and where its partitions will lie. Every refusal happens here,
+//! before the first write. The same plan is printed by `inplace preset check --disk` and
+//! `inplace run --dry-run`, shown by the TUI, and recorded in the journal.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::select;
+use crate::carve::model::{Layout, Plan as CarvePlan, Request};
+use crate::error::{Error, Hint, Result};
+use crate::image::layout::{self, Placement, Target, TargetPart, Want};
+use crate::image::reader::{self, Image, Trust};
+use crate::inventory::{Disk, Inventory, Partition};
+use crate::migrate::entry::Why;
+use crate::migrate::rules;
+use crate::net::http::HttpOptions;
+use crate::preset::{Margin, Preset};
+use crate::progress::{Cancel, Sink};
+use crate::step::Step;
+use crate::units::human;
+
+const MIB: u64 = 1 << 20;
+/// fatfs cannot hold a file of 4 GiB or more: larger images are streamed, not staged.
+const FAT_FILE_MAX: u64 = (4 << 30) - 1;
+
+/// GPT partition types that belong to an installed OS (replaced by default): the ESP,
+/// Microsoft reserved, Windows recovery, Linux swap.
+const OS_TYPES: [&str; 4] = [
+    "c12a7328-f81f-11d2-ba4b-00a0c93ec93b",
+    "e3c9e316-0b5c-4db8-817d-f92df00215ae",
+    "de94bba4-06d1-4d40-a16a-bfd50179d6ac",
+    "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f",
+];
+
+/// Where the job runs: the disks it may choose from and what it needs around it.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// Every disk seen (the PE's scan, or the image files named on a host).
+    pub inventory: Inventory,
+    /// Where a disk's device is: `dev_dir/NAME` in the PE; `None`: the name is the path.
+    pub dev_dir: Option<PathBuf>,
+    /// Disks that are never candidates (the boot medium, the stick), by inventory name.
+    pub excluded: Vec<String>,
+    /// Where a relative image path is looked for, in order (the stick, the boot medium).
+    pub image_roots: Vec<PathBuf>,
+    /// The static program installed into the new OS as its restore agent.
+    pub agent: PathBuf,
+    /// Scratch directory for mounts.
+    pub work: PathBuf,
+    /// No one is there to answer: refuse what needs a person (an unpinned remote image).
+    pub unattended: bool,
+    pub http: HttpOptions,
+    pub workers: usize,
+    /// Add an NVRAM boot entry after the lay-down (the PE on UEFI).
+    pub efi_nvram: bool,
+}
+
+impl Env {
+    /// The device or image file of inventory disk `name`.
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        match &self.dev_dir {
+            Some(d) => d.join(name),
+            None => PathBuf::from(name),
+        }
+    }
+}
+
+/// The image as planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImagePlan {
+    /// The path or URL it is read from (a relative preset path resolved).
+    pub source: String,
+    pub digest: String,
+    /// `sha256`, `key`, `sha256 and key`, or `none`.
+    pub pinned_by: String,
+    pub file_len: u64,
+    pub logical_bytes: u64,
+    pub remote: bool,
+}
+
+/// What the rules leave out, one line a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub why: String,
+    pub items: u64,
+    pub bytes: u64,
+    /// A few examples.
+    pub examples: Vec<String>,
+}
+
+/// The job's plan, as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobPlan {
+    pub preset: Preset,
+    pub disk_path: PathBuf,
+    /// The old OS's partition, with the extent it had before the carve (the capture reads
+    /// through it).
+    pub source: Partition,
+    pub family: String,
+    pub users: Vec<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub left_out: Vec<LeftOut>,
+    /// Bytes asked for the store's FAT32 volume.
+    pub store_bytes: u64,
+    /// The store has room to hold a copy of the remote image before the lay-down.
+    pub stage: bool,
+    pub carve: CarvePlan,
+    pub image: ImagePlan,
+    pub replace: Vec<u32>,
+    pub keep: Vec<u32>,
+    pub placement: Placement,
+    /// After the restore: `keep`, `empty` or `delete`.
+    pub store_after: String,
+}
+
+impl JobPlan {
+    pub fn store_number(&self) -> u32 {
+        self.carve.store.number
+    }
+}
+
+/// A plan, the disk it is for, and the plan in words.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub disk: Disk,
+    pub plan: JobPlan,
+    pub lines: Vec<String>,
+}
+
+fn refused(problem: impl Into<String>) -> Error {
+    Error::refused(Step::Plan, problem)
+}
+
+/// Plans the job `preset` asks for in `env`. Writes nothing; reads the disks, the old OS's
+/// files' metadata and the image's metadata.
+pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<Planned> {
+    let image_spec = preset.image.as_ref().ok_or_else(|| {
+        refused(format!("preset {:?} names no image", preset.name)).hint(Hint::FixPreset).advice("add an [image] table with source and sha256 or key")
+    })?;
+    if env.unattended && image_spec.is_remote() && !image_spec.pinned() {
+        return Err(refused(format!(
+            "the image {} is downloaded but neither its sha256 nor a signing key is given, and no one is there to confirm it",
+            image_spec.source
+        ))
+        .hint(Hint::PinImage)
+        .hint(Hint::FixPreset));
+    }
+    let disk = select::select(&env.inventory.disks, &env.excluded, &preset.disk)?.clone();
+    sink.log(&format!("disk: {}", select::describe(&disk)));
+    let disk_path = env.path_of(&disk.name);
+    for f in &disk.findings {
+        if f.severity == crate::inventory::Severity::Error && !f.subject.contains("/partition") {
+            return Err(refused(format!("{}: {}", f.subject, f.message)));
+        }
+    }
+    let source = os_partition(&disk)?;
+    refuse_locked(&disk)?;
+    let family = source.os.as_ref().map(|o| o.family.clone()).unwrap_or_default();
+    let replace = match &preset.replace {
+        Some(r) => r.clone(),
+        None => default_replace(&disk, &source),
+    };
+    for n in &replace {
+        if !disk.partitions.iter().any(|p| p.number == *n) {
+            return Err(refused(format!("the preset's replace names partition {n}, which {} does not have", disk.name)).hint(Hint::FixPreset));
+        }
+    }
+    if !replace.contains(&source.number) {
+        return Err(refused(format!(
+            "the old OS is on partition {}, which the preset's replace list ({}) leaves in place; the new image must take it",
+            source.number,
+            list(&replace)
+        ))
+        .hint(Hint::FixPreset));
+    }
+
+    // What to keep of the old OS.
+    cancel.check(Step::Plan, crate::error::Written::Nothing)?;
+    let subject = format!("{}/partition {}", disk.name, source.number);
+    let mut src = crate::migrate::source::open_partition(&disk_path, &source, &subject).map_err(|e| e.in_step(Step::Plan))?;
+    let rules = rules::effective(None, Some(&family), &preset.migrate).map_err(|e| e.in_step(Step::Plan))?;
+    let sel = crate::migrate::select::select(src.reader.as_mut(), &rules, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
+    let est = crate::migrate::estimate::estimate(src.reader.as_mut(), &sel, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
+    let users: Vec<String> = sel.users.iter().map(|u| u.name.clone()).collect();
+    let left_out = left_out(&sel.skipped);
+    drop(src);
+
+    // The image, checked before anything is written.
+    let image = open_image(image_spec, env, sink, cancel)?;
+    refuse_non_linux(&image)?;
+    let margin = preset.store.margin.as_deref().map(Margin::parse).transpose().map_err(refused)?.unwrap_or(Margin::DEFAULT);
+    let capture_bytes = margin.apply(est.store_bytes).div_ceil(MIB) * MIB;
+    let want_stage = image.remote && image.file_len <= FAT_FILE_MAX;
+    let read = crate::carve::prepare::ReadOptions::default();
+    let (carve, stage) = {
+        let with_image = (capture_bytes + image.file_len + 16 * MIB).div_ceil(MIB) * MIB;
+        let staged = want_stage
+            .then(|| crate::carve::prepare(&disk_path, &Request { store_bytes: with_image, replace: replace.clone() }, read).ok())
+            .flatten();
+        match staged {
+            Some(p) => (p, true),
+            None => (
+                crate::carve::prepare(&disk_path, &Request { store_bytes: capture_bytes, replace: replace.clone() }, read)
+                    .map_err(|e| e.in_step(Step::Plan))?,
+                false,
+            ),
+        }
+    };
+    let carve = carve.plan;
+    let keep: Vec<u32> = disk.partitions.iter().map(|p| p.number).filter(|n| !replace.contains(n)).collect();
+    let placement = fit(&image.manifest_wants, &carve.after, &replace, carve.store.number).map_err(|e| {
+        refused(format!(
+            "the image {} does not fit {} beside the store and the kept partitions: {e}",
+            image.plan.source, disk.name
+        ))
+        .advice("use a smaller image, or replace more partitions")
+    })?;
+    let store_after = preset
+        .store
+        .after
+        .clone()
+        .or_else(|| preset.restore.cleanup.clone())
+        .unwrap_or_else(|| "keep".into());
+    if let (Some(a), Some(b)) = (&preset.store.after, &preset.restore.cleanup) {
+        if a != b {
+            return Err(refused(format!("the preset says store.after = {a:?} and restore.cleanup = {b:?}; give one of them")).hint(Hint::FixPreset));
+        }
+    }
+    let plan = JobPlan {
+        preset: preset.clone(),
+        disk_path,
+        source: source.clone(),
+        family,
+        users,
+        files: est.files,
+        bytes: est.bytes,
+        left_out,
+        store_bytes: carve.fs_bytes,
+        stage,
+        carve,
+        image: image.plan,
+        replace,
+        keep,
+        placement,
+        store_after,
+    };
+    let lines = describe(&disk, &plan);
+    Ok(Planned { disk, plan, lines })
+}
+
+/// The one partition holding an OS.
+fn os_partition(disk: &Disk) -> Result<Partition> {
+    let oses: Vec<&Partition> = disk.partitions.iter().filter(|p| p.os.is_some()).collect();
+    match oses.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(refused(format!("{} holds no installed OS that inplace recognises, so there is nothing to migrate", disk.name))),
+        many => Err(refused(format!(
+            "{} holds {} installed OSes (partitions {}); inplace migrates a disk with one OS",
+            disk.name,
+            many.len(),
+            list(&many.iter().map(|p| p.number).collect::<Vec<_>>())
+        ))),
+    }
+}
+
+/// BitLocker and LUKS cannot be read without their keys, and an encrypted partition would be
+/// replaced with its data unread: refuse.
+fn refuse_locked(disk: &Disk) -> Result<()> {
+    for p in &disk.partitions {
+        let what = match p.fs.as_deref() {
+            Some("bitlocker") => "BitLocker",
+            Some("luks") => "LUKS",
+            _ => continue,
+        };
+        return Err(refused(format!("partition {} of {} is encrypted with {what}; inplace cannot read it", p.number, disk.name))
+            .advice(format!("decrypt it in the old OS first (turn {what} off), then run the migration")));
+    }
+    Ok(())
+}
+
+/// The old OS's partitions: its own, the ESP, MSR, recovery and swap; data partitions stay.
+fn default_replace(disk: &Disk, source: &Partition) -> Vec<u32> {
+    let mut v: Vec<u32> = disk
+        .partitions
+        .iter()
+        .filter(|p| p.number == source.number || OS_TYPES.contains(&p.part_type.to_ascii_lowercase().as_str()) || p.fs.as_deref() == Some("swap"))
+        .map(|p| p.number)
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+struct OpenedImage {
+    plan: ImagePlan,
+    manifest_wants: Vec<Want>,
+    family: Option<&'static str>,
+    remote: bool,
+    file_len: u64,
+}
+
+fn open_image(spec: &crate::preset::ImageSpec, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<OpenedImage> {
+    let source = resolve(&spec.source, &env.image_roots)?;
+    let pin = |hex: &Option<String>| hex.as_deref().and_then(crate::image::format::unhex::<32>);
+    let trust = Trust { pin_sha256: pin(&spec.sha256), pin_key: pin(&spec.key) };
+    let img = reader::open(&source, &trust, &env.http, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
+    let pinned_by = match (&spec.sha256, &spec.key) {
+        (Some(_), Some(_)) => "sha256 and key",
+        (Some(_), None) => "sha256",
+        (None, Some(_)) => "key",
+        (None, None) => "none",
+    };
+    let remote = img.source.local_path().is_none();
+    let plan = ImagePlan {
+        source,
+        digest: img.digest_hex(),
+        pinned_by: pinned_by.into(),
+        file_len: img.header.file_len,
+        logical_bytes: img.logical_bytes(),
+        remote,
+    };
+    Ok(OpenedImage { manifest_wants: wants(&img), family: image_family(&img), remote, file_len: img.header.file_len, plan })
+}
+
+/// A relative path is looked for under each root in turn; URLs and absolute paths are used as
+/// they are.
+fn resolve(spec: &str, roots: &[PathBuf]) -> Result<String> {
+    if spec.contains("://") || Path::new(spec).is_absolute() {
+        if !spec.contains("://") && !Path::new(spec).exists() {
+            return Err(refused(format!("the image {spec} does not exist")).hint(Hint::FixPreset));
+        }
+        return Ok(spec.to_string());
+    }
+    for r in roots {
+        let p = r.join(spec);
+        if p.exists() {
+            return Ok(p.display().to_string());
+        }
+    }
+    let looked: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    Err(refused(format!(
+        "the image {spec} is not on {}",
+        if looked.is_empty() { "any medium (no stick or boot medium is mounted)".to_string() } else { looked.join(" nor ") }
+    ))
+    .hint(Hint::FixPreset))
+}
+
+fn wants(img: &Image) -> Vec<Want> {
+    img.manifest.partitions.iter().map(|p| Want { source_number: p.number, size: p.size, min_size: p.min_size, grow: p.grow }).collect()
+}
+
+/// `linux` when the image holds a Linux filesystem, `windows` when it holds NTFS and none.
+fn image_family(img: &Image) -> Option<&'static str> {
+    let fs: Vec<&str> = img.manifest.partitions.iter().filter_map(|p| p.fs.as_deref()).collect();
+    if fs.iter().any(|f| matches!(*f, "ext2" | "ext3" | "ext4" | "btrfs" | "xfs")) {
+        Some("linux")
+    } else if fs.contains(&"ntfs") {
+        Some("windows")
+    } else {
+        None
+    }
+}
+
+fn refuse_non_linux(img: &OpenedImage) -> Result<()> {
+    match img.family {
+        Some("linux") => Ok(()),
+        Some(other) => Err(refused(format!(
+            "the image {} holds a {other} system; inplace hands the restore off to Linux images only, so far",
+            img.plan.source
+        ))
+        .advice("use a Linux image (with systemd) as the new OS")),
+        None => Err(refused(format!("the image {} holds no Linux root filesystem to hand the restore off to", img.plan.source))),
+    }
+}
+
+/// Where the image's partitions go on the disk as it will be after the carve: every partition
+/// not replaced, and the store, stay.
+fn fit(wants: &[Want], after: &Layout, replace: &[u32], store: u32) -> std::result::Result<Placement, String> {
+    let t = Target {
+        sector_size: after.sector_size,
+        disk_bytes: after.disk_bytes,
+        usable_start: after.usable_start,
+        usable_end: after.usable_end,
+        slots: after.slots,
+        parts: after
+            .parts
+            .iter()
+            .map(|p| TargetPart { number: p.number, start: p.start, size: p.size, keep: p.number == store || !replace.contains(&p.number) })
+            .collect(),
+    };
+    layout::place(&t, wants).map_err(|e| e.to_string())
+}
+
+fn left_out(skipped: &[crate::migrate::entry::Skipped]) -> Vec<LeftOut> {
+    let mut groups: Vec<LeftOut> = Vec::new();
+    for s in skipped {
+        let why = match &s.why {
+            Why::Excluded { rule } => format!("excluded by the rule {rule}"),
+            Why::OverCap { cap } => format!("over the size cap of {}", human(*cap)),
+            Why::Unreadable { .. } => "unreadable".to_string(),
+            Why::NotCarried { detail } => format!("not carried: {}", detail.split(':').next().unwrap_or(detail)),
+        };
+        let g = match groups.iter_mut().position(|g| g.why == why) {
+            Some(i) => &mut groups[i],
+            None => {
+                groups.push(LeftOut { why, items: 0, bytes: 0, examples: Vec::new() });
+                groups.last_mut().unwrap_or_else(|| unreachable!())
+            }
+        };
+        g.items += 1;
+        g.bytes += s.size;
+        if g.examples.len() < 3 {
+            g.examples.push(s.source.clone());
+        }
+    }
+    groups
+}
+
+fn list(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The plan in words, one line each.
+pub fn describe(disk: &Disk, p: &JobPlan) -> Vec<String> {
+    let os = p.source.os.as_ref().map(|o| o.name.clone()).unwrap_or_default();
+    let mut v = vec![
+        format!("job {:?} on {}", p.preset.name, select::describe(disk)),
+        format!(
+            "capture: partition {} ({}, {os}), users {}: {} files, {}",
+            p.source.number,
+            p.source.fs.as_deref().unwrap_or("?"),
+            if p.users.is_empty() { "none".to_string() } else { p.users.join(", ") },
+            p.files,
+            human(p.bytes)
+        ),
+    ];
+    for l in &p.left_out {
+        v.push(format!("  left out: {} item(s), {}, {}: {}", l.items, human(l.bytes), l.why, l.examples.join(", ")));
+    }
+    v.push(format!(
+        "store: {} for the capture{} — {}",
+        human(p.store_bytes),
+        if p.stage { " and a copy of the image" } else { "" },
+        match p.carve.strategy {
+            crate::carve::model::Strategy::Unallocated => "in unallocated space".to_string(),
+            crate::carve::model::Strategy::FreeTail { number } => format!("from the free tail of partition {number}, no data moves"),
+        }
+    ));
+    v.push(format!(
+        "image: {} ({}, digest {}, pinned by {}), {} to write{}",
+        p.image.source,
+        human(p.image.file_len),
+        &p.image.digest[..16.min(p.image.digest.len())],
+        p.image.pinned_by,
+        human(p.image.logical_bytes),
+        if p.image.remote && !p.stage { ", streamed" } else { "" }
+    ));
+    v.push(format!("replace: partition(s) {}; keep: {}", list(&p.replace), if p.keep.is_empty() { "none".into() } else { list(&p.keep) }));
+    v.push("partitions after the lay-down:".into());
+    let mut rows: Vec<(u64, String)> = Vec::new();
+    for pl in &p.placement.placed {
+        rows.push((pl.start, format!("  {:>3}  {:>12} at byte {:>12}  new OS", pl.number, human(pl.size), pl.start)));
+    }
+    let s = &p.carve.store;
+    rows.push((s.start, format!("  {:>3}  {:>12} at byte {:>12}  store (INPLACE)", s.number, human(s.size), s.start)));
+    for n in &p.keep {
+        if let Some(part) = disk.partitions.iter().find(|x| x.number == *n) {
+            rows.push((part.start_bytes, format!("  {:>3}  {:>12} at byte {:>12}  kept ({})", n, human(part.size_bytes), part.start_bytes, part.fs.as_deref().unwrap_or("-"))));
+        }
+    }
+    rows.sort();
+    v.extend(rows.into_iter().map(|r| r.1));
+    v.push(format!("then: the new OS restores on its first boot; the store is then {}", match p.store_after.as_str() {
+        "delete" => "deleted and the OS partition grown into its space",
+        "empty" => "emptied and kept as extra space",
+        _ => "kept as it is",
+    }));
+    v
+}
