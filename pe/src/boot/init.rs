@@ -42,19 +42,24 @@ pub fn run() -> ! {
     }));
     let outcome = std::panic::catch_unwind(boot);
     let consoles = CONSOLES.get().cloned().unwrap_or_else(|| Arc::new(Consoles::open()));
-    let message = match outcome {
+    let (message, untouched) = match outcome {
         Ok(Ok(never)) => match never {},
-        Ok(Err(e)) => format!("{e:#}"),
-        Err(_) => "internal error (see the message above); this is a bug in inplace".to_string(),
+        Ok(Err(e)) => match e.downcast_ref::<crate::error::Error>() {
+            // A job's error says itself what it had written.
+            Some(engine) => (crate::ui::words::error(engine), false),
+            None => (format!("{e:#}"), true),
+        },
+        Err(_) => ("internal error (see the message above); this is a bug in inplace".to_string(), true),
     };
-    fatal(&consoles, &message)
+    fatal(&consoles, &message, untouched)
 }
 
 /// Shows a fatal error on every console, waits for a key, reboots.
-fn fatal(consoles: &Consoles, message: &str) -> ! {
+fn fatal(consoles: &Consoles, message: &str, untouched: bool) -> ! {
     consoles.line("");
     consoles.line(&format!("inplace: FATAL: {message}"));
-    consoles.line("inplace: the PE stopped before changing any disk. Note the message above, then press any key to reboot.");
+    let what = if untouched { "the PE stopped before changing any disk" } else { "the PE stopped" };
+    consoles.line(&format!("inplace: {what}. Note the message above, then press any key to reboot."));
     consoles.wait_key();
     power::restart()
 }
@@ -130,8 +135,23 @@ fn boot() -> anyhow::Result<Never> {
             let Some(preset) = preset else {
                 anyhow::bail!("inplace.action=unattended needs a preset: put preset.toml on the stick's INPLACE partition, on the ISO (scripts/build-pe --preset FILE), or pass inplace.preset=URL")
             };
-            events.log(&format!("preset {} asks for no disk changes; the inventory is recorded", preset.name));
-            write_report(&events, &run, &json, "completed");
+            loader.load_fs("ext4");
+            let env = super::unattended::env(&inventory, &media, &[config_root.clone(), medium_root.clone()], &run.firmware);
+            match super::unattended::run(&preset, &env, &events) {
+                Ok(outcome) => {
+                    let j = &outcome.journal;
+                    events.log(&format!("job {} on {}: {}", j.job_id, j.disk.name, j.state));
+                    for s in &j.steps {
+                        events.log(&format!("  {} {:.1} s, {}", s.step, s.secs, crate::units::human(s.bytes)));
+                    }
+                    events.log("the job's part in the PE is done: boot the disk to let the new OS restore the user's files");
+                    write_report(&events, &run, &json, j.state.name());
+                }
+                Err(e) => {
+                    write_report(&events, &run, &json, "failed");
+                    return Err(anyhow::Error::new(e));
+                }
+            }
             match preset.finish {
                 Finish::Poweroff => power::power_off(),
                 Finish::Reboot => power::restart(),

@@ -61,7 +61,8 @@ pub fn find(sys: &Path, dev: &Path) -> Media {
 }
 
 /// The whole-disk name of a block device (`sda3` → `sda`; `sda` → `sda`).
-fn parent_disk(sys: &Path, name: &str) -> String {
+/// The disk a block device `name` (a disk or a partition) belongs to.
+pub fn parent_disk(sys: &Path, name: &str) -> String {
     let class = sys.join("class/block").join(name);
     if class.join("partition").exists() {
         if let Ok(target) = std::fs::canonicalize(&class) {

@@ -13,3 +13,4 @@ pub mod power;
 pub mod preset_source;
 pub mod report;
 pub mod settle;
+pub mod unattended;

@@ -3,10 +3,13 @@
 mod capture;
 mod carve;
 mod console_ui;
+mod front;
 mod image;
 mod inspect;
+mod job;
 mod locate;
 mod plan;
+mod preset;
 pub mod render;
 mod restore;
 mod rollback;
@@ -47,6 +50,12 @@ enum Command {
     Restore(restore::Args),
     /// Show migration rules.
     Rules(rules::Args),
+    /// Run the whole job a preset describes on a disk, up to the hand-off to the new OS.
+    Run(job::RunArgs),
+    /// Continue the unfinished job on a disk.
+    Resume(job::ResumeArgs),
+    /// Check a preset, and the plan it would run on a disk.
+    Preset(preset::Args),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -64,6 +73,9 @@ pub fn run() -> i32 {
         Command::Store(args) => store::run(args),
         Command::Restore(args) => restore::run(args),
         Command::Rules(args) => rules::run(args),
+        Command::Run(args) => job::run(args),
+        Command::Resume(args) => job::resume(args),
+        Command::Preset(args) => preset::run(args),
     };
     match result {
         Ok(code) => code,

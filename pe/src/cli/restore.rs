@@ -24,8 +24,12 @@ pub struct Args {
     #[arg(long)]
     pub store: Option<PathBuf>,
     /// The new OS's root directory (`/` on first boot).
-    #[arg(long)]
-    pub root: PathBuf,
+    #[arg(long, required_unless_present = "first_boot")]
+    pub root: Option<PathBuf>,
+    /// The job's last steps in the new OS (run by inplace-restore.service): restore, clean up
+    /// as the job says, record the job done, and stop the unit from running again.
+    #[arg(long, conflicts_with_all = ["dry_run", "again", "cleanup", "conflict"])]
+    pub first_boot: bool,
     /// Check everything and show what would happen; write nothing anywhere.
     #[arg(long)]
     pub dry_run: bool,
@@ -50,6 +54,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    if args.first_boot {
+        let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let j = super::front::run(args.json, |sink, cancel| crate::job::first_boot::first_boot(&root, args.store.as_deref(), sink, cancel))?;
+        println!("job {} ({:?}): {}", j.job_id, j.name, j.state);
+        return Ok(0);
+    }
+    let root = args.root.clone().unwrap_or_default();
     let (path, how) = match restore::store_path(args.store.as_deref()) {
         Ok(x) => x,
         Err(e) => {
@@ -62,7 +73,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     }
     let store = Store::open(&path, !args.dry_run)?;
     let opts = Options {
-        root: args.root.clone(),
+        root: root.clone(),
         dry_run: args.dry_run,
         conflict: args.conflict.as_deref().and_then(Conflict::parse),
         create_users: args.create_users,
@@ -103,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                         restore::report::TARGET_TEXT,
                         restore::report::STORE_JSON,
                         restore::report::STORE_TEXT,
-                        root = args.root.display().to_string().trim_end_matches('/')
+                        root = root.display().to_string().trim_end_matches('/')
                     );
                 }
             }

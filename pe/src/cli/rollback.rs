@@ -1,7 +1,9 @@
-//! `inplace rollback`: put back the partition table a carve saved in its store.
+//! `inplace rollback`: put the disk back as it was before a job (or a bare carve): the saved
+//! partition table, and for a job, the store's area cleared.
 
 use std::path::PathBuf;
 
+use super::front;
 use crate::locator::rollback;
 use crate::progress::Cancel;
 use crate::ui::plain::PlainProgress;
@@ -16,6 +18,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    if let Some(found) = crate::job::rollback::find_job(&args.disk)? {
+        let j = &found.journal;
+        println!("job {} ({:?}) at state {}: roll back to the disk as it was before the job", j.job_id, j.name, j.state);
+        if !args.yes {
+            eprintln!("inplace: nothing was written; run again with --yes to roll the job back");
+            return Ok(0);
+        }
+        let j = front::run(false, |sink, cancel| crate::job::rollback::rollback(&args.disk, sink, cancel))?;
+        eprintln!("inplace: job {} rolled back: the old OS's partitions and table are as before the job", j.job_id);
+        return Ok(0);
+    }
     let prepared = match rollback::prepare(&args.disk) {
         Ok(p) => p,
         Err(e) => {
@@ -30,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         eprintln!("inplace: nothing was written; run again with --yes to restore the saved table");
         return Ok(0);
     }
-    rollback::roll_back(&prepared, &PlainProgress::new(), &Cancel::new())?;
+    rollback::roll_back(&prepared, &PlainProgress::with_words(super::render::error), &Cancel::new())?;
     eprintln!("inplace: restored the partition table saved by job {}", prepared.found.locator.job_id_hex());
     Ok(0)
 }

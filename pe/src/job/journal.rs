@@ -4,14 +4,13 @@
 //! (before the carve: of the partition the plan will make), and read back by a resume, a
 //! rollback and the first boot of the new OS.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-
 use serde::{Deserialize, Serialize};
 
 use super::reserve;
 use super::state::State;
-use crate::error::Error;
+use crate::disk::device::ReadAt;
+use crate::disk::write::WriteAt;
+use crate::error::{Error, Written};
 use crate::step::Step;
 
 pub const VERSION: u32 = 1;
@@ -102,20 +101,23 @@ impl<P> Journal<P> {
 
 impl<P: Serialize + for<'de> Deserialize<'de>> Journal<P> {
     /// Writes the next sequence number into the reserve at byte `at` of `dev`, and syncs.
-    pub fn write(&mut self, dev: &File, at: u64) -> Result<(), String> {
+    pub fn write(&mut self, dev: &dyn WriteAt, at: u64) -> Result<(), Error> {
+        let fail = |m: String| Error::io(self.state.next_step().unwrap_or(Step::Finish), m).written(Written::Disk);
         self.seq += 1;
-        let json = serde_json::to_vec(self).map_err(|e| format!("encoding the journal: {e}"))?;
-        let slot = reserve::encode(self.seq, &json)?;
-        dev.write_all_at(&slot, at + reserve::slot_offset(self.seq)).map_err(|e| format!("writing the journal: {e}"))?;
-        dev.sync_data().map_err(|e| format!("syncing the journal: {e}"))
+        let json = serde_json::to_vec(self).map_err(|e| fail(format!("encoding the journal: {e}")))?;
+        let slot = reserve::encode(self.seq, &json).map_err(fail)?;
+        dev.write_exact_at(at + reserve::slot_offset(self.seq), &slot).map_err(|e| fail(format!("writing the journal: {e}")))?;
+        dev.sync().map_err(|e| fail(format!("syncing the journal: {e}")))
     }
 
     /// The journal in the reserve at byte `at` of `dev`, if one is there and valid.
-    pub fn read(dev: &File, at: u64) -> Result<Option<Self>, String> {
+    pub fn read(dev: &dyn ReadAt, at: u64) -> Result<Option<Self>, Error> {
         let mut buf = vec![0u8; reserve::RESERVE as usize];
-        dev.read_exact_at(&mut buf, at).map_err(|e| format!("reading the journal reserve at byte {at}: {e}"))?;
+        dev.read_exact_at(at, &mut buf).map_err(|e| Error::io(Step::Inspect, format!("reading the journal reserve at byte {at}: {e}")))?;
         let Some((_, payload)) = reserve::newest(&buf) else { return Ok(None) };
-        serde_json::from_slice(payload).map(Some).map_err(|e| format!("the journal at byte {at} cannot be read: {e}"))
+        serde_json::from_slice(payload)
+            .map(Some)
+            .map_err(|e| Error::damaged(Step::Inspect, format!("the journal at byte {at} cannot be read: {e}")))
     }
 }
 
@@ -128,7 +130,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("disk");
         std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
-        let dev = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        let dev = crate::disk::write::RwDevice::open(&path).unwrap();
         let at = 4096;
         assert_eq!(Journal::<String>::read(&dev, at).unwrap(), None);
         let mut j = Journal::new("ab".repeat(16), "lab".into(), DiskId::default(), "plan".to_string());
@@ -147,7 +149,7 @@ mod tests {
         let json = serde_json::to_vec(&j).unwrap();
         let mut slot = reserve::encode(j.seq, &json).unwrap();
         slot[100..].fill(0);
-        dev.write_all_at(&slot, at + reserve::slot_offset(j.seq)).unwrap();
+        dev.write_exact_at(at + reserve::slot_offset(j.seq), &slot).unwrap();
         let back = Journal::<String>::read(&dev, at).unwrap().unwrap();
         assert_eq!(back.state, State::Capturing);
         assert_eq!(back.step(Step::Carve).unwrap().secs, 2.0);

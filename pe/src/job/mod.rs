@@ -2,12 +2,21 @@
 //!
 //! - [`plan`]: what the job will do, decided before anything is written.
 //! - [`journal`]: what the job is and how far it got.
+//! - [`find`]: where a job's journal is on a disk.
+//! - [`run`]: the job from plan to hand-off, resumable; [`steps`]: each PE step.
+//! - [`first_boot`]: restore, cleanup and done, inside the new OS.
+//! - [`rollback`]: the old OS back, up to the lay-down.
 //! - [`state`]: where a job is, and what comes next.
 //! - [`reserve`]: the journal's two slots at the end of the store partition.
 //! - [`select`]: which disk the preset means.
 
+pub mod find;
+pub mod first_boot;
 pub mod journal;
 pub mod plan;
 pub mod reserve;
+pub mod rollback;
 pub mod select;
+pub mod run;
 pub mod state;
+pub mod steps;

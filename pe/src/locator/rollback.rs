@@ -2,7 +2,6 @@
 //! [`prepare`] (find the store, check the saved copy; writes nothing), then [`roll_back`].
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -11,7 +10,7 @@ use super::snapshot::Snapshot;
 use crate::disk::device::{Device, ReadAt};
 use crate::disk::write::{Patch, RwDevice};
 use crate::error::{Error, Hint, Result, Written};
-use crate::progress::{Cancel, Event, Sink};
+use crate::progress::{Cancel, Sink};
 use crate::step::Step;
 
 /// Why the saved table cannot be put back.
@@ -74,8 +73,6 @@ pub fn prepare(disk: &Path) -> Result<Prepared> {
 /// leaves the disk untouched.
 pub fn roll_back(p: &Prepared, sink: &dyn Sink, cancel: &Cancel) -> Result<()> {
     let name = p.disk.display().to_string();
-    let started = Instant::now();
-    sink.event(&Event::Step { step: Step::Rollback });
     cancel.check(Step::Rollback, Written::Nothing)?;
     let dev = RwDevice::open(&p.disk).map_err(|e| Error::io(Step::Rollback, e.to_string()))?;
     if dev.size() != p.found.locator.disk_bytes {
@@ -86,7 +83,5 @@ pub fn roll_back(p: &Prepared, sink: &dyn Sink, cancel: &Cancel) -> Result<()> {
         // Writing it again is the way out of a partly written table.
         Error::io(Step::Rollback, format!("restoring the table: {e}")).written(Written::Disk).hint(Hint::Rollback { disk: name.clone() })
     })?;
-    let bytes = p.patch.ranges().iter().map(|r| r.1).sum();
-    sink.event(&Event::StepDone { step: Step::Rollback, secs: started.elapsed().as_secs_f64(), bytes });
     Ok(())
 }

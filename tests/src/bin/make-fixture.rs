@@ -1,13 +1,28 @@
 //! Writes one test fixture disk image: `make-fixture NAME OUT.img` (used by scripts/demo).
 
-use inplace_tests::{fixtures, migrate_fixtures};
+use inplace_tests::{debian, fixtures, migrate_fixtures};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(name), Some(out)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: make-fixture gpt_multi_os|mbr_extended|gpt_4k|blank|linux_migrate|windows_migrate OUT.img");
+        eprintln!(
+            "usage: make-fixture gpt_multi_os|mbr_extended|gpt_4k|blank|linux_migrate|windows_migrate|debian_old|debian_old_ntfs|debian_new OUT.img"
+        );
         std::process::exit(2);
     };
+    let debian = match name.as_str() {
+        "debian_old" => Some(debian::old_machine().disk),
+        "debian_old_ntfs" => Some(debian::old_machine_with_ntfs().disk),
+        "debian_new" => Some(debian::new_os_disk()),
+        _ => None,
+    };
+    if let Some(d) = debian {
+        // A sparse copy of the cached disk.
+        let status = std::process::Command::new("cp").args(["--sparse=always", "--reflink=auto"]).arg(&d.path).arg(out).status();
+        assert!(status.is_ok_and(|s| s.success()), "copying {}", d.path.display());
+        println!("{out}");
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let migrate = match name.as_str() {
         "linux_migrate" => Some(migrate_fixtures::linux_disk(dir.path())),

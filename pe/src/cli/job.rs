@@ -1,0 +1,128 @@
+//! `inplace run`, `inplace resume`: the whole job on a host, against a disk or a disk image,
+//! up to and including the hand-off (the new OS restores on its first boot).
+
+use std::path::{Path, PathBuf};
+
+use super::front;
+use crate::error::{Error, Hint, Result};
+use crate::job::plan::Env;
+use crate::job::run::{self, Outcome};
+use crate::net::http::HttpOptions;
+use crate::preset::Preset;
+use crate::step::Step;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The preset that describes the job.
+    #[arg(long)]
+    pub preset: PathBuf,
+    /// A disk or disk image the job may take (repeat for several; the preset's disk selector
+    /// chooses among them).
+    #[arg(long, required = true)]
+    pub disk: Vec<PathBuf>,
+    /// Plan and print the plan; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go ahead although the preset does not say `confirm = false`.
+    #[arg(long)]
+    pub yes: bool,
+    /// Events as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(clap::Args)]
+pub struct ResumeArgs {
+    /// The disk or disk image holding an unfinished job.
+    #[arg(long)]
+    pub disk: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+#[derive(clap::Args)]
+pub struct Common {
+    /// The static inplace program installed into the new OS as its restore agent (default:
+    /// this program, which must then be the static build).
+    #[arg(long)]
+    pub agent: Option<PathBuf>,
+    /// Decoder threads (default: one per CPU).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+/// Reads and parses a preset file.
+pub fn read_preset(path: &Path) -> Result<Preset> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::refused(Step::Preset, format!("reading preset {}: {e}", path.display())))?;
+    Preset::parse(&text, &path.display().to_string()).map_err(|e| Error::refused(Step::Preset, e.to_string()).hint(Hint::FixPreset))
+}
+
+/// The job's surroundings on a host: the disks named, relative image paths beside the preset.
+pub fn host_env(disks: &[PathBuf], preset: Option<&Path>, common: &Common) -> Env {
+    let inventory = crate::inventory::inspect_paths(disks);
+    let roots = preset.and_then(|p| p.parent()).map(|d| vec![if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() }]);
+    Env {
+        inventory,
+        dev_dir: None,
+        excluded: Vec::new(),
+        image_roots: roots.unwrap_or_default(),
+        agent: common.agent.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_default(),
+        work: std::env::temp_dir(),
+        unattended: true,
+        http: HttpOptions::default(),
+        workers: common.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+        efi_nvram: false,
+    }
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let preset = read_preset(&args.preset)?;
+    let env = host_env(&args.disk, Some(&args.preset), &args.common);
+    if args.dry_run {
+        let planned = front::run(args.json, |sink, cancel| run::dry_run(&preset, &env, sink, cancel))?;
+        if !args.json {
+            for l in &planned.lines {
+                println!("{l}");
+            }
+            println!("dry run: nothing was written");
+        }
+        return Ok(0);
+    }
+    if preset.confirm != Some(false) && !args.yes {
+        return Err(Error::refused(
+            Step::Plan,
+            format!("preset {} does not say confirm = false, so the job does not write without being told", args.preset.display()),
+        )
+        .advice("add confirm = false to the preset, or pass --yes after checking the plan with --dry-run")
+        .into());
+    }
+    let outcome = front::run(args.json, |sink, cancel| run::run(&preset, &env, sink, cancel))?;
+    summary(&outcome, args.json);
+    Ok(0)
+}
+
+pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
+    let env = host_env(std::slice::from_ref(&args.disk), None, &args.common);
+    let outcome = front::run(args.json, |sink, cancel| run::resume(&args.disk, &env, sink, cancel))?;
+    summary(&outcome, args.json);
+    Ok(0)
+}
+
+fn summary(o: &Outcome, json: bool) {
+    if json {
+        return;
+    }
+    let j = &o.journal;
+    println!("job {} ({:?}) on {}: {}", j.job_id, j.name, j.disk.name, j.state);
+    for s in &j.steps {
+        println!("  {:<9} {:>8.1} s  {:>12}  attempts {}", s.step.name(), s.secs, crate::units::human(s.bytes), s.attempts);
+    }
+    if j.state == crate::job::state::State::HandedOff {
+        println!("the new OS restores the user's files on its first boot: boot the disk");
+    }
+}

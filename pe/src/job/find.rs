@@ -1,0 +1,64 @@
+//! Finding a job's journal on a disk: in the reserve of the partition that holds the store
+//! (its FAT32 volume labelled `INPLACE`), or, before the carve wrote the table, in the reserve
+//! of the store partition the plan will make.
+
+use std::path::Path;
+
+use super::journal::Journal;
+use super::plan::JobPlan;
+use crate::disk::device::{Device, ReadAt};
+use crate::error::{Error, Result};
+use crate::inventory::Disk;
+use crate::locator::reserve_offset;
+use crate::step::Step;
+
+pub type Record = Journal<JobPlan>;
+
+/// A journal and where it is (byte offset of the reserve on the disk).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub at: u64,
+    pub journal: Record,
+}
+
+/// The reserve's offset on the disk for a store partition at `start`, `size` bytes long.
+pub fn reserve_at(start: u64, size: u64, sector: u32) -> Option<u64> {
+    reserve_offset(size, sector).map(|o| start + o)
+}
+
+/// The journal of the store partition of `disk` (as the inventory lists it), if any.
+pub fn on_disk(path: &Path, disk: &Disk) -> Result<Option<Found>> {
+    let dev = Device::open(path).map_err(|e| Error::io(Step::Inspect, e.to_string()))?;
+    let stores: Vec<_> = disk
+        .partitions
+        .iter()
+        .filter(|p| p.label.as_deref() == Some("INPLACE") || p.name.as_deref() == Some("inplace store"))
+        .collect();
+    let mut found: Option<Found> = None;
+    for p in stores {
+        let Some(at) = reserve_at(p.start_bytes, p.size_bytes, disk.logical_sector_size) else { continue };
+        if let Some(j) = read(&dev, at, disk.size_bytes)? {
+            if found.as_ref().is_none_or(|f| j.seq > f.journal.seq) {
+                found = Some(Found { at, journal: j });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The journal at `at` when it is there and is for a disk of `disk_bytes`.
+pub fn read(dev: &dyn ReadAt, at: u64, disk_bytes: u64) -> Result<Option<Record>> {
+    if at.checked_add(super::reserve::RESERVE).is_none_or(|end| end > dev.size()) {
+        return Ok(None);
+    }
+    Ok(Record::read(dev, at)?.filter(|j| j.disk.size_bytes == disk_bytes))
+}
+
+/// The journal in the reserve of the store partition a plan would make (a job cut before its
+/// carve wrote the table).
+pub fn planned(path: &Path, plan: &JobPlan) -> Result<Option<Found>> {
+    let dev = Device::open(path).map_err(|e| Error::io(Step::Inspect, e.to_string()))?;
+    let s = &plan.carve.store;
+    let Some(at) = reserve_at(s.start, s.size, plan.carve.before.sector_size) else { return Ok(None) };
+    Ok(read(&dev, at, plan.carve.before.disk_bytes)?.map(|journal| Found { at, journal }))
+}
