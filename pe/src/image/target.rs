@@ -111,7 +111,17 @@ pub fn read(path: &Path, keep: &[u32], store: Option<u32>, expect: &Expect, imag
     let disk: SharedDisk = Arc::new(dev);
     let ss = geometry.map(|g| g.logical_sector_size).unwrap_or_else(|| gpt_read::detect_sector_size(&disk));
     let inv = probe::probe(disk.clone(), Identity { name: name.clone(), logical_sector_size: Some(ss), transport: "file".into(), ..Identity::default() });
-    let errors: Vec<String> = inv.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("{}: {}", f.subject, f.message)).collect();
+    // What is wrong with a partition the lay-down replaces does not matter: it is overwritten.
+    let replaced = |subject: &str| {
+        let n = subject.strip_prefix(&format!("{name}/partition ")).and_then(|n| n.parse::<u32>().ok());
+        n.is_some_and(|n| !keep.contains(&n) && store != Some(n))
+    };
+    let errors: Vec<String> = inv
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error && !replaced(&f.subject))
+        .map(|f| format!("{}: {}", f.subject, f.message))
+        .collect();
     if let Some(want) = expect.size {
         if want != size {
             return Err(Error::refused(STEP, format!("{name} is {size} bytes, not the {want} bytes expected: this looks like the wrong disk")).advice(WRONG_DISK));

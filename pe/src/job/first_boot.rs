@@ -12,6 +12,7 @@ use super::state::State;
 use crate::disk::device::{Device, ReadAt};
 use crate::disk::write::RwDevice;
 use crate::error::{Error, Result, Written};
+use crate::migrate::restore::report::{CleanupReport, Report};
 use crate::migrate::restore::{self, cleanup, users::Useradd, Cleanup, Finished, Options};
 use crate::migrate::store::{Store, StoreKind};
 use crate::progress::{Cancel, Event, Sink};
@@ -115,16 +116,25 @@ pub fn first_boot(root: &Path, store_path: Option<&Path>, sink: &dyn Sink, cance
             format!("job {} is at {}: the PE has not finished its part; boot the PE again to resume it", j.job_id, j.state),
         ));
     }
+    let mut report = None;
     if j.state <= State::Restoring {
         let path = path.clone().ok_or_else(|| Error::io(Step::Restore, "the store is gone before the restore"))?;
-        restore_step(&mut j, &path, place.as_ref(), &root, sink, cancel)?;
+        report = restore_step(&mut j, &path, place.as_ref(), &root, sink, cancel)?;
     }
-    cleanup_step(&mut j, path.as_deref(), place.as_ref(), &root, sink, cancel)?;
+    let cleanup = cleanup_step(&mut j, path.as_deref(), place, &root, sink, cancel)?;
+    // The restore's report said the store was kept (the job cleans up after it): say what was
+    // done.
+    if let Some(mut r) = report {
+        r.cleanup = Some(cleanup);
+        if let Err(e) = restore::report::write_to_target_dir(&root, &r) {
+            sink.warn(&format!("the restore report could not be updated with the cleanup: {e}"));
+        }
+    }
     disable_unit(&root);
     Ok(j)
 }
 
-fn restore_step(j: &mut Record, path: &Path, place: Option<&Place>, root: &Path, sink: &dyn Sink, cancel: &Cancel) -> Result<()> {
+fn restore_step(j: &mut Record, path: &Path, place: Option<&Place>, root: &Path, sink: &dyn Sink, cancel: &Cancel) -> Result<Option<Box<Report>>> {
     let t = Instant::now();
     j.begin(Step::Restore, now());
     record(j, place, root)?;
@@ -132,24 +142,24 @@ fn restore_step(j: &mut Record, path: &Path, place: Option<&Place>, root: &Path,
     let store = Store::open(path, true).map_err(|e| e.in_step(Step::Restore))?;
     let opts = Options { root: root.to_path_buf(), cleanup: Some(Cleanup::Keep), ..Default::default() };
     let result = restore::restore(store, &opts, &mut Useradd, sink, cancel);
-    let bytes = match result {
-        Ok(Finished::Done(report)) if report.complete() => report.totals.bytes,
-        Ok(Finished::AlreadyRestored(_)) => 0,
+    let (bytes, report) = match result {
+        Ok(Finished::Done(report)) if report.complete() => (report.totals.bytes, Some(report)),
+        Ok(Finished::AlreadyRestored(_)) => (0, None),
         Ok(Finished::Done(report)) => {
             let e = Error::io(
                 Step::Restore,
                 format!("{} entries were not restored (see /var/log/inplace/restore-report.txt); the restore runs again at the next boot", report.totals.failed),
             )
             .written(Written::Disk);
-            return fail(j, place, root, sink, e);
+            return fail(j, place, root, sink, e).map(|()| None);
         }
-        Err(e) => return fail(j, place, root, sink, e),
+        Err(e) => return fail(j, place, root, sink, e).map(|()| None),
     };
     let secs = t.elapsed().as_secs_f64();
     j.end(Step::Restore, now(), secs, bytes);
     record(j, place, root)?;
     sink.event(&Event::StepDone { step: Step::Restore, secs, bytes });
-    Ok(())
+    Ok(report)
 }
 
 fn fail(j: &mut Record, place: Option<&Place>, root: &Path, sink: &dyn Sink, e: Error) -> Result<()> {
@@ -159,20 +169,28 @@ fn fail(j: &mut Record, place: Option<&Place>, root: &Path, sink: &dyn Sink, e: 
     Err(e)
 }
 
-fn cleanup_step(j: &mut Record, path: Option<&Path>, place: Option<&Place>, root: &Path, sink: &dyn Sink, cancel: &Cancel) -> Result<()> {
+fn cleanup_step(
+    j: &mut Record,
+    path: Option<&Path>,
+    place: Option<Place>,
+    root: &Path,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<CleanupReport> {
     cancel.check(Step::Cleanup, Written::Disk)?;
     let t = Instant::now();
     let mode = Cleanup::parse(&j.plan.store_after).unwrap_or_default();
     j.begin(Step::Cleanup, now());
-    record(j, place, root)?;
+    record(j, place.as_ref(), root)?;
     sink.event(&Event::Step { step: Step::Cleanup });
+    let mut place = place;
     let detail = match (mode, path) {
         (Cleanup::Keep, _) => vec!["the store is kept as it is".to_string()],
         (Cleanup::Empty, Some(p)) => {
             let mut store = Store::open(p, true).map_err(|e| e.in_step(Step::Cleanup))?;
             let r = cleanup::empty(&mut store, false);
             if !r.done {
-                return fail(j, place, root, sink, Error::io(Step::Cleanup, r.detail.join("; ")).written(Written::Disk));
+                return fail(j, place.as_ref(), root, sink, Error::io(Step::Cleanup, r.detail.join("; ")).written(Written::Disk)).map(|()| r);
             }
             r.detail
         }
@@ -180,13 +198,15 @@ fn cleanup_step(j: &mut Record, path: Option<&Path>, place: Option<&Place>, root
             let store = Store::open(p, true).map_err(|e| e.in_step(Step::Cleanup))?;
             let site = cleanup::site_of(&store).map_err(|e| Error::io(Step::Cleanup, e))?;
             drop(store);
+            // Nothing of the store may stay open: the kernel refuses to drop a partition in use.
+            drop(place.take());
             // The journal goes with the store: the copy in the new OS carries on.
             j.end(Step::Cleanup, now(), t.elapsed().as_secs_f64(), 0);
             j.state = State::CleaningUp;
             save_copy(root, j);
             let r = cleanup::delete(&site, false);
             if !r.done {
-                return fail(j, None, root, sink, Error::io(Step::Cleanup, r.detail.join("; ")).written(Written::Disk));
+                return fail(j, None, root, sink, Error::io(Step::Cleanup, r.detail.join("; ")).written(Written::Disk)).map(|()| r);
             }
             r.detail
         }
@@ -197,10 +217,9 @@ fn cleanup_step(j: &mut Record, path: Option<&Path>, place: Option<&Place>, root
     }
     let secs = t.elapsed().as_secs_f64();
     j.end(Step::Cleanup, now(), secs, 0);
-    let place = if mode == Cleanup::Delete { None } else { place };
-    record(j, place, root)?;
+    record(j, place.as_ref(), root)?;
     sink.event(&Event::StepDone { step: Step::Cleanup, secs, bytes: 0 });
-    Ok(())
+    Ok(CleanupReport { mode: mode.as_str().into(), done: true, detail })
 }
 
 /// Where the store will be looked for when none is given (for messages).
