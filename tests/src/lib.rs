@@ -3,6 +3,7 @@
 
 pub mod carve_fixtures;
 pub mod debian;
+pub mod e2e;
 pub mod fixtures;
 pub mod http_server;
 pub mod migrate_fixtures;

@@ -93,9 +93,10 @@ fn boot() -> anyhow::Result<Never> {
         mount_or_warn(&events, dev, Path::new(CONFIG_MOUNT), "vfat", false)
     });
     let cmdline_preset = params.get("preset");
+    let mut network_up = false;
     if cmdline_preset.is_some_and(|p| p.starts_with("http://") || p.starts_with("https://")) || params.get("net") == Some("dhcp") {
-        let up = net::bring_up(Path::new("/sys"), NET_TIMEOUT, &crate::progress::Silent, &crate::progress::Cancel::new()).map_err(in_words)?;
-        events.log(&format!("network: {} is {}/{} via DHCP from {}", up.interface, up.lease.address, up.lease.netmask, up.lease.server));
+        bring_up_network(&events)?;
+        network_up = true;
     }
     let found = preset_source::load(cmdline_preset, config_root.as_deref(), medium_root.as_deref(), &|url| {
         net::http::get_text(url, PRESET_LIMIT).map_err(in_words)
@@ -109,6 +110,9 @@ fn boot() -> anyhow::Result<Never> {
         }
         Found::None => None,
     };
+    if !network_up && preset.as_ref().and_then(|p| p.image.as_ref()).is_some_and(|i| i.is_remote()) {
+        bring_up_network(&events)?;
+    }
 
     let inventory = crate::inventory::scan_system(Path::new("/sys"), Path::new("/dev"));
     let json = serde_json::to_string_pretty(&inventory)?;
@@ -205,6 +209,13 @@ fn write_report(events: &ConsoleLog, run: &Run, inventory_json: &str, result: &s
     if let Err(e) = report::write(root, &folder, &files) {
         events.warn(&format!("could not write the report on the stick: {e:#}"));
     }
+}
+
+/// DHCP on the first wired interface that gets a lease.
+fn bring_up_network(events: &ConsoleLog) -> anyhow::Result<()> {
+    let up = net::bring_up(Path::new("/sys"), NET_TIMEOUT, &crate::progress::Silent, &crate::progress::Cancel::new()).map_err(in_words)?;
+    events.log(&format!("network: {} is {}/{} via DHCP from {}", up.interface, up.lease.address, up.lease.netmask, up.lease.server));
+    Ok(())
 }
 
 fn mount_or_warn(events: &ConsoleLog, dev: &Path, target: &Path, fstype: &str, read_only: bool) -> Option<std::path::PathBuf> {
