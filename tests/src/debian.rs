@@ -12,6 +12,9 @@
 //!   keyfile, homes with files of every kind; GPT with an ESP and the ext4 root filling the disk
 //!   (no unallocated space: the store must come from the root's free tail).
 //! - [`old_machine_with_ntfs`]: the same plus an NTFS data partition holding `Users\Carol`.
+//! - [`old_machine_with_big_sparse`]: the old machine whose alice also has a 2 GiB sparse file
+//!   (a VM disk, say) holding 256 KiB of data at its start and 4 bytes at its end: its apparent
+//!   size is half the disk.
 //!
 //! Each old machine comes with the [`Manifest`] a migration must reproduce, computed from the
 //! source tree (lstat, sha256, xattrs, the ACL xattr) before `mkfs.ext4 -d` copied it, never with
@@ -204,15 +207,40 @@ pub fn new_os_disk() -> DebianDisk {
 /// The old machine (cached): 4 GiB GPT, 1 = ESP (256 MiB), 2 = ext4 root up to the last usable
 /// sector (no unallocated space).
 pub fn old_machine() -> OldMachine {
-    let (disk, manifest) = cached("old-machine", |dir| build_old(dir, "old-machine", false));
+    let (disk, manifest) = cached("old-machine", |dir| build_old(dir, "old-machine", OldExtras::default()));
     OldMachine { disk, manifest }
 }
 
 /// The old machine with a data partition (cached): 4 GiB GPT, 1 = ESP, 2 = ext4 root (2.5 GiB),
 /// 3 = NTFS `DATA` up to the last usable sector with a Windows-like `Users\Carol` profile.
 pub fn old_machine_with_ntfs() -> OldMachine {
-    let (disk, manifest) = cached("old-machine-ntfs", |dir| build_old(dir, "old-machine-ntfs", true));
+    let extras = OldExtras { ntfs: true, ..OldExtras::default() };
+    let (disk, manifest) = cached("old-machine-ntfs", |dir| build_old(dir, "old-machine-ntfs", extras));
     OldMachine { disk, manifest }
+}
+
+/// Where alice's big sparse file is, in her home, on [`old_machine_with_big_sparse`].
+pub const BIG_SPARSE: &str = "vm/big-sparse.img";
+/// Its size: 2 GiB, of which the first 256 KiB (random, a boot area that does not compress) and
+/// the last 4 bytes (`DATA`) are data.
+pub const BIG_SPARSE_SIZE: u64 = 2 * GIB;
+
+/// The old machine (cached) with [`BIG_SPARSE`] in alice's home: [`BIG_SPARSE_SIZE`] bytes of
+/// which only the first 256 KiB and the last 4 bytes are written, so its filesystem stores
+/// 65 blocks of it. Its head is what an estimate sampling the file's start would see.
+pub fn old_machine_with_big_sparse() -> OldMachine {
+    let extras = OldExtras { big_sparse: true, ..OldExtras::default() };
+    let (disk, manifest) = cached("old-machine-big-sparse", |dir| build_old(dir, "old-machine-big-sparse", extras));
+    OldMachine { disk, manifest }
+}
+
+/// What an old machine has besides the common content.
+#[derive(Debug, Clone, Copy, Default)]
+struct OldExtras {
+    /// An NTFS data partition with Carol's profile.
+    ntfs: bool,
+    /// [`BIG_SPARSE`] in alice's home.
+    big_sparse: bool,
 }
 
 // ---- the expected manifest -------------------------------------------------------------------------
@@ -258,6 +286,9 @@ pub struct ManifestEntry {
     /// The extended POSIX access ACL in `getfacl` form with names (`user:bob:rw-`), all entries
     /// including `user::`, `group::`, `mask::` and `other::`; empty without one.
     pub acl: Vec<String>,
+    /// A directory's default ACL, in the same form; empty without one.
+    #[serde(default)]
+    pub default_acl: Vec<String>,
     /// Names of one inode share a group (the source inode number).
     pub link_group: Option<u64>,
     /// A sparse file's non-zero runs `(offset, bytes)`; everything else reads as zeros.
@@ -583,7 +614,8 @@ fn build_new_os(dir: &Path) -> DebianDisk {
 
 const OLD_DISK_SIZE: u64 = 4 * GIB;
 
-fn build_old(dir: &Path, name: &str, with_ntfs: bool) -> (DebianDisk, Manifest) {
+fn build_old(dir: &Path, name: &str, extras: OldExtras) -> (DebianDisk, Manifest) {
+    let with_ntfs = extras.ntfs;
     let work = dir.join("work");
     fs::create_dir_all(&work).unwrap();
     let root = work.join("root");
@@ -647,7 +679,7 @@ fn build_old(dir: &Path, name: &str, with_ntfs: bool) -> (DebianDisk, Manifest) 
 
     // Homes.
     let mut excluded = Vec::new();
-    populate_alice(&root, &mut excluded);
+    populate_alice(&root, &mut excluded, extras.big_sparse);
     populate_bob(&root, &mut excluded);
     let excluded: Vec<Excluded> =
         excluded.into_iter().map(|p: String| Excluded { partition: 2, source: p.into_bytes(), reason: "excluded".into() }).collect();
@@ -787,6 +819,10 @@ impl Writer {
         run(Command::new("setfacl").args(["-m", spec]).arg(self.p(rel.as_bytes())));
     }
 
+    fn default_acl(&self, rel: &str, spec: &str) {
+        run(Command::new("setfacl").args(["-d", "-m", spec]).arg(self.p(rel.as_bytes())));
+    }
+
     fn set_times(&mut self) {
         self.times.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.iter().filter(|b| **b == b'/').count()));
         for (rel, t) in &self.times {
@@ -795,8 +831,8 @@ impl Writer {
     }
 }
 
-/// alice's home: documents of every kind, about 6 MiB.
-fn populate_alice(root: &Path, excluded: &mut Vec<String>) {
+/// alice's home: documents of every kind, about 6 MiB (and [`BIG_SPARSE`] with `big_sparse`).
+fn populate_alice(root: &Path, excluded: &mut Vec<String>, big_sparse: bool) {
     let mut w = Writer { root: root.join("home/alice"), owner: (1000, 1000), times: Vec::new() };
     let day = 86400;
     w.dir("Documents", 0o755, T0 - 2 * day);
@@ -829,6 +865,10 @@ fn populate_alice(root: &Path, excluded: &mut Vec<String>) {
     w.symlink("notes-link", "Documents/notes.txt", T0 - 60 * day);
     w.dir("vm", 0o755, T0 - 70 * day);
     w.sparse_file("vm/disk.img", 64 * MIB, &[(0, b"SPARSE head"), (40 * MIB + 7, b"middle of the sparse file"), (64 * MIB - 4, b"END!")], T0 - 70 * day);
+    if big_sparse {
+        let head = content("big sparse head", 256 * 1024, Content::Random);
+        w.sparse_file(BIG_SPARSE, BIG_SPARSE_SIZE, &[(0, &head), (BIG_SPARSE_SIZE - 4, b"DATA")], T0 - 71 * day);
+    }
     // Excluded by the built-in rules.
     w.dir(".cache", 0o700, T0 - 10);
     w.dir(".cache/thumbnails", 0o700, T0 - 10);
@@ -842,6 +882,10 @@ fn populate_alice(root: &Path, excluded: &mut Vec<String>) {
     w.file(".local/share/Trash/files/old draft.txt", b"thrown away\n", 0o644, T0 - 81 * day);
     w.dir(".ssh", 0o700, T0 - 90 * day);
     w.file(".ssh/authorized_keys", b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixture bob@laptop\n", 0o600, T0 - 90 * day);
+    // Set last, so nothing written above inherits it: a default ACL (bob may read what is made
+    // in projects/ from now on) and an attribute on the directory itself.
+    w.default_acl("Documents/projects", "u:1234:r-x");
+    w.xattr("Documents/projects", "user.xdg.origin.url", b"https://example.com/projects");
     w.times.push((Vec::new(), T0 - 60));
     w.set_times();
     excluded.extend(["/home/alice/.cache".to_string(), "/home/alice/.local/share/Trash".to_string()]);
@@ -933,14 +977,14 @@ fn entry_of(p: &Path, user: Option<&str>, rel: &[u8], partition: u32, owners: &O
     let target = (kind == Kind::Symlink).then(|| fs::read_link(p).unwrap().as_os_str().as_bytes().to_vec());
     let is_sparse = kind == Kind::File && m.blocks() * 512 < m.len() / 4;
     let name = |map: &BTreeMap<u32, String>, id: u32| map.get(&id).cloned().unwrap_or_else(|| panic!("{}: id {id} has no name", p.display()));
-    let (owner, group, mode, (xattrs, acl)) = match owners {
+    let (owner, group, mode, (xattrs, acl, default_acl)) = match owners {
         Owners::Ids(users, groups) => (
             name(users, m.uid()),
             Some(name(groups, m.gid())),
             Some(m.mode() & 0o7777),
-            if kind == Kind::Symlink { (BTreeMap::new(), Vec::new()) } else { xattrs_of(p, users, groups) },
+            if kind == Kind::Symlink { (BTreeMap::new(), Vec::new(), Vec::new()) } else { xattrs_of(p, users, groups) },
         ),
-        Owners::Profile(account) => (account.to_string(), None, None, (BTreeMap::new(), Vec::new())),
+        Owners::Profile(account) => (account.to_string(), None, None, (BTreeMap::new(), Vec::new(), Vec::new())),
     };
     ManifestEntry {
         partition,
@@ -961,17 +1005,21 @@ fn entry_of(p: &Path, user: Option<&str>, rel: &[u8], partition: u32, owners: &O
         target,
         xattrs,
         acl,
+        default_acl,
         link_group: (kind == Kind::File && m.nlink() > 1).then_some(m.ino()),
         sparse_runs: if is_sparse { nonzero_runs(p, 16 * MIB) } else { None },
     }
 }
 
-/// The `user.*` xattrs of `p`, and its access ACL decoded from `system.posix_acl_access`.
-fn xattrs_of(p: &Path, users: &BTreeMap<u32, String>, groups: &BTreeMap<u32, String>) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
+/// The `user.*` xattrs of `p`, and its access and default ACLs decoded from
+/// `system.posix_acl_access` and `system.posix_acl_default`.
+#[allow(clippy::type_complexity)]
+fn xattrs_of(p: &Path, users: &BTreeMap<u32, String>, groups: &BTreeMap<u32, String>) -> (BTreeMap<String, Vec<u8>>, Vec<String>, Vec<String>) {
     let mut list = vec![0u8; 4096];
     let n = rustix::fs::llistxattr(p, &mut list[..]).unwrap_or(0);
     let mut xattrs = BTreeMap::new();
     let mut acl = Vec::new();
+    let mut default_acl = Vec::new();
     for name in list[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name = String::from_utf8_lossy(name).into_owned();
         let mut v = vec![0u8; 65536];
@@ -981,9 +1029,11 @@ fn xattrs_of(p: &Path, users: &BTreeMap<u32, String>, groups: &BTreeMap<u32, Str
             xattrs.insert(name, v);
         } else if name == "system.posix_acl_access" {
             acl = decode_acl(&v, users, groups);
+        } else if name == "system.posix_acl_default" {
+            default_acl = decode_acl(&v, users, groups);
         }
     }
-    (xattrs, acl)
+    (xattrs, acl, default_acl)
 }
 
 /// A POSIX ACL xattr (version 2: `{tag u16, perm u16, id u32}` entries) in `getfacl` form.

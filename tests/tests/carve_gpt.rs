@@ -21,7 +21,7 @@ fn files_read_back(d: &CarveDisk, fs: &str, part: Span) {
     let mut reader = inplace::fs::open(fs, RangeReader::new(disk, part.start, part.size)).expect("a reader").expect("opens");
     for (name, data) in &d.files {
         let mut out = Vec::new();
-        reader.read_file(name, &mut out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        reader.read_file(name.as_bytes(), &mut out).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(Sha256::digest(&out), Sha256::digest(data), "{name}");
     }
 }

@@ -113,6 +113,9 @@ fn check_root(m: &OldMachine, dir: &Path) {
         if !e.acl.is_empty() {
             assert!(ea.contains("system.posix_acl_access"), "{}: no ACL on disk:\n{ea}", e.display());
         }
+        if !e.default_acl.is_empty() {
+            assert!(ea.contains("system.posix_acl_default"), "{}: no default ACL on disk:\n{ea}", e.display());
+        }
     }
     assert!(files >= 20, "only {files} files checked");
 
@@ -133,6 +136,9 @@ fn check_root(m: &OldMachine, dir: &Path) {
     let names: BTreeMap<u32, String> = m.manifest.accounts.iter().map(|a| (a.uid, a.name.clone())).collect();
     let gnames: BTreeMap<u32, String> = m.manifest.accounts.iter().map(|a| (a.gid, a.name.clone())).collect();
     assert_eq!(debian::decode_acl(&bytes, &names, &gnames), shared.acl);
+    let projects = alice("Documents/projects");
+    assert_eq!(projects.default_acl, ["user::rwx", "user:bob:r-x", "group::r-x", "mask::r-x", "other::r-x"]);
+    assert!(projects.xattrs.contains_key("user.xdg.origin.url"));
     let h1 = alice("Documents/report.txt");
     assert!(h1.link_group.is_some() && h1.link_group == alice("Documents/report (hard link).txt").link_group);
     assert!(debugfs(&fs, b"stat /home/alice/Documents/report.txt").contains("Links: 2"));

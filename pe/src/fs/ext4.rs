@@ -2,24 +2,26 @@
 //! `metadata_csum`). It refuses `inline_data`, `casefold`, `meta_bg` and encrypted directories;
 //! those come back as [`FsError::Unsupported`].
 //!
-//! `ext4-view` exposes neither inode numbers nor link counts nor the change time. `metadata`
-//! gets a regular file's inode number from the crate's `Debug` output of an open `File` (see
-//! [`inode_of`]), and reads that inode's raw record through the group descriptors for the link
-//! count and ctime, trusting it only where it agrees with what `ext4-view` read.
+//! `ext4-view` 1.0 keeps inode numbers, link counts, the change time, the block count and the
+//! extended attributes to itself. The vendored copy (`pe/vendor/ext4-view`, see the workspace
+//! `Cargo.toml`) hands out an inode's number and raw record, and raw blocks, through its own
+//! journal replay and checksum checks; [`InodeFields`] reads those fields from the record, and
+//! [`super::xattr`] the attributes (in the inode after `i_extra_isize`, and in the block
+//! `i_file_acl` names). Names and link targets are bytes, exactly as on disk.
 
 use std::io::{self, Write};
 
 use ext4_view::{Ext4, Ext4Error};
 
 use super::range::RangeReader;
-use super::{DirEntry, EntryKind, FsError, FsReader, Metadata, Time};
+use super::xattr::{self, Xattrs};
+use super::{shown, Bytes, DirEntry, EntryKind, FsError, FsReader, Metadata, Time};
 
 pub struct Ext4Reader {
     fs: Ext4,
     fs_type: &'static str,
-    /// Raw inode access for the link count and ctime; `None` when the superblock layout is not
-    /// one this reads (or the journal needs replaying, so the raw inodes may be stale).
-    raw: Option<RawInodes>,
+    /// The `huge_file` feature: block counts may be in filesystem blocks and use 48 bits.
+    huge_file: bool,
 }
 
 impl Ext4Reader {
@@ -32,56 +34,18 @@ impl Ext4Reader {
             _ => "ext4",
         };
         let mut range = range;
-        check_superblock(&mut range).map_err(|detail| FsError::Corrupt { path: "/".into(), fs: fs_type, detail })?;
-        let raw = RawInodes::new(RangeReader::new(range.disk().clone(), range.start(), range.len()));
-        let fs = Ext4::load(Box::new(range)).map_err(|e| map_err(fs_type, "/", e))?;
-        Ok(Ext4Reader { fs, fs_type, raw })
+        let huge_file =
+            check_superblock(&mut range).map_err(|detail| FsError::Corrupt { path: "/".into(), fs: fs_type, detail })?;
+        let fs = Ext4::load(Box::new(range)).map_err(|e| map_err(fs_type, b"/", e))?;
+        Ok(Ext4Reader { fs, fs_type, huge_file })
     }
 }
 
-/// The inode number of an open file. `ext4-view` 1.0 has no public accessor, but its `Debug`
-/// for `File` prints `File { inode: N, position: P, .. }` (src/file.rs), so it is read from
-/// there; `inode_number_from_debug_output` in the tests pins that format against `debugfs`.
-/// If a later version changes the format this returns `None` (no hard-link identity), never a
-/// wrong number: the field must be a plain positive integer.
-fn inode_of(file: &ext4_view::File) -> Option<u32> {
-    let text = format!("{file:?}");
-    let rest = text.split_once("inode: ")?.1;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let next = rest[digits.len()..].chars().next();
-    if !matches!(next, Some(',') | Some(' ') | Some('}')) {
-        return None;
-    }
-    digits.parse().ok().filter(|n| *n > 0)
-}
-
-/// Reads inodes straight from the inode tables, for the fields `ext4-view` keeps to itself.
-struct RawInodes {
-    io: RangeReader,
-    block: u64,
-    inodes_per_group: u64,
-    inodes: u64,
-    inode_size: u64,
-    desc_size: u64,
-    /// Byte offset of the group descriptor table.
-    gdt_at: u64,
-}
-
-/// The raw fields of one inode that matter here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RawInode {
-    mode: u16,
-    uid: u32,
-    gid: u32,
-    size: u64,
-    mtime_lo: u32,
-    links: u16,
-    ctime: Option<Time>,
-}
-
-const INCOMPAT_RECOVER: u32 = 0x4;
-const INCOMPAT_META_BG: u32 = 0x10;
-const INCOMPAT_64BIT: u32 = 0x80;
+const RO_COMPAT_HUGE_FILE: u32 = 0x8;
+/// `EXT4_HUGE_FILE_FL`: this inode's block count is in filesystem blocks.
+const HUGE_FILE_FL: u32 = 0x4_0000;
+/// Size of the original (ext2) inode; the extra fields follow.
+const GOOD_OLD_INODE_SIZE: usize = 128;
 
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
@@ -106,77 +70,55 @@ fn ext_time(secs: u32, extra: Option<u32>) -> Option<Time> {
     Some(Time { secs: s, nanos })
 }
 
-impl RawInodes {
-    fn new(mut io: RangeReader) -> Option<RawInodes> {
-        let mut sb = [0u8; 1024];
-        io.read_exact_at(1024, &mut sb).ok()?;
-        let incompat = le32(&sb, 0x60);
-        if le16(&sb, 0x38) != 0xEF53 || incompat & (INCOMPAT_RECOVER | INCOMPAT_META_BG) != 0 {
-            return None;
-        }
-        let log = le32(&sb, 0x18);
-        if log > 6 {
-            return None;
-        }
-        let block = 1024u64 << log;
-        let inode_size = if le32(&sb, 0x4C) == 0 { 128 } else { u64::from(le16(&sb, 0x58)) };
-        let desc_size = if incompat & INCOMPAT_64BIT != 0 { u64::from(le16(&sb, 0xFE)).max(32) } else { 32 };
-        let inodes_per_group = u64::from(le32(&sb, 0x28));
-        if !(128..=block).contains(&inode_size) || !(32..=1024).contains(&desc_size) || inodes_per_group == 0 {
-            return None;
-        }
-        let gdt_at = (u64::from(le32(&sb, 0x14)) + 1) * block;
-        Some(RawInodes {
-            io,
-            block,
-            inodes_per_group,
-            inodes: u64::from(le32(&sb, 0x0)),
-            inode_size,
-            desc_size,
-            gdt_at,
-        })
-    }
-
-    fn inode(&mut self, ino: u32) -> Option<RawInode> {
-        let ino = u64::from(ino);
-        if ino == 0 || ino > self.inodes {
-            return None;
-        }
-        let (group, index) = ((ino - 1) / self.inodes_per_group, (ino - 1) % self.inodes_per_group);
-        let mut desc = vec![0u8; self.desc_size as usize];
-        self.io.read_exact_at(self.gdt_at + group * self.desc_size, &mut desc).ok()?;
-        let hi = if self.desc_size >= 64 { u64::from(le32(&desc, 0x28)) << 32 } else { 0 };
-        let table = u64::from(le32(&desc, 0x8)) | hi;
-        let mut raw = vec![0u8; self.inode_size.min(160) as usize];
-        let at = table.checked_mul(self.block)?.checked_add(index * self.inode_size)?;
-        self.io.read_exact_at(at, &mut raw).ok()?;
-        // The extra fields exist when the inode is big enough and says it uses them.
-        let extra_end = if raw.len() > 0x82 { 0x80 + usize::from(le16(&raw, 0x80)) } else { 0 };
-        let ctime_extra = (extra_end >= 0x88 && raw.len() >= 0x88).then(|| le32(&raw, 0x84));
-        Some(RawInode {
-            mode: le16(&raw, 0),
-            uid: u32::from(le16(&raw, 0x2)) | (u32::from(le16(&raw, 0x78)) << 16),
-            gid: u32::from(le16(&raw, 0x18)) | (u32::from(le16(&raw, 0x7A)) << 16),
-            size: u64::from(le32(&raw, 0x4)) | (u64::from(le32(&raw, 0x6C)) << 32),
-            mtime_lo: le32(&raw, 0x10),
-            links: le16(&raw, 0x1A),
-            ctime: ext_time(le32(&raw, 0xC), ctime_extra),
-        })
-    }
+/// The fields of a raw inode record `ext4-view` does not give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct InodeFields {
+    links: u16,
+    ctime: Option<Time>,
+    /// Bytes of blocks the inode holds (data, extent tree, its xattr block).
+    allocated: u64,
+    /// The external xattr block, 0 for none.
+    file_acl: u64,
+    /// Where the in-inode xattr area starts in the record; `None` when there is none.
+    xattr_at: Option<usize>,
+    /// Why the extra fields are not usable, when they are not.
+    damaged: Option<String>,
 }
 
-/// Whether a raw inode is the one `ext4-view` described (same mode, owner, size and mtime).
-fn raw_agrees(raw: &RawInode, m: &ext4_view::Metadata) -> bool {
-    u32::from(raw.mode & 0o7777) == u32::from(m.mode())
-        && raw.mode & 0xF000 == 0x8000
-        && raw.uid == m.uid()
-        && raw.gid == m.gid()
-        && raw.size == m.len()
-        && raw.mtime_lo == m.modified().seconds() as u32
-}
-
-fn time(t: ext4_view::Timestamp) -> Time {
-    Time { secs: t.seconds(), nanos: t.nanoseconds() }
+impl InodeFields {
+    /// Reads them from `rec` (at least 128 bytes: ext4-view read `inode_size` bytes, at least
+    /// 128), on a filesystem of `block` bytes per block.
+    fn parse(rec: &[u8], huge_file: bool, block: u64) -> InodeFields {
+        let flags = le32(rec, 0x20);
+        let (lo, hi) = (u64::from(le32(rec, 0x1C)), u64::from(le16(rec, 0x74)));
+        let allocated = match (huge_file, flags & HUGE_FILE_FL != 0) {
+            (false, _) => lo * 512,
+            (true, false) => (lo | hi << 32) * 512,
+            (true, true) => (lo | hi << 32).saturating_mul(block),
+        };
+        let file_acl = u64::from(le32(rec, 0x68)) | u64::from(le16(rec, 0x76)) << 32;
+        let mut f = InodeFields {
+            links: le16(rec, 0x1A),
+            ctime: ext_time(le32(rec, 0xC), None),
+            allocated,
+            file_acl,
+            xattr_at: None,
+            damaged: None,
+        };
+        if rec.len() > GOOD_OLD_INODE_SIZE + 2 {
+            let extra = usize::from(le16(rec, 0x80));
+            let end = GOOD_OLD_INODE_SIZE + extra;
+            if extra % 4 != 0 || end > rec.len() {
+                f.damaged = Some(format!("the inode's extra size {extra} does not fit its {}-byte record", rec.len()));
+                return f;
+            }
+            if end >= 0x88 {
+                f.ctime = ext_time(le32(rec, 0xC), Some(le32(rec, 0x84)));
+            }
+            f.xattr_at = (end + 4 <= rec.len()).then_some(end);
+        }
+        f
+    }
 }
 
 /// Most groups inplace will load descriptors for (4 Mi groups: 512 TiB with 4 KiB blocks).
@@ -184,8 +126,9 @@ const MAX_GROUPS: u64 = 1 << 22;
 
 /// Sizes `ext4-view` trusts when it allocates: a garbage block count or group size would make
 /// it allocate gigabytes, and an allocation failure aborts the process (no unwinding). Checks
-/// them against the partition first, the way the kernel does at mount.
-fn check_superblock(range: &mut RangeReader) -> Result<(), String> {
+/// them against the partition first, the way the kernel does at mount. Returns whether the
+/// `huge_file` feature is on.
+fn check_superblock(range: &mut RangeReader) -> Result<bool, String> {
     let mut sb = [0u8; 1024];
     range.read_exact_at(1024, &mut sb).map_err(|e| format!("cannot read the superblock: {e}"))?;
     let le32 = |at: usize| u64::from(u32::from_le_bytes([sb[at], sb[at + 1], sb[at + 2], sb[at + 3]]));
@@ -213,11 +156,11 @@ fn check_superblock(range: &mut RangeReader) -> Result<(), String> {
     if groups > MAX_GROUPS {
         return Err(format!("{groups} block groups is more than inplace reads"));
     }
-    Ok(())
+    Ok(le32(0x64) as u32 & RO_COMPAT_HUGE_FILE != 0)
 }
 
-fn map_err(fs: &'static str, path: &str, e: Ext4Error) -> FsError {
-    let path = path.to_string();
+fn map_err(fs: &'static str, path: &[u8], e: Ext4Error) -> FsError {
+    let path = shown(path);
     match e {
         Ext4Error::NotFound => FsError::NotFound { path },
         Ext4Error::NotADirectory => FsError::NotADirectory { path },
@@ -248,9 +191,45 @@ fn kind(ft: ext4_view::FileType) -> EntryKind {
 }
 
 /// ext4-view wants absolute paths.
-fn absolute(path: &str) -> String {
-    let joined: Vec<&str> = super::components(path).collect();
-    format!("/{}", joined.join("/"))
+fn absolute(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len() + 1);
+    for c in super::components(path) {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+impl Ext4Reader {
+    /// The extended attributes of the inode whose record is `rec`.
+    fn xattrs(&self, rec: &[u8], fields: &InodeFields) -> Xattrs {
+        let mut raw = Vec::new();
+        let mut problems = Vec::new();
+        if let Some(why) = &fields.damaged {
+            problems.push(why.clone());
+        }
+        if let Some(at) = fields.xattr_at {
+            match xattr::parse_ibody(&rec[at..]) {
+                Ok(v) => raw.extend(v),
+                Err(e) => problems.push(e),
+            }
+        }
+        if fields.file_acl != 0 {
+            match self.fs.read_raw_block(fields.file_acl) {
+                Ok(block) => match xattr::parse_block(&block) {
+                    Ok(v) => raw.extend(v),
+                    Err(e) => problems.push(e),
+                },
+                Err(e) => problems.push(format!("the attribute block {} cannot be read: {e}", fields.file_acl)),
+            }
+        }
+        let mut x = Xattrs::from_ext4(raw);
+        x.unreadable.extend(problems);
+        x
+    }
 }
 
 impl FsReader for Ext4Reader {
@@ -262,60 +241,63 @@ impl FsReader for Ext4Reader {
         self.fs.label().to_str().ok().map(|s| s.trim_end().to_string()).filter(|s| !s.is_empty())
     }
 
-    fn stat(&mut self, path: &str) -> Result<DirEntry, FsError> {
+    fn stat(&mut self, path: &[u8]) -> Result<DirEntry, FsError> {
         let abs = absolute(path);
-        let m = self.fs.metadata(abs.as_str()).map_err(|e| map_err(self.fs_type, path, e))?;
-        let name = super::components(path).last().unwrap_or("/").to_string();
+        let m = self.fs.metadata(abs.as_slice()).map_err(|e| map_err(self.fs_type, path, e))?;
+        let name = Bytes::from(super::components(path).last().unwrap_or(b"/"));
         let kind = kind(m.file_type());
         Ok(DirEntry { name, kind, size: if kind == EntryKind::File { m.len() } else { 0 } })
     }
 
-    fn metadata(&mut self, path: &str) -> Result<Metadata, FsError> {
+    fn metadata(&mut self, path: &[u8]) -> Result<Metadata, FsError> {
         let abs = absolute(path);
         let fs_type = self.fs_type;
-        let m = self.fs.symlink_metadata(abs.as_str()).map_err(|e| map_err(fs_type, path, e))?;
+        let m = self.fs.symlink_metadata(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
         let kind = kind(m.file_type());
         let target = if kind == EntryKind::Symlink {
-            let t = self.fs.read_link(abs.as_str()).map_err(|e| map_err(fs_type, path, e))?;
-            Some(String::from_utf8_lossy(t.as_ref()).into_owned())
+            let t = self.fs.read_link(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
+            Some(Bytes::from(t.as_ref()))
         } else {
             None
         };
-        // Only regular files can be opened (and only they matter for hard links in practice).
-        let ino =
-            if kind == EntryKind::File { self.fs.open(abs.as_str()).ok().as_ref().and_then(inode_of) } else { None };
-        let raw = ino.and_then(|i| self.raw.as_mut()?.inode(i)).filter(|r| raw_agrees(r, &m));
+        let (ino, rec) = self.fs.inode_record(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
+        let fields = InodeFields::parse(&rec, self.huge_file, u64::from(self.fs.block_size()));
+        let xattrs = self.xattrs(&rec, &fields);
+        let size = if kind == EntryKind::File { m.len() } else { 0 };
         Ok(Metadata {
             kind,
-            size: if kind == EntryKind::File { m.len() } else { 0 },
+            size,
+            allocated: (kind == EntryKind::File).then_some(fields.allocated),
             mode: Some(u32::from(m.mode())),
             uid: Some(m.uid()),
             gid: Some(m.gid()),
             mtime: Some(time(m.modified())),
             atime: Some(time(m.accessed())),
-            ctime: raw.and_then(|r| r.ctime),
+            ctime: fields.ctime,
             crtime: m.created().map(time),
             attributes: None,
-            link_id: ino.map(u64::from),
-            nlink: raw.map(|r| u32::from(r.links)),
+            link_id: Some(u64::from(ino)),
+            nlink: Some(u32::from(fields.links)),
             target,
             streams: Vec::new(),
             unreadable: None,
+            xattrs,
         })
     }
 
-    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
+    fn read_dir(&mut self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
         let abs = absolute(path);
         let fs_type = self.fs_type;
-        let iter = self.fs.read_dir(abs.as_str()).map_err(|e| map_err(fs_type, path, e))?;
+        let iter = self.fs.read_dir(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
         let mut out = Vec::new();
         for entry in iter {
             let entry = entry.map_err(|e| map_err(fs_type, path, e))?;
             let name = entry.file_name();
-            let name = String::from_utf8_lossy(name.as_ref()).into_owned();
-            if name == "." || name == ".." {
+            let name: &[u8] = name.as_ref();
+            if name == b"." || name == b".." {
                 continue;
             }
+            let name = Bytes::from(name);
             let kind = entry.file_type().map(kind).map_err(|e| map_err(fs_type, path, e))?;
             let size = if kind == EntryKind::File {
                 // One inode the reader cannot decode must not hide its directory: `metadata`
@@ -329,9 +311,9 @@ impl FsReader for Ext4Reader {
         Ok(out)
     }
 
-    fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, FsError> {
+    fn read_file(&mut self, path: &[u8], out: &mut dyn Write) -> Result<u64, FsError> {
         let abs = absolute(path);
-        let mut file = self.fs.open(abs.as_str()).map_err(|e| map_err(self.fs_type, path, e))?;
+        let mut file = self.fs.open(abs.as_slice()).map_err(|e| map_err(self.fs_type, path, e))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         loop {
@@ -340,16 +322,21 @@ impl FsReader for Ext4Reader {
                 Ok(n) => n,
                 Err(e) => return Err(map_err(self.fs_type, path, e)),
             };
-            out.write_all(&buf[..n]).map_err(|source| FsError::Io { path: path.into(), source })?;
+            out.write_all(&buf[..n]).map_err(|source| FsError::Io { path: shown(path), source })?;
             total += n as u64;
         }
     }
+}
+
+fn time(t: ext4_view::Timestamp) -> Time {
+    Time { secs: t.seconds(), nanos: t.nanoseconds() }
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
     use std::fs;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
     use std::path::PathBuf;
     use std::process::Command;
@@ -357,15 +344,21 @@ mod tests {
 
     use super::*;
     use crate::fs::testimg;
+    use crate::fs::xattr::acl_text;
+
+    /// A Latin-1 name: not UTF-8.
+    const LATIN1: &[u8] = b"na\xefve-latin1.txt";
+    const SPARSE_LEN: u64 = 3 << 30;
 
     /// An ext4 image built with `mkfs.ext4 -d` from a tree with owners, modes, times, a symlink,
-    /// a hard link and a FIFO; plus what `stat` said about the tree and `debugfs` about the
-    /// image's inode numbers.
+    /// a hard link, a FIFO, a Latin-1 name, a sparse file, xattrs (one too big for the inode)
+    /// and ACLs; plus what `stat` said about the tree and `debugfs` about the image's inode
+    /// numbers.
     struct Fixture {
         _dir: tempfile::TempDir,
         image: PathBuf,
         tree: PathBuf,
-        inodes: HashMap<String, u32>,
+        inodes: HashMap<Vec<u8>, u32>,
     }
 
     fn fixture() -> &'static Fixture {
@@ -377,11 +370,23 @@ mod tests {
             fs::write(tree.join("a.txt"), "hello\n").unwrap();
             fs::hard_link(tree.join("a.txt"), tree.join("sub/hard.txt")).unwrap();
             fs::write(tree.join("Ünïcødé_文件.txt"), "unicode").unwrap();
+            fs::write(tree.join(std::ffi::OsStr::from_bytes(LATIN1)), "latin-1").unwrap();
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(b"na\xefve"), tree.join("latin-link")).unwrap();
             std::os::unix::fs::symlink("a.txt", tree.join("link")).unwrap();
+            let sparse = fs::File::create(tree.join("sparse.bin")).unwrap();
+            sparse.set_len(SPARSE_LEN).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&sparse, b"DATA", SPARSE_LEN - 4).unwrap();
+            drop(sparse);
             testimg::run(Command::new("mkfifo").arg(tree.join("fifo")));
             testimg::run(Command::new("chown").arg("1234:5678").arg(tree.join("a.txt")));
             testimg::run(Command::new("chmod").arg("4750").arg(tree.join("a.txt")));
             testimg::run(Command::new("chmod").arg("700").arg(tree.join("sub")));
+            fs::write(tree.join("tagged.txt"), "tagged").unwrap();
+            testimg::setfattr(&tree.join("tagged.txt"), "user.comment", "checked");
+            testimg::setfattr(&tree.join("tagged.txt"), "user.big", &"x".repeat(300));
+            testimg::run(Command::new("chmod").arg("750").arg(tree.join("tagged.txt")));
+            testimg::run(Command::new("setfacl").args(["-m", "u:4321:rw-,g:99:r--"]).arg(tree.join("tagged.txt")));
+            testimg::run(Command::new("setfacl").args(["-d", "-m", "u:4321:r-x"]).arg(tree.join("sub")));
             testimg::run(
                 Command::new("touch")
                     .args(["-h", "-d", "2020-01-02 03:04:05"])
@@ -397,7 +402,9 @@ mod tests {
                 for line in out.lines() {
                     let words: Vec<&str> = line.split_whitespace().collect();
                     if let (Some(ino), Some(name)) = (words.first().and_then(|w| w.parse().ok()), words.last()) {
-                        inodes.insert(format!("{}/{}", d.trim_end_matches('/'), unescape(name)), ino);
+                        let mut p = format!("{}/", d.trim_end_matches('/')).into_bytes();
+                        p.extend_from_slice(&unescape(name));
+                        inodes.insert(p, ino);
                     }
                 }
             }
@@ -405,8 +412,8 @@ mod tests {
         })
     }
 
-    /// debugfs prints non-ASCII bytes of names as `\xHH`.
-    fn unescape(name: &str) -> String {
+    /// debugfs prints non-ASCII bytes of names as `\xHH` (and `M-` forms for some).
+    fn unescape(name: &str) -> Vec<u8> {
         let b = name.as_bytes();
         let mut out = Vec::new();
         let mut i = 0;
@@ -423,7 +430,7 @@ mod tests {
                 }
             }
         }
-        String::from_utf8_lossy(&out).into_owned()
+        out
     }
 
     fn reader(f: &Fixture) -> Box<dyn FsReader> {
@@ -435,23 +442,26 @@ mod tests {
     }
 
     #[test]
-    fn inode_number_from_debug_output() {
-        // Pins the `Debug` format of ext4-view's `File` that `inode_of` relies on.
+    fn inode_numbers_are_the_ones_debugfs_shows() {
         let f = fixture();
-        let range = RangeReader::whole(std::sync::Arc::new(crate::disk::device::Device::open(&f.image).unwrap()));
-        let fs = Ext4::load(Box::new(range)).unwrap();
-        for p in ["/a.txt", "/sub/hard.txt", "/Ünïcødé_文件.txt"] {
-            let file = fs.open(p).unwrap();
-            assert!(format!("{file:?}").starts_with("File { inode: "), "{file:?}");
-            assert_eq!(inode_of(&file), f.inodes.get(p).copied(), "{p}: {file:?} vs {:?}", f.inodes);
+        let mut r = reader(f);
+        let mut checked = 0;
+        for (p, ino) in &f.inodes {
+            if p.ends_with(b"/.") || p.ends_with(b"/..") {
+                continue;
+            }
+            assert_eq!(r.metadata(p).unwrap().link_id, Some(u64::from(*ino)), "{}", String::from_utf8_lossy(p));
+            checked += 1;
         }
+        assert!(checked >= 8, "{:?}", f.inodes);
+        assert_eq!(r.metadata(b"/").unwrap().link_id, Some(2));
     }
 
     #[test]
     fn metadata_matches_the_source_tree() {
         let f = fixture();
         let mut r = reader(f);
-        let a = r.metadata("/a.txt").unwrap();
+        let a = r.metadata(b"/a.txt").unwrap();
         let st = src_stat(f, "a.txt");
         assert_eq!((a.kind, a.size), (EntryKind::File, 6));
         assert_eq!((a.mode, a.uid, a.gid), (Some(0o4750), Some(1234), Some(5678)));
@@ -462,49 +472,110 @@ mod tests {
         assert_eq!(a.atime.map(|t| t.secs), Some(1_577_934_245));
         assert_eq!(a.ctime.map(|t| t.secs), Some(st.ctime()));
         assert!(a.crtime.is_some());
-        assert_eq!(a.link_id, Some(u64::from(f.inodes["/a.txt"])));
+        assert_eq!(a.link_id, Some(u64::from(f.inodes[b"/a.txt".as_slice()])));
         assert_eq!(a.nlink, Some(2));
         assert_eq!((a.attributes, a.target.as_ref(), a.unreadable.as_ref()), (None, None, None));
         assert!(a.streams.is_empty());
 
-        let h = r.metadata("/sub/hard.txt").unwrap();
+        let h = r.metadata(b"/sub/hard.txt").unwrap();
         assert_eq!((h.link_id, h.nlink), (a.link_id, Some(2)));
-        let u = r.metadata("/Ünïcødé_文件.txt").unwrap();
+        let u = r.metadata("/Ünïcødé_文件.txt".as_bytes()).unwrap();
         assert_eq!((u.nlink, u.size), (Some(1), 7));
         assert_ne!(u.link_id, a.link_id);
 
-        let l = r.metadata("/link").unwrap();
-        assert_eq!((l.kind, l.target.as_deref(), l.size), (EntryKind::Symlink, Some("a.txt"), 0));
+        let l = r.metadata(b"/link").unwrap();
+        assert_eq!((l.kind, l.target.as_ref().map(Bytes::as_bytes), l.size), (EntryKind::Symlink, Some(b"a.txt".as_slice()), 0));
         assert_eq!(l.mode, Some(0o777));
         assert_eq!(l.mtime.map(|t| t.secs), Some(src_stat(f, "link").mtime()));
         // stat() follows the link; metadata() does not.
-        assert_eq!(r.stat("/link").unwrap().kind, EntryKind::File);
+        assert_eq!(r.stat(b"/link").unwrap().kind, EntryKind::File);
 
-        let d = r.metadata("/sub").unwrap();
+        let d = r.metadata(b"/sub").unwrap();
         assert_eq!((d.kind, d.mode, d.size), (EntryKind::Dir, Some(0o700), 0));
-        assert_eq!(r.metadata("/fifo").unwrap().kind, EntryKind::Other);
-        assert_eq!(r.metadata("/").unwrap().kind, EntryKind::Dir);
-        assert!(matches!(r.metadata("/nope"), Err(FsError::NotFound { .. })));
+        assert_eq!(r.metadata(b"/fifo").unwrap().kind, EntryKind::Other);
+        assert_eq!(r.metadata(b"/").unwrap().kind, EntryKind::Dir);
+        assert!(matches!(r.metadata(b"/nope"), Err(FsError::NotFound { .. })));
     }
 
     #[test]
-    fn raw_inode_must_agree_with_ext4_view() {
+    fn names_and_link_targets_are_exact_bytes() {
         let f = fixture();
-        let range = RangeReader::whole(std::sync::Arc::new(crate::disk::device::Device::open(&f.image).unwrap()));
-        let mut raw = RawInodes::new(range).unwrap();
-        let ino = f.inodes["/a.txt"];
-        let r = raw.inode(ino).unwrap();
-        assert_eq!((r.mode, r.uid, r.gid, r.size, r.links), (0o104750, 1234, 5678, 6, 2));
-        assert_eq!(raw.inode(0), None);
-        assert_eq!(raw.inode(u32::MAX), None);
-        let fs = Ext4::load(Box::new(RangeReader::whole(std::sync::Arc::new(
-            crate::disk::device::Device::open(&f.image).unwrap(),
-        ))))
-        .unwrap();
-        let m = fs.symlink_metadata("/a.txt").unwrap();
-        assert!(raw_agrees(&r, &m));
-        let other = raw.inode(f.inodes["/Ünïcødé_文件.txt"]).unwrap();
-        assert!(!raw_agrees(&other, &m));
+        let mut r = reader(f);
+        let names: Vec<Bytes> = r.read_dir(b"/").unwrap().into_iter().map(|e| e.name).collect();
+        assert!(names.iter().any(|n| n.as_bytes() == LATIN1), "{names:?}");
+        let path = [b"/".as_slice(), LATIN1].concat();
+        let m = r.metadata(&path).unwrap();
+        assert_eq!((m.kind, m.size), (EntryKind::File, 7));
+        assert_eq!(r.read_small(&path, 100).unwrap(), b"latin-1");
+        assert_eq!(r.metadata(b"/latin-link").unwrap().target.unwrap().as_bytes(), b"na\xefve");
+        // The lossy form of the name is another name, which does not exist.
+        let lossy = format!("/{}", String::from_utf8_lossy(LATIN1));
+        let e = r.metadata(lossy.as_bytes()).unwrap_err();
+        assert!(matches!(e, FsError::NotFound { .. }), "{e}");
+        let e = r.read_file(b"/na\xefve-missing", &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("na\\xefve-missing"), "shown escaped: {e}");
+    }
+
+    #[test]
+    fn sparse_files_report_their_allocated_blocks() {
+        let f = fixture();
+        let mut r = reader(f);
+        // debugfs's `Blockcount` is in 512-byte units.
+        let blockcount = |p: &str| -> u64 {
+            let st = testimg::run(Command::new("debugfs").args(["-R", &format!("stat {p}")]).arg(&f.image));
+            st.split("Blockcount: ").nth(1).unwrap().split_whitespace().next().unwrap().parse::<u64>().unwrap() * 512
+        };
+        let s = r.metadata(b"/sparse.bin").unwrap();
+        assert_eq!(s.size, SPARSE_LEN);
+        let allocated = s.allocated.unwrap();
+        assert_eq!(allocated, blockcount("/sparse.bin"));
+        assert!(allocated > 0 && allocated <= 64 << 10, "{allocated} bytes allocated");
+        let a = r.metadata(b"/a.txt").unwrap();
+        assert_eq!(a.allocated, Some(blockcount("/a.txt")));
+        let t = r.metadata(b"/tagged.txt").unwrap();
+        // One data block and the external attribute block (user.big does not fit the inode).
+        assert_eq!(t.allocated, Some(blockcount("/tagged.txt")));
+        assert_eq!(t.allocated, Some(2 * a.allocated.unwrap()), "{:?}", t.allocated);
+        assert_eq!(r.metadata(b"/sub").unwrap().allocated, None);
+    }
+
+    #[test]
+    fn xattrs_and_acls_from_the_inode_and_the_attribute_block() {
+        let f = fixture();
+        let mut r = reader(f);
+        let a = r.metadata(b"/tagged.txt").unwrap();
+        let x = &a.xattrs;
+        assert!(x.unreadable.is_empty(), "{x:?}");
+        assert_eq!(a.mode, Some(0o770), "the mask is the group bits");
+        let get = |n: &str| x.attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(get("user.comment").as_deref(), Some(b"checked".as_slice()));
+        assert_eq!(get("user.big"), Some(vec![b'x'; 300]));
+        let access: Vec<String> = x.acl_access.as_ref().unwrap().iter().map(acl_text).collect();
+        assert_eq!(access, ["user::rwx", "user:4321:rw-", "group::r-x", "group:99:r--", "mask::rwx", "other::---"]);
+        assert_eq!(x.acl_default, None);
+        let d = r.metadata(b"/sub").unwrap();
+        let default: Vec<String> = d.xattrs.acl_default.as_ref().unwrap().iter().map(acl_text).collect();
+        assert_eq!(default, ["user::rwx", "user:4321:r-x", "group::---", "mask::r-x", "other::---"]);
+        assert!(r.metadata("/Ünïcødé_文件.txt".as_bytes()).unwrap().xattrs.is_empty());
+        assert!(r.metadata(b"/a.txt").unwrap().xattrs.is_empty());
+    }
+
+    #[test]
+    fn inode_record_fields() {
+        let mut rec = vec![0u8; 256];
+        rec[0x1A] = 3;
+        rec[0x1C..0x20].copy_from_slice(&16u32.to_le_bytes());
+        rec[0x74..0x76].copy_from_slice(&1u16.to_le_bytes());
+        rec[0x68..0x6C].copy_from_slice(&77u32.to_le_bytes());
+        rec[0x80..0x82].copy_from_slice(&32u16.to_le_bytes());
+        let f = InodeFields::parse(&rec, false, 4096);
+        assert_eq!((f.links, f.allocated, f.file_acl, f.xattr_at, f.damaged), (3, 16 * 512, 77, Some(160), None));
+        assert_eq!(InodeFields::parse(&rec, true, 4096).allocated, ((1u64 << 32) | 16) * 512);
+        rec[0x20..0x24].copy_from_slice(&HUGE_FILE_FL.to_le_bytes());
+        assert_eq!(InodeFields::parse(&rec, true, 4096).allocated, ((1u64 << 32) | 16) * 4096);
+        rec[0x80..0x82].copy_from_slice(&200u16.to_le_bytes());
+        assert!(InodeFields::parse(&rec, false, 4096).damaged.is_some());
+        assert_eq!(InodeFields::parse(&rec[..128], false, 4096).xattr_at, None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use fatfs::{FileSystem, FsOptions};
 
 use super::bpb::Bpb;
 use super::range::RangeReader;
-use super::{components, DirEntry, EntryKind, FsError, FsReader, Metadata, Time};
+use super::{components, shown, Bytes, DirEntry, EntryKind, FsError, FsReader, Metadata, Time};
 
 pub struct FatReader {
     fs: FileSystem<RangeReader>,
@@ -65,11 +65,17 @@ fn fat_time(dt: fatfs::DateTime) -> Option<Time> {
     Some(Time { secs, nanos: u32::from(t.millis.min(999)) * 1_000_000 })
 }
 
-fn io_err(path: &str, e: io::Error) -> FsError {
+fn io_err(path: &[u8], e: io::Error) -> FsError {
     match e.kind() {
-        io::ErrorKind::NotFound => FsError::NotFound { path: path.into() },
-        _ => FsError::Io { path: path.into(), source: e },
+        io::ErrorKind::NotFound => FsError::NotFound { path: shown(path) },
+        _ => FsError::Io { path: shown(path), source: e },
     }
+}
+
+/// A path's components as text: fatfs names are UTF-16 long names it gives as `String`s, so a
+/// path that is not UTF-8 names nothing here.
+fn text_parts(path: &[u8]) -> Result<Vec<&str>, FsError> {
+    components(path).map(|c| std::str::from_utf8(c).map_err(|_| FsError::NotFound { path: shown(path) })).collect()
 }
 
 impl FsReader for FatReader {
@@ -85,40 +91,23 @@ impl FsReader for FatReader {
             .filter(|s| !s.is_empty() && s != "NO NAME")
     }
 
-    fn stat(&mut self, path: &str) -> Result<DirEntry, FsError> {
-        let parts: Vec<&str> = components(path).collect();
+    fn stat(&mut self, path: &[u8]) -> Result<DirEntry, FsError> {
+        let parts = text_parts(path)?;
         let Some((last, parents)) = parts.split_last() else {
-            return Ok(DirEntry { name: "/".into(), kind: EntryKind::Dir, size: 0 });
+            return Ok(DirEntry { name: Bytes::from("/"), kind: EntryKind::Dir, size: 0 });
         };
         let parent = parents.join("/");
-        self.read_dir(&parent)?
+        self.read_dir(parent.as_bytes())?
             .into_iter()
-            .find(|e| e.name.eq_ignore_ascii_case(last))
-            .ok_or_else(|| FsError::NotFound { path: path.into() })
+            .find(|e| e.name.as_bytes().eq_ignore_ascii_case(last.as_bytes()))
+            .ok_or_else(|| FsError::NotFound { path: shown(path) })
     }
 
-    fn metadata(&mut self, path: &str) -> Result<Metadata, FsError> {
-        let parts: Vec<&str> = components(path).collect();
-        let empty = Metadata {
-            kind: EntryKind::Dir,
-            size: 0,
-            mode: None,
-            uid: None,
-            gid: None,
-            mtime: None,
-            atime: None,
-            ctime: None,
-            crtime: None,
-            attributes: None,
-            link_id: None,
-            nlink: None,
-            target: None,
-            streams: Vec::new(),
-            unreadable: None,
-        };
+    fn metadata(&mut self, path: &[u8]) -> Result<Metadata, FsError> {
+        let parts = text_parts(path)?;
         let Some((last, parents)) = parts.split_last() else {
             // The root directory has no entry of its own.
-            return Ok(empty);
+            return Ok(Metadata::empty(EntryKind::Dir));
         };
         let rel = parents.join("/");
         let root = self.fs.root_dir();
@@ -129,19 +118,20 @@ impl FsReader for FatReader {
                 continue;
             }
             let kind = if entry.is_dir() { EntryKind::Dir } else { EntryKind::File };
+            let size = if kind == EntryKind::File { entry.len() } else { 0 };
             return Ok(Metadata {
-                kind,
-                size: if kind == EntryKind::File { entry.len() } else { 0 },
+                size,
+                allocated: (kind == EntryKind::File).then_some(size),
                 mtime: fat_time(entry.modified()),
                 attributes: Some(u32::from(entry.attributes().bits())),
-                ..empty
+                ..Metadata::empty(kind)
             });
         }
-        Err(FsError::NotFound { path: path.into() })
+        Err(FsError::NotFound { path: shown(path) })
     }
 
-    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
-        let rel = components(path).collect::<Vec<_>>().join("/");
+    fn read_dir(&mut self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
+        let rel = text_parts(path)?.join("/");
         let root = self.fs.root_dir();
         let dir = if rel.is_empty() { root } else { root.open_dir(&rel).map_err(|e| io_err(path, e))? };
         let mut out = Vec::new();
@@ -153,13 +143,13 @@ impl FsReader for FatReader {
             }
             let kind = if entry.is_dir() { EntryKind::Dir } else { EntryKind::File };
             let size = if kind == EntryKind::File { entry.len() } else { 0 };
-            out.push(DirEntry { name, kind, size });
+            out.push(DirEntry { name: Bytes::from(name), kind, size });
         }
         Ok(out)
     }
 
-    fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, FsError> {
-        let rel = components(path).collect::<Vec<_>>().join("/");
+    fn read_file(&mut self, path: &[u8], out: &mut dyn Write) -> Result<u64, FsError> {
+        let rel = text_parts(path)?.join("/");
         let mut file = self.fs.root_dir().open_file(&rel).map_err(|e| io_err(path, e))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
@@ -170,7 +160,7 @@ impl FsReader for FatReader {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_err(path, e)),
             };
-            out.write_all(&buf[..n]).map_err(|source| FsError::Io { path: path.into(), source })?;
+            out.write_all(&buf[..n]).map_err(|source| FsError::Io { path: shown(path), source })?;
             total += n as u64;
         }
     }
@@ -208,16 +198,17 @@ mod tests {
         mt(&["mattrib", "-i", img_s, "+r", "+h", "::/Docs/Report.txt"]);
 
         let mut r = testimg::open(&img, "vfat");
-        let m = r.metadata("/docs/report.TXT").unwrap();
+        let m = r.metadata(b"/docs/report.TXT").unwrap();
         assert_eq!((m.kind, m.size), (EntryKind::File, 8));
         // 2022-07-08 09:10:12 UTC.
         assert_eq!(m.mtime, Some(Time { secs: 1_657_271_412, nanos: 0 }));
         assert_eq!(m.attributes.map(|a| a & 0x3F), Some(0x01 | 0x02 | 0x20));
         assert_eq!((m.mode, m.link_id, m.target.as_ref()), (None, None, None));
-        let d = r.metadata("/Docs").unwrap();
+        assert_eq!(m.allocated, Some(8));
+        let d = r.metadata(b"/Docs").unwrap();
         assert_eq!((d.kind, d.size), (EntryKind::Dir, 0));
         assert_eq!(d.attributes.map(|a| a & 0x10), Some(0x10));
-        assert_eq!(r.metadata("/").unwrap().kind, EntryKind::Dir);
-        assert!(matches!(r.metadata("/Docs/none"), Err(FsError::NotFound { .. })));
+        assert_eq!(r.metadata(b"/").unwrap().kind, EntryKind::Dir);
+        assert!(matches!(r.metadata(b"/Docs/none"), Err(FsError::NotFound { .. })));
     }
 }

@@ -1,23 +1,29 @@
 //! Userspace filesystem readers over a byte range of a disk; nothing is ever mounted.
 //!
 //! Every reader implements [`FsReader`]: look a path up, list a directory, stream a file out.
-//! Paths are `/`-separated from the filesystem root (`/Windows/System32`, `/etc/os-release`);
-//! NTFS and FAT compare names case-insensitively, ext4 exactly. Readers never write: the view
-//! under them ([`range::RangeReader`]) refuses writes, and the device is opened read-only.
+//! Paths are bytes, `/`-separated from the filesystem root (`/Windows/System32`,
+//! `/etc/os-release`): an ext4 name is any bytes, an NTFS one WTF-8 ([`bytes`]); NTFS and FAT
+//! compare names case-insensitively, ext4 exactly. Readers never write: the view under them
+//! ([`range::RangeReader`]) refuses writes, and the device is opened read-only.
 
 pub mod alloc;
 pub mod bpb;
+pub mod bytes;
 pub mod ext4;
 pub mod fat;
+pub mod fuzzing;
 pub mod lznt1;
 pub mod ntfs;
 pub mod range;
+pub mod xattr;
 #[cfg(test)]
 pub(crate) mod testimg;
 
 use std::io::{self, Write};
 
+pub use bytes::Bytes;
 use range::RangeReader;
+use xattr::Xattrs;
 
 /// What kind of thing a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +41,8 @@ pub enum EntryKind {
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
-    pub name: String,
+    /// The name's exact bytes.
+    pub name: Bytes,
     pub kind: EntryKind,
     /// Size in bytes for files (as the directory records it); 0 otherwise.
     pub size: u64,
@@ -54,6 +61,10 @@ pub struct Metadata {
     pub kind: EntryKind,
     /// Data length in bytes (files); 0 otherwise.
     pub size: u64,
+    /// Bytes of the data that are stored on the volume, where the reader knows (files): less
+    /// than `size` for a sparse file, whose holes read as zeros. ext4: the inode's block count;
+    /// NTFS: the clusters of non-sparse runs up to the initialized size; FAT: `size`.
+    pub allocated: Option<u64>,
     /// Permission bits, uid and gid (ext4; `None` on NTFS and FAT).
     pub mode: Option<u32>,
     pub uid: Option<u32>,
@@ -70,16 +81,43 @@ pub struct Metadata {
     pub link_id: Option<u64>,
     /// Number of names the file has, where recorded.
     pub nlink: Option<u32>,
-    /// Where a symbolic link or junction points.
-    pub target: Option<String>,
+    /// Where a symbolic link or junction points (exact bytes; WTF-8 on NTFS).
+    pub target: Option<Bytes>,
     /// Named data streams (NTFS alternate data streams) with their sizes.
     pub streams: Vec<(String, u64)>,
     /// Why the data cannot be read, when the reader already knows (EFS encryption, a reparse
     /// point that is not a link).
     pub unreadable: Option<String>,
+    /// Extended attributes and POSIX ACLs (ext4; empty elsewhere).
+    pub xattrs: Xattrs,
 }
 
-/// A failed lookup or read, naming the path and why.
+impl Metadata {
+    /// Metadata of `kind` with nothing else known.
+    pub fn empty(kind: EntryKind) -> Metadata {
+        Metadata {
+            kind,
+            size: 0,
+            allocated: None,
+            mode: None,
+            uid: None,
+            gid: None,
+            mtime: None,
+            atime: None,
+            ctime: None,
+            crtime: None,
+            attributes: None,
+            link_id: None,
+            nlink: None,
+            target: None,
+            streams: Vec::new(),
+            unreadable: None,
+            xattrs: Xattrs::default(),
+        }
+    }
+}
+
+/// A failed lookup or read, naming the path (shown with [`bytes::show`]) and why.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
     #[error("{path}: not found")]
@@ -113,37 +151,37 @@ pub trait FsReader {
         Vec::new()
     }
     /// What `path` is (following symbolic links on ext4), and its size for a file.
-    fn stat(&mut self, path: &str) -> Result<DirEntry, FsError>;
+    fn stat(&mut self, path: &[u8]) -> Result<DirEntry, FsError>;
     /// Full metadata of `path`, not following a final symbolic link or junction.
-    fn metadata(&mut self, path: &str) -> Result<Metadata, FsError>;
+    fn metadata(&mut self, path: &[u8]) -> Result<Metadata, FsError>;
     /// The entries of directory `path`, without `.` and `..`, in on-disk order.
-    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError>;
+    fn read_dir(&mut self, path: &[u8]) -> Result<Vec<DirEntry>, FsError>;
     /// Streams the content of file `path` into `out`, returning the byte count. Never buffers
     /// the whole file.
-    fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, FsError>;
+    fn read_file(&mut self, path: &[u8], out: &mut dyn Write) -> Result<u64, FsError>;
 
     /// Whether `path` exists.
-    fn exists(&mut self, path: &str) -> bool {
+    fn exists(&mut self, path: &[u8]) -> bool {
         self.stat(path).is_ok()
     }
     /// Whether `path` is a directory.
-    fn is_dir(&mut self, path: &str) -> bool {
+    fn is_dir(&mut self, path: &[u8]) -> bool {
         self.stat(path).is_ok_and(|e| e.kind == EntryKind::Dir)
     }
     /// A small file (a config file) read into memory; fails if it is larger than `cap`.
-    fn read_small(&mut self, path: &str, cap: u64) -> Result<Vec<u8>, FsError> {
+    fn read_small(&mut self, path: &[u8], cap: u64) -> Result<Vec<u8>, FsError> {
         let meta = self.stat(path)?;
         if meta.kind == EntryKind::Dir {
-            return Err(FsError::IsADirectory { path: path.into() });
+            return Err(FsError::IsADirectory { path: shown(path) });
         }
         if meta.size > cap {
-            return Err(FsError::TooLarge { path: path.into(), size: meta.size, cap });
+            return Err(FsError::TooLarge { path: shown(path), size: meta.size, cap });
         }
         let mut out = CappedBuf { buf: Vec::new(), cap };
         match self.read_file(path, &mut out) {
             Ok(_) => Ok(out.buf),
             Err(FsError::Io { source, .. }) if source.kind() == io::ErrorKind::FileTooLarge => {
-                Err(FsError::TooLarge { path: path.into(), size: out.buf.len() as u64, cap })
+                Err(FsError::TooLarge { path: shown(path), size: out.buf.len() as u64, cap })
             }
             Err(e) => Err(e),
         }
@@ -151,7 +189,7 @@ pub trait FsReader {
 }
 
 /// The first `n` bytes of file `path` (fewer if the file is shorter), without reading the rest.
-pub fn read_head(fs: &mut dyn FsReader, path: &str, n: usize) -> Result<Vec<u8>, FsError> {
+pub fn read_head(fs: &mut dyn FsReader, path: &[u8], n: usize) -> Result<Vec<u8>, FsError> {
     let mut out = HeadBuf { buf: Vec::new(), want: n };
     match fs.read_file(path, &mut out) {
         Ok(_) => Ok(out.buf),
@@ -174,8 +212,13 @@ pub fn open(fs: &str, range: RangeReader) -> Option<Result<Box<dyn FsReader>, Fs
 }
 
 /// Splits a path into its non-empty components.
-pub(crate) fn components(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+pub(crate) fn components(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    path.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".")
+}
+
+/// A path for messages ([`bytes::show`]).
+pub(crate) fn shown(path: &[u8]) -> String {
+    bytes::show(path)
 }
 
 /// A `Write` into memory that fails once more than `cap` bytes arrive.

@@ -22,7 +22,8 @@ use ntfs::{Ntfs, NtfsAttribute, NtfsAttributeFlags, NtfsAttributeType, NtfsError
 
 use super::lznt1;
 use super::range::RangeReader;
-use super::{components, DirEntry, EntryKind, FsError, FsReader, Metadata, Time, VolumeWarning};
+use super::bytes::{utf16_from_wtf8, wtf8_from_utf16};
+use super::{components, shown, Bytes, DirEntry, EntryKind, FsError, FsReader, Metadata, Time, VolumeWarning};
 
 pub struct NtfsReader {
     ntfs: Ntfs,
@@ -73,17 +74,41 @@ impl NtfsReader {
     }
 }
 
-/// The file at `path`, walking the directory indexes from the root.
-fn lookup<'n>(ntfs: &'n Ntfs, io: &mut RangeReader, path: &str) -> Result<NtfsFile<'n>, FsError> {
+/// The file at `path` (WTF-8 names), walking the directory indexes from the root. A name that
+/// is UTF-8 is looked up through the index as Windows does (case-insensitively); one that is
+/// not (an unpaired surrogate) by its exact UTF-16 units among the directory's entries.
+fn lookup<'n>(ntfs: &'n Ntfs, io: &mut RangeReader, path: &[u8]) -> Result<NtfsFile<'n>, FsError> {
+    let text = shown(path);
+    let (raw, path) = (path, text.as_str());
+    let not_found = || FsError::NotFound { path: path.into() };
     let mut file = ntfs.root_directory(io).map_err(|e| corrupt(path, e))?;
-    for name in components(path) {
+    for name in components(raw) {
         let next = {
             let index = file.directory_index(io).map_err(|e| corrupt(path, e))?;
-            let mut finder = index.finder();
-            let entry = NtfsFileNameIndex::find(&mut finder, ntfs, io, name)
-                .ok_or_else(|| FsError::NotFound { path: path.into() })?
-                .map_err(|e| corrupt(path, e))?;
-            entry.to_file(ntfs, io).map_err(|e| corrupt(path, e))?
+            match std::str::from_utf8(name) {
+                Ok(name) => {
+                    let mut finder = index.finder();
+                    let entry = NtfsFileNameIndex::find(&mut finder, ntfs, io, name)
+                        .ok_or_else(not_found)?
+                        .map_err(|e| corrupt(path, e))?;
+                    entry.to_file(ntfs, io).map_err(|e| corrupt(path, e))?
+                }
+                Err(_) => {
+                    let units = utf16_from_wtf8(name).ok_or_else(not_found)?;
+                    let mut iter = index.entries();
+                    let mut found = None;
+                    while let Some(entry) = iter.next(io) {
+                        let entry = entry.map_err(|e| corrupt(path, e))?;
+                        let Some(key) = entry.key() else { continue };
+                        let key = key.map_err(|e| corrupt(path, e))?;
+                        if key.name().u16_iter().eq(units.iter().copied()) {
+                            found = Some(entry.to_file(ntfs, io).map_err(|e| corrupt(path, e))?);
+                            break;
+                        }
+                    }
+                    found.ok_or_else(not_found)?
+                }
+            }
         };
         file = next;
     }
@@ -492,6 +517,31 @@ fn data_layout<'n>(
     Ok(layout)
 }
 
+/// Bytes of a file's data that the volume stores, of `size` in all: a resident value is all
+/// stored; a non-resident one stores its non-sparse runs up to the initialized size (the rest
+/// reads as zeros). A compressed value is counted at its initialized size: its clusters hold
+/// LZNT1 data, and what it holds uncompressed is not known without reading it. When the layout
+/// cannot be read, `size`.
+fn allocated_bytes<'n>(ntfs: &'n Ntfs, io: &mut RangeReader, file: &NtfsFile<'n>, path: &str, size: u64, flags: NtfsAttributeFlags) -> u64 {
+    let Ok(Some(l)) = data_layout(ntfs, io, file, path) else { return size };
+    let initialized = l.initialized.min(l.size);
+    if flags.contains(NtfsAttributeFlags::COMPRESSED) {
+        return initialized;
+    }
+    let mut at = 0u64;
+    let mut stored = 0u64;
+    for &(pos, bytes) in &l.runs {
+        if at >= initialized {
+            break;
+        }
+        if pos.is_some() {
+            stored += bytes.min(initialized - at);
+        }
+        at = at.saturating_add(bytes);
+    }
+    stored
+}
+
 /// Streams an uncompressed non-resident value from its runs: real runs from the volume,
 /// sparse runs and everything past the initialized size as zeros, `size` bytes in all.
 fn read_runs(io: &mut RangeReader, l: &DataLayout, path: &str, out: &mut dyn Write) -> Result<u64, FsError> {
@@ -705,9 +755,11 @@ impl FsReader for NtfsReader {
         self.warnings.clone()
     }
 
-    fn stat(&mut self, path: &str) -> Result<DirEntry, FsError> {
-        let file = lookup(&self.ntfs, &mut self.io, path)?;
-        let name = components(path).last().unwrap_or("/").to_string();
+    fn stat(&mut self, raw: &[u8]) -> Result<DirEntry, FsError> {
+        let file = lookup(&self.ntfs, &mut self.io, raw)?;
+        let name = Bytes::from(components(raw).last().unwrap_or(b"/"));
+        let text = shown(raw);
+        let path = text.as_str();
         let kind = if attributes_of(&file).contains(NtfsFileAttributeFlags::REPARSE_POINT) {
             EntryKind::Symlink
         } else if file.is_directory() {
@@ -724,10 +776,12 @@ impl FsReader for NtfsReader {
         Ok(DirEntry { name, kind, size })
     }
 
-    fn metadata(&mut self, path: &str) -> Result<Metadata, FsError> {
+    fn metadata(&mut self, raw: &[u8]) -> Result<Metadata, FsError> {
         let ntfs = &self.ntfs;
         let io = &mut self.io;
-        let file = lookup(ntfs, io, path)?;
+        let file = lookup(ntfs, io, raw)?;
+        let text = shown(raw);
+        let path = text.as_str();
         let is_dir = file.is_directory();
         let si = std_info(&file, io);
         let mut attributes = si.map(|s| s.attributes);
@@ -777,7 +831,7 @@ impl FsReader for NtfsReader {
         match reparse {
             Some(Reparse::Link(t)) => {
                 kind = EntryKind::Symlink;
-                target = Some(t);
+                target = Some(Bytes::from(t));
             }
             Some(Reparse::Damaged(tag)) => {
                 unreadable = Some(format!("a link (reparse tag {tag:#010X}) whose target data is damaged"));
@@ -816,7 +870,7 @@ impl FsReader for NtfsReader {
                 }
                 if let Some(t) = parse_interix_symlink(&head) {
                     kind = EntryKind::Symlink;
-                    target = Some(t);
+                    target = Some(Bytes::from(t));
                 } else if is_interix_device(&head) {
                     kind = EntryKind::Other;
                 }
@@ -825,10 +879,15 @@ impl FsReader for NtfsReader {
         if kind != EntryKind::File {
             size = 0;
         }
+        let allocated = match (kind, data_flags) {
+            (EntryKind::File, Some(flags)) => Some(allocated_bytes(ntfs, io, &file, path, size, flags)),
+            _ => None,
+        };
         let nlink = if names > 0 { Some(names) } else { Some(u32::from(file.hard_link_count())).filter(|n| *n > 0) };
         Ok(Metadata {
             kind,
             size,
+            allocated,
             mode: None,
             uid: None,
             gid: None,
@@ -842,12 +901,15 @@ impl FsReader for NtfsReader {
             target,
             streams,
             unreadable,
+            xattrs: Default::default(),
         })
     }
 
-    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
+    fn read_dir(&mut self, raw: &[u8]) -> Result<Vec<DirEntry>, FsError> {
         let io = &mut self.io;
-        let dir = lookup(&self.ntfs, io, path)?;
+        let dir = lookup(&self.ntfs, io, raw)?;
+        let text = shown(raw);
+        let path = text.as_str();
         let index = dir.directory_index(io).map_err(|e| corrupt(path, e))?;
         let mut iter = index.entries();
         let mut out = Vec::new();
@@ -859,7 +921,7 @@ impl FsReader for NtfsReader {
             if file_name.namespace() == NtfsFileNamespace::Dos {
                 continue;
             }
-            let name = file_name.name().to_string_lossy();
+            let name = Bytes::new(wtf8_from_utf16(file_name.name().u16_iter()));
             if name == "." {
                 continue;
             }
@@ -877,10 +939,12 @@ impl FsReader for NtfsReader {
         Ok(out)
     }
 
-    fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, FsError> {
+    fn read_file(&mut self, raw: &[u8], out: &mut dyn Write) -> Result<u64, FsError> {
         let ntfs = &self.ntfs;
         let io = &mut self.io;
-        let file = lookup(ntfs, io, path)?;
+        let file = lookup(ntfs, io, raw)?;
+        let text = shown(raw);
+        let path = text.as_str();
         if file.is_directory() {
             return Err(FsError::IsADirectory { path: path.into() });
         }
@@ -1029,6 +1093,9 @@ mod tests {
         drop(f);
         // A file for the EFS test to patch.
         write("efs.txt", b"secret\n");
+        // A name for the surrogate test to turn into one with an unpaired surrogate.
+        fs::create_dir(root.join("sur")).unwrap();
+        write("sur/lone-Q-surrogate.txt", b"surrogate\n");
         // An uncompressed file of many small extents between holes: its runs outgrow the
         // record too.
         let f = fs::File::create(root.join("holes.bin")).unwrap();
@@ -1116,18 +1183,18 @@ mod tests {
         assert_ne!(f.compressed_attrib & 0x800, 0, "ntfs-3g did not compress the file: {:#x}", f.compressed_attrib);
         let mut r = reader(&f.image);
         for (path, sha, len) in f.content.iter().filter(|c| c.0.starts_with("comp/")) {
-            let m = r.metadata(path).unwrap();
+            let m = r.metadata(path.as_bytes()).unwrap();
             assert_eq!((m.kind, m.size), (EntryKind::File, *len), "{path}");
             assert_ne!(m.attributes.unwrap() & 0x800, 0, "{path} is not compressed: {m:?}");
             assert_eq!(m.unreadable, None);
             let mut sink = HashSink::default();
-            assert_eq!(r.read_file(path, &mut sink).unwrap(), *len, "{path}");
+            assert_eq!(r.read_file(path.as_bytes(), &mut sink).unwrap(), *len, "{path}");
             assert_eq!(sink.len, *len);
             assert_eq!(&sink.hex(), sha, "{path} decompressed wrong");
         }
         // The other files too (resident and non-resident, uncompressed).
         for (path, sha, len) in &f.content {
-            let data = r.read_small(path, 64 * MIB).unwrap();
+            let data = r.read_small(path.as_bytes(), 64 * MIB).unwrap();
             assert_eq!((&testimg::sha256(&data), data.len() as u64), (sha, *len), "{path}");
         }
     }
@@ -1136,7 +1203,7 @@ mod tests {
     fn compressed_layout_is_what_ntfs3g_wrote() {
         let f = fixture();
         let mut r = NtfsReader::open(range_of(&f.image)).unwrap();
-        let file = lookup(&r.ntfs, &mut r.io, "/comp/data.bin").unwrap();
+        let file = lookup(&r.ntfs, &mut r.io, b"/comp/data.bin").unwrap();
         let l = data_layout(&r.ntfs, &mut r.io, &file, "/comp/data.bin").unwrap().unwrap();
         assert_eq!(l.compression_unit, 4);
         assert_eq!(l.size, l.initialized);
@@ -1144,13 +1211,13 @@ mod tests {
         assert!(l.runs.iter().any(|r| r.0.is_none()), "{:?}", l.runs);
         assert!(l.runs.iter().any(|r| r.0.is_some()));
         // The long file's $DATA is split over several records.
-        let file = lookup(&r.ntfs, &mut r.io, "/comp/long.bin").unwrap();
+        let file = lookup(&r.ntfs, &mut r.io, b"/comp/long.bin").unwrap();
         let has_list = file.attributes_raw().any(|a| a.unwrap().ty().ok() == Some(NtfsAttributeType::AttributeList));
         assert!(has_list, "comp/long.bin has no attribute list");
         let long = data_layout(&r.ntfs, &mut r.io, &file, "/comp/long.bin").unwrap().unwrap();
         assert_eq!(long.size, LONG_UNITS as u64 * 65_536);
         assert!(long.runs.len() >= LONG_UNITS, "{} runs", long.runs.len());
-        let file = lookup(&r.ntfs, &mut r.io, "/holes.bin").unwrap();
+        let file = lookup(&r.ntfs, &mut r.io, b"/holes.bin").unwrap();
         let has_list = file.attributes_raw().any(|a| a.unwrap().ty().ok() == Some(NtfsAttributeType::AttributeList));
         assert!(has_list, "holes.bin has no attribute list");
         // The crate's own lookup takes a later piece of such a split value for the stream
@@ -1158,7 +1225,7 @@ mod tests {
         // `data_streams` exists because of this. If this starts failing, the crate was fixed.
         let item = file.data(&mut r.io, "").unwrap().unwrap();
         assert_eq!(item.to_attribute().unwrap().value_length(), 0, "the crate now finds the first piece");
-        assert_eq!(r.stat("/holes.bin").unwrap().size, HOLES_LEN);
+        assert_eq!(r.stat(b"/holes.bin").unwrap().size, HOLES_LEN);
         // Both kinds of unit are there: LZNT1-compressed (real clusters, then sparse ones) and
         // stored (16 real clusters, for the noise).
         let cluster = u64::from(r.ntfs.cluster_size());
@@ -1185,7 +1252,7 @@ mod tests {
     fn metadata_of_files_streams_and_hard_links() {
         let f = fixture();
         let mut r = reader(&f.image);
-        let a = r.metadata("/a.txt").unwrap();
+        let a = r.metadata(b"/a.txt").unwrap();
         assert_eq!((a.kind, a.size), (EntryKind::File, 6));
         assert_eq!(a.mtime, Some(f.a_mtime));
         assert_eq!(a.mtime, Some(Time { secs: 1_614_834_367, nanos: 123_456_700 }));
@@ -1194,44 +1261,44 @@ mod tests {
         assert_eq!(a.nlink, Some(2));
         assert_eq!((a.mode, a.uid, a.gid), (None, None, None));
         assert_ne!(a.attributes.unwrap() & 0x20, 0, "archive bit: {:?}", a.attributes);
-        let h = r.metadata("/HARD.TXT").unwrap();
+        let h = r.metadata(b"/HARD.TXT").unwrap();
         assert_eq!(h.link_id, a.link_id);
         assert!(a.link_id.unwrap() >= 64, "{:?}", a.link_id);
-        assert_ne!(r.metadata("/efs.txt").unwrap().link_id, a.link_id);
-        let d = r.metadata("/comp").unwrap();
+        assert_ne!(r.metadata(b"/efs.txt").unwrap().link_id, a.link_id);
+        let d = r.metadata(b"/comp").unwrap();
         assert_eq!((d.kind, d.size), (EntryKind::Dir, 0));
         assert_eq!(d.attributes.unwrap() & 0x810, 0x810);
-        let root = r.metadata("/").unwrap();
+        let root = r.metadata(b"/").unwrap();
         assert_eq!((root.kind, root.link_id), (EntryKind::Dir, Some(5)));
-        assert!(matches!(r.metadata("/nope"), Err(FsError::NotFound { .. })));
+        assert!(matches!(r.metadata(b"/nope"), Err(FsError::NotFound { .. })));
 
-        let u = r.metadata(&format!("/{UNICODE_DIR}/{UNICODE_FILE}")).unwrap();
+        let u = r.metadata(format!("/{UNICODE_DIR}/{UNICODE_FILE}").as_bytes()).unwrap();
         assert_eq!((u.kind, u.size), (EntryKind::File, 8));
-        assert_eq!(r.read_small(&format!("/{UNICODE_DIR}/{UNICODE_FILE}"), 100).unwrap(), b"unicode\n");
-        assert!(r.read_dir(&format!("/{UNICODE_DIR}")).unwrap().iter().any(|e| e.name == UNICODE_FILE));
+        assert_eq!(r.read_small(format!("/{UNICODE_DIR}/{UNICODE_FILE}").as_bytes(), 100).unwrap(), b"unicode\n");
+        assert!(r.read_dir(format!("/{UNICODE_DIR}").as_bytes()).unwrap().iter().any(|e| e.name == UNICODE_FILE));
     }
 
     #[test]
     fn links_and_reparse_points() {
         let f = fixture();
         let mut r = reader(&f.image);
-        let j = r.metadata("/junc").unwrap();
-        assert_eq!((j.kind, j.target.as_deref()), (EntryKind::Symlink, Some(r"C:\Users\Public")));
+        let j = r.metadata(b"/junc").unwrap();
+        assert_eq!((j.kind, j.target.as_ref().and_then(|t| t.to_str())), (EntryKind::Symlink, Some(r"C:\Users\Public")));
         assert_eq!(j.unreadable, None);
         // ntfs-3g writes `ln -s` as an Interix symlink: a SYSTEM file holding IntxLNK\1 + UTF-16.
-        let l = r.metadata("/link").unwrap();
-        assert_eq!((l.kind, l.target.as_deref(), l.size), (EntryKind::Symlink, Some("a.txt"), 0));
+        let l = r.metadata(b"/link").unwrap();
+        assert_eq!((l.kind, l.target.as_ref().and_then(|t| t.to_str()), l.size), (EntryKind::Symlink, Some("a.txt"), 0));
         assert_ne!(l.attributes.unwrap() & ATTR_SYSTEM, 0);
-        assert_eq!(r.metadata("/rel").unwrap().target.as_deref(), Some("../dir/x"));
-        let w = r.metadata("/wof.txt").unwrap();
+        assert_eq!(r.metadata(b"/rel").unwrap().target.as_ref().and_then(|t| t.to_str()), Some("../dir/x"));
+        let w = r.metadata(b"/wof.txt").unwrap();
         assert_eq!(w.kind, EntryKind::File);
         let why = w.unreadable.unwrap();
         assert!(why.contains("0x80000017") && why.contains("WOF"), "{why}");
-        assert!(matches!(r.read_file("/wof.txt", &mut Vec::new()), Err(FsError::Unsupported { .. })));
-        assert_eq!(r.metadata("/chr").unwrap().kind, EntryKind::Other);
+        assert!(matches!(r.read_file(b"/wof.txt", &mut Vec::new()), Err(FsError::Unsupported { .. })));
+        assert_eq!(r.metadata(b"/chr").unwrap().kind, EntryKind::Other);
         // The listing goes by the index entries: every reparse point is a Symlink there, and
         // an Interix link a (SYSTEM) file.
-        let listed = r.read_dir("/").unwrap();
+        let listed = r.read_dir(b"/").unwrap();
         let kind_of = |n: &str| listed.iter().find(|e| e.name == n).map(|e| e.kind);
         assert_eq!(kind_of("junc"), Some(EntryKind::Symlink));
         assert_eq!(kind_of("wof.txt"), Some(EntryKind::Symlink));
@@ -1269,14 +1336,57 @@ mod tests {
     fn streams_a_sparse_file_over_4_gib() {
         let f = fixture();
         let mut r = reader(&f.image);
-        let m = r.metadata("/sparse.bin").unwrap();
+        let m = r.metadata(b"/sparse.bin").unwrap();
         assert_eq!(m.size, SPARSE_LEN);
+        // Only the cluster(s) holding the tail are stored.
+        assert!(m.allocated.is_some_and(|a| a > 0 && a <= 64 << 10), "{:?}", m.allocated);
+        let holes = r.metadata(b"/holes.bin").unwrap();
+        assert_eq!(holes.allocated, Some((HOLES_EXTENTS * 4096) as u64), "one 4 KiB piece per extent");
+        assert_eq!(r.metadata(b"/a.txt").unwrap().allocated, Some(6), "resident");
         assert_ne!(m.attributes.unwrap() & 0x200, 0, "sparse attribute: {:?}", m.attributes);
         let mut sink = ZeroSink { len: 0, first_nonzero: None, tail: Vec::new() };
-        assert_eq!(r.read_file("/sparse.bin", &mut sink).unwrap(), SPARSE_LEN);
+        assert_eq!(r.read_file(b"/sparse.bin", &mut sink).unwrap(), SPARSE_LEN);
         assert_eq!(sink.len, SPARSE_LEN);
         assert_eq!(sink.first_nonzero, Some(SPARSE_LEN - 7));
         assert!(sink.tail.ends_with(b"THE END"));
+    }
+
+    #[test]
+    fn a_name_with_an_unpaired_surrogate_is_kept_exactly() {
+        let f = fixture();
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("sur.img");
+        testimg::run(Command::new("cp").arg("--sparse=always").arg(&f.image).arg(&copy));
+        // Windows allows any UTF-16 in a name; ntfs-3g writes only valid names, so the `Q` of
+        // the name is patched to U+D800 where it stands: in the file's $FILE_NAME and in its
+        // directory's index. (A name's prefix is looked for: the whole name may straddle a
+        // sector end, whose last two bytes the update sequence array holds.)
+        let name: Vec<u8> = "lone-Q".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let q = 5 * 2;
+        let mut img = fs::read(&copy).unwrap();
+        let mut patched = 0;
+        let mut at = 0;
+        while let Some(i) = img[at..].windows(name.len()).position(|w| w == name.as_slice()) {
+            let pos = at + i + q;
+            assert!(pos % 512 < 510, "the patch must not touch a fixup");
+            img[pos..pos + 2].copy_from_slice(&0xD800u16.to_le_bytes());
+            patched += 1;
+            at = pos;
+        }
+        assert!(patched >= 2, "found the name {patched} times");
+        fs::write(&copy, &img).unwrap();
+        drop(img);
+        let mut r = reader(&copy);
+        let names: Vec<Bytes> = r.read_dir(b"/sur").unwrap().into_iter().map(|e| e.name).collect();
+        let wtf8 = b"lone-\xed\xa0\x80-surrogate.txt";
+        assert_eq!(names, vec![Bytes::new(wtf8.to_vec())]);
+        assert_eq!(names[0].to_string(), "lone-\\xed\\xa0\\x80-surrogate.txt");
+        let path = [b"/sur/".as_slice(), wtf8].concat();
+        let m = r.metadata(&path).unwrap();
+        assert_eq!((m.kind, m.size), (EntryKind::File, 10));
+        assert_eq!(r.read_small(&path, 100).unwrap(), b"surrogate\n");
+        assert!(matches!(r.metadata(b"/sur/lone-Q-surrogate.txt"), Err(FsError::NotFound { .. })));
+        assert!(matches!(r.metadata("/sur/lone-\u{FFFD}-surrogate.txt".as_bytes()), Err(FsError::NotFound { .. })));
     }
 
     #[test]
@@ -1289,7 +1399,7 @@ mod tests {
         // cannot encrypt).
         let at = {
             let mut r = NtfsReader::open(range_of(&copy)).unwrap();
-            let file = lookup(&r.ntfs, &mut r.io, "/efs.txt").unwrap();
+            let file = lookup(&r.ntfs, &mut r.io, b"/efs.txt").unwrap();
             let rec = file.position().value().unwrap().get();
             let si = file
                 .attributes_raw()
@@ -1311,10 +1421,10 @@ mod tests {
         img.write_all_at(&v.to_le_bytes(), at).unwrap();
         drop(img);
         let mut r = reader(&copy);
-        let m = r.metadata("/efs.txt").unwrap();
+        let m = r.metadata(b"/efs.txt").unwrap();
         assert_ne!(m.attributes.unwrap() & ATTR_ENCRYPTED, 0);
         assert!(m.unreadable.as_deref().unwrap_or("").contains("EFS"), "{m:?}");
         assert_eq!(m.kind, EntryKind::File);
-        assert!(matches!(r.read_file("/efs.txt", &mut Vec::new()), Err(FsError::Unsupported { .. })));
+        assert!(matches!(r.read_file(b"/efs.txt", &mut Vec::new()), Err(FsError::Unsupported { .. })));
     }
 }

@@ -17,7 +17,7 @@ pub fn filesystem(data: &[u8]) {
         let range = RangeReader::new(disk.clone(), 0, data.len() as u64);
         if let Some(Ok(mut reader)) = crate::fs::open(name, range) {
             let _ = reader.label();
-            let _ = reader.read_dir("/");
+            let _ = reader.read_dir(b"/");
             let _ = crate::os::detect(reader.as_mut());
         }
     }

@@ -413,7 +413,7 @@ fn left_out(skipped: &[crate::migrate::entry::Skipped]) -> Vec<LeftOut> {
         g.items += 1;
         g.bytes += s.size;
         if g.examples.len() < 3 {
-            g.examples.push(s.source.clone());
+            g.examples.push(s.source.to_string());
         }
     }
     groups

@@ -9,7 +9,7 @@ pub fn detect(fs: &mut dyn FsReader) -> Detection {
     let mut warnings = Vec::new();
     let mut release = None;
     for path in ["/etc/os-release", "/usr/lib/os-release"] {
-        match fs.read_small(path, SMALL_FILE_CAP) {
+        match fs.read_small(path.as_bytes(), SMALL_FILE_CAP) {
             Ok(bytes) => {
                 release = Some(parse_os_release(&String::from_utf8_lossy(&bytes)));
                 break;
@@ -18,7 +18,7 @@ pub fn detect(fs: &mut dyn FsReader) -> Detection {
             Err(e) => warnings.push(format!("cannot read the OS release file: {e}")),
         }
     }
-    let passwd = match fs.read_small("/etc/passwd", SMALL_FILE_CAP) {
+    let passwd = match fs.read_small(b"/etc/passwd", SMALL_FILE_CAP) {
         Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
         Err(FsError::NotFound { .. }) => None,
         Err(e) => {
@@ -29,7 +29,7 @@ pub fn detect(fs: &mut dyn FsReader) -> Detection {
     let (name, version) = match release {
         Some(r) => r,
         // No os-release: still a Linux root if it has a user list and an init.
-        None if passwd.is_some() && ["/sbin/init", "/usr/lib/systemd/systemd", "/bin/sh"].iter().any(|p| fs.exists(p)) => {
+        None if passwd.is_some() && ["/sbin/init", "/usr/lib/systemd/systemd", "/bin/sh"].iter().any(|p| fs.exists(p.as_bytes())) => {
             ("Linux".to_string(), None)
         }
         None => return Detection { os: None, warnings: Vec::new() },

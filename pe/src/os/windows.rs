@@ -9,12 +9,12 @@ use super::Os;
 const NOT_PEOPLE: [&str; 4] = ["Public", "Default", "Default User", "All Users"];
 
 pub fn detect(fs: &mut dyn FsReader) -> Detection {
-    if !fs.is_dir("/Windows/System32") {
+    if !fs.is_dir(b"/Windows/System32") {
         return Detection::default();
     }
     let mut warnings = Vec::new();
-    let users = match fs.read_dir("/Users") {
-        Ok(entries) => profile_names(entries.into_iter().filter(|e| e.kind == EntryKind::Dir).map(|e| e.name)),
+    let users = match fs.read_dir(b"/Users") {
+        Ok(entries) => profile_names(entries.into_iter().filter(|e| e.kind == EntryKind::Dir).map(|e| e.name.lossy().into_owned())),
         Err(e) => {
             warnings.push(format!("cannot list the user profiles: {e}"));
             Vec::new()
@@ -33,7 +33,7 @@ pub fn profile_names(dirs: impl Iterator<Item = String>) -> Vec<String> {
 
 /// A warning when `\hiberfil.sys` holds a hibernation image (`HIBR`, `WAKE`, `RSTR`).
 fn hibernation(fs: &mut dyn FsReader) -> Option<String> {
-    let head = read_head(fs, "/hiberfil.sys", 4).ok()?;
+    let head = read_head(fs, b"/hiberfil.sys", 4).ok()?;
     let magic = String::from_utf8_lossy(&head).to_ascii_uppercase();
     matches!(magic.as_str(), "HIBR" | "WAKE" | "RSTR").then(|| {
         format!(

@@ -297,7 +297,7 @@ impl Reader<'_, '_> {
                 self.stopped = true;
                 return;
             }
-            self.meter.entries(i as u64, n, &e.source);
+            self.meter.entries(i as u64, n, &e.source.to_string());
             if e.kind != Kind::File {
                 continue;
             }

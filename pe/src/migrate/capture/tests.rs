@@ -148,17 +148,19 @@ impl FsReader for GenFs {
     fn label(&mut self) -> Option<String> {
         None
     }
-    fn stat(&mut self, path: &str) -> Result<DirEntry, FsError> {
+    fn stat(&mut self, path: &[u8]) -> Result<DirEntry, FsError> {
+        let path = std::str::from_utf8(path).unwrap_or("");
         let c = self.files.get(path).ok_or_else(|| FsError::NotFound { path: path.into() })?;
         Ok(DirEntry { name: path.rsplit('/').next().unwrap_or("").into(), kind: EntryKind::File, size: c.len() })
     }
-    fn metadata(&mut self, path: &str) -> Result<Metadata, FsError> {
-        Err(FsError::NotFound { path: path.into() })
+    fn metadata(&mut self, path: &[u8]) -> Result<Metadata, FsError> {
+        Err(FsError::NotFound { path: String::from_utf8_lossy(path).into() })
     }
-    fn read_dir(&mut self, path: &str) -> Result<Vec<DirEntry>, FsError> {
-        Err(FsError::NotFound { path: path.into() })
+    fn read_dir(&mut self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
+        Err(FsError::NotFound { path: String::from_utf8_lossy(path).into() })
     }
-    fn read_file(&mut self, path: &str, out: &mut dyn Write) -> Result<u64, FsError> {
+    fn read_file(&mut self, path: &[u8], out: &mut dyn Write) -> Result<u64, FsError> {
+        let path = std::str::from_utf8(path).unwrap_or("");
         let c = *self.files.get(path).ok_or_else(|| FsError::NotFound { path: path.into() })?;
         // An odd block size, so chunks do not line up with reads.
         let mut buf = vec![0u8; 100_003];
@@ -193,6 +195,9 @@ fn entry(source: &str, kind: Kind, size: u64) -> Entry {
         mtime: None,
         attributes: None,
         target: (kind == Kind::Symlink).then(|| "Documents".into()),
+        xattrs: Vec::new(),
+        acl: None,
+        allocated: Some(size),
     }
 }
 
@@ -247,7 +252,7 @@ fn check_contents(path: &Path, fs: &GenFs) -> Manifest {
     let m = store.manifest().unwrap();
     for (i, e) in m.entries.iter().enumerate() {
         if e.entry.kind == Kind::File {
-            let mut c = Compare { content: fs.files[&e.entry.source], next: 0, finished: false };
+            let mut c = Compare { content: fs.files[&e.entry.source.to_string()], next: 0, finished: false };
             let n = store.read_entry(&m, i, &mut c).unwrap();
             assert!(c.finished && n == e.entry.size, "{}", e.entry.source);
         } else {
@@ -272,7 +277,7 @@ fn round_trip_with_segments_and_holes() {
     assert!(m.totals.hole_bytes >= 38 << 20, "{}", m.totals.hole_bytes);
     assert!(m.totals.stored_bytes < 6 << 20, "{}", m.totals.stored_bytes);
     // The 3 MiB random file spans segments.
-    let big = m.entries.iter().find(|e| e.entry.source.ends_with("big.bin")).unwrap();
+    let big = m.entries.iter().find(|e| e.entry.source.ends_with(b"big.bin")).unwrap();
     assert!(big.data.unwrap().records >= 4);
     for seg in &m.segments {
         assert!(seg.bytes <= (1 << 20) + 64 * 1024, "{} is {} bytes", seg.name, seg.bytes);
@@ -285,7 +290,7 @@ fn round_trip_with_segments_and_holes() {
     assert_eq!(Store::open(&path, false).unwrap().capture_state().unwrap(), CaptureState::Complete);
     // A file sink keeps holes sparse and sets the length.
     let mut store = Store::open(&path, false).unwrap();
-    let i = m.entries.iter().position(|e| e.entry.source.ends_with("disk.vmdk")).unwrap();
+    let i = m.entries.iter().position(|e| e.entry.source.ends_with(b"disk.vmdk")).unwrap();
     let out = tempfile::tempfile().unwrap();
     store.read_entry(&m, i, &mut FileSink(&out)).unwrap();
     assert_eq!(out.metadata().unwrap().len(), 40 << 20);
@@ -303,7 +308,7 @@ fn a_flipped_byte_is_found_and_named() {
     run(&mut fs, &plan, &path, &opts(1 << 20)).unwrap();
     let store = Store::open(&path, false).unwrap();
     let m = store.manifest().unwrap();
-    let e = m.entries.iter().find(|e| e.entry.source.ends_with("notes.txt")).unwrap();
+    let e = m.entries.iter().find(|e| e.entry.source.ends_with(b"notes.txt")).unwrap();
     let loc = e.data.unwrap();
     let map = store.load_segment_map(loc.segment).unwrap();
     let at = map.volume_offset(loc.offset + format::RECORD_HEADER_LEN as u64 + 10).unwrap() + store.volume_start();
@@ -324,7 +329,7 @@ fn a_flipped_byte_is_found_and_named() {
     let mut store = Store::open(&path, false).unwrap();
     let i = m.entries.iter().position(|x| x.id == e.id).unwrap();
     assert!(store.read_entry(&m, i, &mut Vec::new()).is_err());
-    let j = m.entries.iter().position(|x| x.entry.source.ends_with("small.bin")).unwrap();
+    let j = m.entries.iter().position(|x| x.entry.source.ends_with(b"small.bin")).unwrap();
     store.read_entry(&m, j, &mut Vec::new()).unwrap();
 }
 

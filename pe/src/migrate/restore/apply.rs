@@ -1,6 +1,7 @@
 //! Writing entries into the root: directories, files (streamed from the store, holes kept),
 //! symbolic links (the target is link content, never followed) and hard links (to the file
-//! this restore wrote earlier), with owner, mode and time, under the conflict policy.
+//! this restore wrote earlier), with owner, mode and time, extended attributes and ACLs
+//! ([`super::xattrs`]), under the conflict policy. Names are bytes, created exactly as stored.
 //!
 //! Every write goes through a directory opened with [`super::paths::walk`] (no link
 //! followed) and `*at` calls on a single name. Files and links are made under a temporary
@@ -34,6 +35,8 @@ use rustix::io::Errno;
 use super::paths::{beside_name, walk, Missing, RelPath, WalkError};
 use super::plan::{Base, Item};
 use super::report::Outcome;
+use super::xattrs::{self, Attrs};
+use crate::fs::bytes::{show, unshow};
 use crate::fs::Time;
 use crate::migrate::entry::Kind;
 use crate::migrate::store::EntrySink;
@@ -92,7 +95,9 @@ pub struct Want<'a> {
     /// A setting: replaces what the new OS has.
     pub setting: bool,
     /// A symbolic link's target.
-    pub link_target: Option<&'a str>,
+    pub link_target: Option<&'a [u8]>,
+    /// Extended attributes and ACLs to set (files and directories).
+    pub attrs: Option<&'a Attrs>,
 }
 
 /// What [`Applier::entry`] did.
@@ -109,6 +114,7 @@ struct DirFinish {
     base: Base,
     rel: RelPath,
     meta: Meta,
+    attrs: Option<Attrs>,
 }
 
 /// A base directory: where it is and, once open, its descriptor (`None` in a dry run when
@@ -193,7 +199,7 @@ enum Existing {
     Other,
 }
 
-fn existing(dir: BorrowedFd<'_>, name: &str) -> Result<Existing, String> {
+fn existing(dir: BorrowedFd<'_>, name: &[u8]) -> Result<Existing, String> {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Err(Errno::NOENT) => Ok(Existing::None),
         Err(e) => Err(format!("cannot look at it: {e}")),
@@ -280,7 +286,7 @@ impl Applier {
         let Some(bfd) = b.fd.clone() else { return Ok(None) };
         let shown = format!("/{}", b.abs);
         let chown = self.chown;
-        let mut init = |dir: BorrowedFd<'_>, name: &str| -> io::Result<()> {
+        let mut init = |dir: BorrowedFd<'_>, name: &[u8]| -> io::Result<()> {
             if chown {
                 rustix::fs::chownat(dir, name, uid(owner.0), gid(owner.1), AtFlags::SYMLINK_NOFOLLOW)?;
             }
@@ -309,10 +315,10 @@ impl Applier {
     /// put beside a conflict keeps its contents, hard links find their file, skipped
     /// directories keep their contents out, and directories made then get their mode and
     /// time at the end.
-    pub fn replay(&mut self, item_no: usize, item: &Item, outcome: &Outcome, finish_dir: bool, meta: Meta) {
+    pub fn replay(&mut self, item_no: usize, item: &Item, outcome: &Outcome, finish_dir: bool, want: Want<'_>) {
         let actual = self.actual(&item.base, &item.rel);
         let placed = match outcome {
-            Outcome::RestoredBeside { name } => actual.with_name(name),
+            Outcome::RestoredBeside { name } => actual.with_name(&beside_bytes(name)),
             _ => actual.clone(),
         };
         let key = (item.base.clone(), item.rel.clone());
@@ -329,7 +335,7 @@ impl Applier {
             _ => {}
         }
         if item.kind == Kind::Dir && finish_dir && !self.dry_run {
-            self.dirs.push(DirFinish { base: item.base.clone(), rel: placed, meta });
+            self.dirs.push(DirFinish { base: item.base.clone(), rel: placed, meta: want.meta, attrs: want.attrs.cloned() });
         }
     }
 
@@ -357,7 +363,7 @@ impl Applier {
                 return done(o, None);
             }
         };
-        let name = actual.name().to_string();
+        let name = actual.name().to_vec();
         let now = match &parent {
             Some(p) => match existing(p.as_fd(), &name) {
                 Ok(e) => e,
@@ -366,7 +372,7 @@ impl Applier {
             None => Existing::None,
         };
         let r = match item.kind {
-            Kind::Dir => self.dir(item, &actual, parent.as_deref(), &now, meta, setting),
+            Kind::Dir => self.dir(item, &actual, parent.as_deref(), &now, want),
             Kind::File => self.file(item_no, item, &actual, parent.as_deref(), &now, want, data),
             Kind::Symlink => self.symlink(&actual, parent.as_deref(), &now, meta, setting, want.link_target.unwrap_or_default()),
             Kind::HardLink => self.hard_link(item_no, item, &actual, parent.as_deref(), &now, setting),
@@ -374,7 +380,7 @@ impl Applier {
         match r {
             Ok((outcome, note)) => {
                 let target = match &outcome {
-                    Outcome::RestoredBeside { name } => self.target(&item.base, &actual.with_name(name)),
+                    Outcome::RestoredBeside { name } => self.target(&item.base, &actual.with_name(&beside_bytes(name))),
                     _ => target.clone(),
                 };
                 Done { outcome, target, note }
@@ -408,9 +414,9 @@ impl Applier {
     }
 
     /// Moves `tmp` into place as decided; returns the outcome.
-    fn put(&self, dir: &OwnedFd, tmp: &str, name: &str, place: &Place) -> Result<Outcome, String> {
+    fn put(&self, dir: &OwnedFd, tmp: &str, name: &[u8], place: &Place) -> Result<Outcome, String> {
         match place {
-            Place::New => match rename_noreplace(dir, tmp, name) {
+            Place::New => match rename_noreplace(dir, tmp.as_bytes(), name) {
                 Ok(()) => Ok(Outcome::Restored),
                 // Appeared meanwhile: keep it, as for any conflict.
                 Err(Errno::EXIST) => self.put_beside(dir, tmp, name),
@@ -422,11 +428,11 @@ impl Applier {
         }
     }
 
-    fn put_beside(&self, dir: &OwnedFd, tmp: &str, name: &str) -> Result<Outcome, String> {
+    fn put_beside(&self, dir: &OwnedFd, tmp: &str, name: &[u8]) -> Result<Outcome, String> {
         for n in 1..=1000 {
             let b = beside_name(name, n).ok_or("the name is too long for a `.restored` copy beside it")?;
-            match rename_noreplace(dir, tmp, &b) {
-                Ok(()) => return Ok(Outcome::RestoredBeside { name: b }),
+            match rename_noreplace(dir, tmp.as_bytes(), &b) {
+                Ok(()) => return Ok(Outcome::RestoredBeside { name: show(&b) }),
                 Err(Errno::EXIST) => continue,
                 Err(e) => return Err(format!("renaming beside the existing one: {e}")),
             }
@@ -435,14 +441,14 @@ impl Applier {
     }
 
     /// The outcome a dry run reports for `place`.
-    fn would(&self, dir: Option<&OwnedFd>, name: &str, place: &Place) -> Result<Outcome, String> {
+    fn would(&self, dir: Option<&OwnedFd>, name: &[u8], place: &Place) -> Result<Outcome, String> {
         match place {
             Place::New | Place::Replace => Ok(Outcome::Restored),
             Place::Beside => {
                 for n in 1..=1000 {
                     let b = beside_name(name, n).ok_or("the name is too long for a `.restored` copy beside it")?;
                     if dir.is_none_or(|d| matches!(existing(d.as_fd(), &b), Ok(Existing::None))) {
-                        return Ok(Outcome::RestoredBeside { name: b });
+                        return Ok(Outcome::RestoredBeside { name: show(&b) });
                     }
                 }
                 Err("1000 `.restored` copies exist already".into())
@@ -452,21 +458,23 @@ impl Applier {
         }
     }
 
-    fn dir(&mut self, item: &Item, actual: &RelPath, parent: Option<&OwnedFd>, now: &Existing, meta: Meta, setting: bool) -> Result<(Outcome, Option<String>), String> {
+    fn dir(&mut self, item: &Item, actual: &RelPath, parent: Option<&OwnedFd>, now: &Existing, want: Want<'_>) -> Result<(Outcome, Option<String>), String> {
+        let (meta, setting) = (want.meta, want.setting);
+        let finish = |rel: &RelPath| DirFinish { base: item.base.clone(), rel: rel.clone(), meta, attrs: want.attrs.cloned() };
         let name = actual.name();
         let key = (item.base.clone(), item.rel.clone());
         match now {
             Existing::Dir => {
                 // Merge. The new OS's directory keeps its mode and owner unless told to overwrite.
                 if !setting && self.conflict == Conflict::Overwrite {
-                    self.dirs.push(DirFinish { base: item.base.clone(), rel: actual.clone(), meta });
+                    self.dirs.push(finish(actual));
                 }
                 Ok((Outcome::Restored, Some("merged into the existing directory".into())))
             }
             Existing::None => {
                 if let Some(p) = parent.filter(|_| !self.dry_run) {
                     self.mkdir(p, name, meta)?;
-                    self.dirs.push(DirFinish { base: item.base.clone(), rel: actual.clone(), meta });
+                    self.dirs.push(finish(actual));
                 }
                 Ok((Outcome::Restored, None))
             }
@@ -480,7 +488,7 @@ impl Applier {
                     if let Some(p) = parent.filter(|_| !self.dry_run) {
                         rustix::fs::unlinkat(p, name, AtFlags::empty()).map_err(|e| format!("removing the file in its place: {e}"))?;
                         self.mkdir(p, name, meta)?;
-                        self.dirs.push(DirFinish { base: item.base.clone(), rel: actual.clone(), meta });
+                        self.dirs.push(finish(actual));
                     }
                     Ok((Outcome::Restored, Some("replaced a file of the new OS".into())))
                 }
@@ -489,14 +497,14 @@ impl Applier {
                     for n in 1..=1000 {
                         let b = beside_name(name, n).ok_or("the name is too long for a `.restored` directory beside it")?;
                         match parent {
-                            Some(p) if !self.dry_run => match rustix::fs::mkdirat(p, b.as_str(), Mode::from_raw_mode(0o700)) {
+                            Some(p) if !self.dry_run => match rustix::fs::mkdirat(p, b.as_slice(), Mode::from_raw_mode(0o700)) {
                                 Ok(()) => {
                                     self.own(p, &b, meta)?;
                                     chosen = Some(b);
                                     break;
                                 }
                                 Err(Errno::EXIST) => continue,
-                                Err(e) => return Err(format!("creating {b}: {e}")),
+                                Err(e) => return Err(format!("creating {}: {e}", show(&b))),
                             },
                             Some(p) => {
                                 if matches!(existing(p.as_fd(), &b), Ok(Existing::None)) {
@@ -513,21 +521,21 @@ impl Applier {
                     let b = chosen.ok_or("1000 `.restored` directories exist already")?;
                     let to = actual.with_name(&b);
                     if !self.dry_run {
-                        self.dirs.push(DirFinish { base: item.base.clone(), rel: to.clone(), meta });
+                        self.dirs.push(finish(&to));
                     }
                     self.remaps.insert(key, to);
-                    Ok((Outcome::RestoredBeside { name: b }, None))
+                    Ok((Outcome::RestoredBeside { name: show(&b) }, None))
                 }
             },
         }
     }
 
-    fn mkdir(&self, p: &OwnedFd, name: &str, meta: Meta) -> Result<(), String> {
+    fn mkdir(&self, p: &OwnedFd, name: &[u8], meta: Meta) -> Result<(), String> {
         rustix::fs::mkdirat(p, name, Mode::from_raw_mode(0o700)).map_err(|e| format!("creating the directory: {e}"))?;
         self.own(p, name, meta)
     }
 
-    fn own(&self, p: &OwnedFd, name: &str, meta: Meta) -> Result<(), String> {
+    fn own(&self, p: &OwnedFd, name: &[u8], meta: Meta) -> Result<(), String> {
         if self.chown {
             rustix::fs::chownat(p, name, uid(meta.uid), gid(meta.gid), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|e| format!("setting the owner: {e}"))?;
@@ -556,7 +564,7 @@ impl Applier {
         }
         if let Some(b) = parent.filter(|_| place == Place::Beside).and_then(|p| earlier_beside(p, name, &same)) {
             self.placed.insert(item_no, (item.base.clone(), actual.with_name(&b)));
-            return Ok((Outcome::RestoredBeside { name: b }, Some("already there (same size and time)".into())));
+            return Ok((Outcome::RestoredBeside { name: show(&b) }, Some("already there (same size and time)".into())));
         }
         let (Some(dir), false) = (parent, self.dry_run) else {
             let o = self.would(parent, name, &place)?;
@@ -572,17 +580,26 @@ impl Applier {
         let fd = rustix::fs::openat(dir, tmp.as_str(), OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(0o600))
             .map_err(|e| format!("creating a temporary file: {e}"))?;
         let file = File::from(fd);
-        let r = data(&file).and_then(|_| self.set_meta_fd(&file, meta)).and_then(|()| self.put(dir, &tmp, name, &place));
+        let mut attr_problems = Vec::new();
+        let r = data(&file)
+            .and_then(|_| self.set_meta_fd(&file, meta))
+            .map(|()| attr_problems = want.attrs.map(|a| xattrs::apply(file.as_fd(), a)).unwrap_or_default())
+            .and_then(|()| self.put(dir, &tmp, name, &place));
         if r.is_err() {
             let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
         }
         let o = r?;
         let placed = match &o {
-            Outcome::RestoredBeside { name } => actual.with_name(name),
+            Outcome::RestoredBeside { name } => actual.with_name(&beside_bytes(name)),
             _ => actual.clone(),
         };
         self.placed.insert(item_no, (item.base.clone(), placed));
-        Ok((o, setting.then(|| "a setting: replaces the new OS's file".to_string()).filter(|_| *now != Existing::None)))
+        let replaced = setting.then(|| "a setting: replaces the new OS's file".to_string()).filter(|_| *now != Existing::None);
+        let note = match (replaced, xattrs::note(&attr_problems)) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
+        Ok((o, note))
     }
 
     fn set_meta_fd(&self, file: &File, meta: Meta) -> Result<(), String> {
@@ -596,17 +613,17 @@ impl Applier {
         Ok(())
     }
 
-    fn symlink(&mut self, actual: &RelPath, parent: Option<&OwnedFd>, now: &Existing, meta: Meta, setting: bool, to: &str) -> Result<(Outcome, Option<String>), String> {
-        let name = actual.name().to_string();
+    fn symlink(&mut self, actual: &RelPath, parent: Option<&OwnedFd>, now: &Existing, meta: Meta, setting: bool, to: &[u8]) -> Result<(Outcome, Option<String>), String> {
+        let name = actual.name().to_vec();
         if let Existing::Link(t) = now {
-            if t.as_slice() == to.as_bytes() {
+            if t.as_slice() == to {
                 return Ok((Outcome::Restored, Some("already there (same target)".into())));
             }
         }
         let place = self.decide(now, setting);
-        let same = |e: &Existing| matches!(e, Existing::Link(t) if t.as_slice() == to.as_bytes());
+        let same = |e: &Existing| matches!(e, Existing::Link(t) if t.as_slice() == to);
         if let Some(b) = parent.filter(|_| place == Place::Beside).and_then(|p| earlier_beside(p, &name, &same)) {
-            return Ok((Outcome::RestoredBeside { name: b }, Some("already there (same target)".into())));
+            return Ok((Outcome::RestoredBeside { name: show(&b) }, Some("already there (same target)".into())));
         }
         let (Some(dir), false) = (parent, self.dry_run) else {
             return Ok((self.would(parent, &name, &place)?, None));
@@ -667,7 +684,7 @@ impl Applier {
         }
         let o = r?;
         let placed = match &o {
-            Outcome::RestoredBeside { name } => actual.with_name(name),
+            Outcome::RestoredBeside { name } => actual.with_name(&beside_bytes(name)),
             _ => actual.clone(),
         };
         self.placed.insert(item_no, (item.base.clone(), placed));
@@ -686,6 +703,9 @@ impl Applier {
             let shown = self.target(&d.base, &d.rel);
             let r = walk(b.as_fd(), "", d.rel.parts(), Missing::Fail).map_err(err).and_then(|fd| {
                 rustix::fs::fchmod(&fd, Mode::from_raw_mode(d.meta.mode)).map_err(err)?;
+                if let Some(note) = d.attrs.as_ref().and_then(|a| xattrs::note(&xattrs::apply(fd.as_fd(), a))) {
+                    problems.push(format!("{shown}: {note}"));
+                }
                 if d.meta.mtime.is_some() {
                     rustix::fs::futimens(&fd, &times(d.meta.mtime)).map_err(err)?;
                 }
@@ -718,7 +738,7 @@ enum Place {
 
 /// The `.restored` copy beside `name` that an earlier run wrote, recognised by `same`: the
 /// copies are looked at in order up to the first free name.
-fn earlier_beside(dir: &OwnedFd, name: &str, same: &dyn Fn(&Existing) -> bool) -> Option<String> {
+fn earlier_beside(dir: &OwnedFd, name: &[u8], same: &dyn Fn(&Existing) -> bool) -> Option<Vec<u8>> {
     for n in 1..=1000 {
         let b = beside_name(name, n)?;
         match existing(dir.as_fd(), &b) {
@@ -730,7 +750,7 @@ fn earlier_beside(dir: &OwnedFd, name: &str, same: &dyn Fn(&Existing) -> bool) -
     None
 }
 
-fn rename_noreplace(dir: &OwnedFd, from: &str, to: &str) -> Result<(), Errno> {
+fn rename_noreplace(dir: &OwnedFd, from: &[u8], to: &[u8]) -> Result<(), Errno> {
     match rustix::fs::renameat_with(dir, from, dir, to, RenameFlags::NOREPLACE) {
         // Filesystems without RENAME_NOREPLACE: check, then rename.
         Err(Errno::INVAL) => match rustix::fs::statat(dir, to, AtFlags::SYMLINK_NOFOLLOW) {
@@ -740,6 +760,11 @@ fn rename_noreplace(dir: &OwnedFd, from: &str, to: &str) -> Result<(), Errno> {
         },
         r => r,
     }
+}
+
+/// The name a report's [`Outcome::RestoredBeside`] shows, as bytes again.
+fn beside_bytes(shown: &str) -> Vec<u8> {
+    unshow(shown).unwrap_or_else(|| shown.as_bytes().to_vec())
 }
 
 /// A uid for chown; `None` (leave unchanged) for -1, which means "no change" to the kernel.

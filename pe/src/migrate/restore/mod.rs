@@ -9,8 +9,9 @@
 //! 4. Users mapped by name to the new OS's accounts ([`users`]); free space checked for the
 //!    data of each filesystem it goes to.
 //! 5. Missing accounts created (if allowed), then every entry written ([`apply`], under the
-//!    conflict policy; paths resolved by [`paths`], never through a link), each recorded in
-//!    the store as it goes ([`journal`]).
+//!    conflict policy; paths resolved by [`paths`], never through a link; extended attributes
+//!    and ACLs by [`xattrs`], their users mapped by name), each recorded in the store as it
+//!    goes ([`journal`]).
 //! 6. The report ([`report`]) written into the new OS (`/var/log/inplace/restore-report.json`
 //!    and `.txt`, mode 0600) and into the store (`restore/report.json`, `restore/report.txt`),
 //!    then the mark (`restore/state.json`).
@@ -44,6 +45,7 @@ mod replace;
 pub mod report;
 pub mod state;
 pub mod users;
+pub mod xattrs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -132,8 +134,8 @@ pub fn mode_of(e: &Entry) -> (u32, Option<String>) {
 const PROTECTED: [&str; 6] = ["etc/passwd", "etc/shadow", "etc/group", "etc/gshadow", "etc/fstab", "etc/crypttab"];
 
 fn protected(rel: &RelPath) -> bool {
-    let s = rel.to_string();
-    PROTECTED.contains(&s.as_str()) || rel.parts().first().is_some_and(|p| p == "boot")
+    let s = rel.to_bytes();
+    PROTECTED.iter().any(|p| p.as_bytes() == s) || rel.parts().first().is_some_and(|p| p == b"boot")
 }
 
 /// The home of `a` as a checked path inside the root.
@@ -160,7 +162,7 @@ fn open_home(root: &Root, a: &users::Account, dry_run: bool) -> Result<(RelPath,
         Some(fd) => fd,
         // A new OS without `/home` yet: make it (root-owned, 0755) as useradd would.
         None => {
-            let mut init = |dir: BorrowedFd<'_>, name: &str| -> std::io::Result<()> {
+            let mut init = |dir: BorrowedFd<'_>, name: &[u8]| -> std::io::Result<()> {
                 rustix::fs::chmodat(dir, name, rustix::fs::Mode::from_raw_mode(0o755), rustix::fs::AtFlags::empty())?;
                 Ok(())
             };
@@ -380,9 +382,11 @@ impl Apply<'_> {
         let meter = Meter::start(self.sink, PHASE, bytes_total);
         for (no, item) in self.plan.items.iter().enumerate() {
             let e = &self.m.entries[item.index].entry;
-            let meta = self.meta(e);
-            if let Some(d) = done.remove(&no).filter(|d| d.entry.source == e.source) {
-                applier.replay(no, item, &d.entry.outcome, d.finish_dir, meta.0.meta);
+            let attrs = xattrs::prepare(e, self.user_map, self.accounts);
+            let mut meta = self.meta(e);
+            meta.0.attrs = attrs.as_ref();
+            if let Some(d) = done.remove(&no).filter(|d| d.entry.source == e.source.to_string()) {
+                applier.replay(no, item, &d.entry.outcome, d.finish_dir, meta.0);
                 self.count(&meter, e, no, entries_total);
                 rep.push(d.entry);
                 continue;
@@ -397,7 +401,7 @@ impl Apply<'_> {
                 return Err(stopped());
             }
             let setting = item.base == Base::Root;
-            let report = EntryReport { source: e.source.clone(), user: e.user.clone(), kind: e.kind, bytes: e.size, target, setting, outcome, note };
+            let report = EntryReport { source: e.source.to_string(), user: e.user.clone(), kind: e.kind, bytes: e.size, target, setting, outcome, note };
             if !dry_run && !matches!(report.outcome, Outcome::Failed { .. }) {
                 journal.push(&Done { item: no, finish_dir: applier.dirs_pending() > dirs_before, entry: report.clone() });
                 journal.flush_due(store, self.sink);
@@ -413,14 +417,14 @@ impl Apply<'_> {
         let (uid, gid) = self.user_map.ids(self.accounts, e.user.as_deref(), e.owner.as_deref(), e.group.as_deref());
         let (mode, mode_note) = mode_of(e);
         let setting = e.user.is_none();
-        (Want { meta: Meta { uid, gid, mode, mtime: e.mtime }, size: e.size, setting, link_target: None }, mode_note)
+        (Want { meta: Meta { uid, gid, mode, mtime: e.mtime }, size: e.size, setting, link_target: None, attrs: None }, mode_note)
     }
 
     fn count(&self, meter: &Meter<'_>, e: &Entry, no: usize, total: u64) {
         if e.kind == Kind::File {
             meter.add(e.size);
         }
-        meter.entries(no as u64 + 1, total, &e.source);
+        meter.entries(no as u64 + 1, total, &e.source.to_string());
     }
 
     /// Writes one entry: its outcome, where it went, and a note.

@@ -1,5 +1,5 @@
 //! Path safety. Every path read from a store is untrusted: [`RelPath::parse`] accepts only
-//! plain relative names, and every directory restore writes into is opened one component at a
+//! plain relative names (bytes: a name need not be UTF-8, and is created exactly as stored), and every directory restore writes into is opened one component at a
 //! time with `O_NOFOLLOW` ([`walk`]), holding each directory open, so no symbolic link — one
 //! the new OS already has, or one this store created a moment ago — is ever followed below the
 //! point where the entry's base directory was opened.
@@ -11,6 +11,8 @@
 
 use std::fmt;
 use std::io;
+
+use crate::fs::bytes::show;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -30,44 +32,44 @@ pub struct PathError {
     pub why: String,
 }
 
-fn bad(path: &str, why: impl Into<String>) -> PathError {
-    PathError { path: path.into(), why: why.into() }
+fn bad(path: &[u8], why: impl Into<String>) -> PathError {
+    PathError { path: show(path), why: why.into() }
 }
 
-/// A checked relative path: one or more plain names, none of them `.` or `..`.
+/// A checked relative path: one or more plain names (bytes), none of them `.` or `..`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RelPath {
-    parts: Vec<String>,
+    parts: Vec<Vec<u8>>,
 }
 
 impl RelPath {
     /// Checks an entry path from a store: relative, `/`-separated, every component a plain
     /// name of at most [`NAME_MAX`] bytes.
-    pub fn parse(path: &str) -> Result<RelPath, PathError> {
+    pub fn parse(path: &[u8]) -> Result<RelPath, PathError> {
         if path.is_empty() {
             return Err(bad(path, "empty path"));
         }
         if path.len() > PATH_MAX {
             return Err(bad(path, format!("longer than {PATH_MAX} bytes")));
         }
-        if path.contains('\0') {
+        if path.contains(&0) {
             return Err(bad(path, "contains a NUL byte"));
         }
-        if path.starts_with('/') {
+        if path.starts_with(b"/") {
             return Err(bad(path, "absolute path; store paths must be relative"));
         }
-        if path.starts_with('\\') {
+        if path.starts_with(b"\\") {
             return Err(bad(path, "starts with a backslash (a Windows absolute or UNC path)"));
         }
         // `C:\x` is a Windows absolute path; `a:b` alone is an ordinary Linux name.
-        let b = path.as_bytes();
+        let b = path;
         if b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\' {
             return Err(bad(path, "starts with a Windows drive prefix"));
         }
         let mut parts = Vec::new();
-        for c in path.split('/') {
+        for c in path.split(|b| *b == b'/') {
             check_name(path, c)?;
-            parts.push(c.to_string());
+            parts.push(c.to_vec());
         }
         Ok(RelPath { parts })
     }
@@ -75,37 +77,43 @@ impl RelPath {
     /// An absolute path inside the new OS (a home directory from its `/etc/passwd`), relative
     /// to its root; `/` gives the empty path.
     pub fn parse_abs(path: &str) -> Result<RelPath, PathError> {
+        let raw = path.as_bytes();
         if !path.starts_with('/') {
-            return Err(bad(path, "not an absolute path"));
+            return Err(bad(raw, "not an absolute path"));
         }
         if path.len() > PATH_MAX || path.contains('\0') {
-            return Err(bad(path, "too long or contains a NUL byte"));
+            return Err(bad(raw, "too long or contains a NUL byte"));
         }
         let mut parts = Vec::new();
         for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
             if c == ".." {
-                return Err(bad(path, "contains a `..` component"));
+                return Err(bad(raw, "contains a `..` component"));
             }
             if c.len() > NAME_MAX {
-                return Err(bad(path, format!("a component is longer than {NAME_MAX} bytes")));
+                return Err(bad(raw, format!("a component is longer than {NAME_MAX} bytes")));
             }
-            parts.push(c.to_string());
+            parts.push(c.as_bytes().to_vec());
         }
         Ok(RelPath { parts })
     }
 
-    pub fn parts(&self) -> &[String] {
+    pub fn parts(&self) -> &[Vec<u8>] {
         &self.parts
     }
 
     /// Every component but the last.
-    pub fn dirs(&self) -> &[String] {
+    pub fn dirs(&self) -> &[Vec<u8>] {
         self.parts.split_last().map_or(&[], |(_, d)| d)
     }
 
     /// The last component (empty for the empty path).
-    pub fn name(&self) -> &str {
-        self.parts.last().map_or("", String::as_str)
+    pub fn name(&self) -> &[u8] {
+        self.parts.last().map_or(&[], Vec::as_slice)
+    }
+
+    /// The exact bytes, `/`-joined (what `openat` takes; [`fmt::Display`] shows it).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.parts.join(&b'/')
     }
 
     pub fn is_empty(&self) -> bool {
@@ -123,10 +131,10 @@ impl RelPath {
     }
 
     /// The same path with the last component replaced.
-    pub fn with_name(&self, name: &str) -> RelPath {
+    pub fn with_name(&self, name: &[u8]) -> RelPath {
         let mut parts = self.parts.clone();
         if let Some(last) = parts.last_mut() {
-            *last = name.to_string();
+            *last = name.to_vec();
         }
         RelPath { parts }
     }
@@ -142,16 +150,18 @@ impl RelPath {
     }
 }
 
+/// Shows the path with [`crate::fs::bytes::show`]: as it is when it is UTF-8 without a
+/// backslash, escaped otherwise.
 impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.parts.join("/"))
+        f.write_str(&show(&self.to_bytes()))
     }
 }
 
-fn check_name(path: &str, c: &str) -> Result<(), PathError> {
+fn check_name(path: &[u8], c: &[u8]) -> Result<(), PathError> {
     match c {
-        "" => return Err(bad(path, "has an empty component (`//` or a trailing `/`)")),
-        "." | ".." => return Err(bad(path, format!("has a `{c}` component"))),
+        b"" => return Err(bad(path, "has an empty component (`//` or a trailing `/`)")),
+        b"." | b".." => return Err(bad(path, format!("has a `{}` component", show(c)))),
         _ => {}
     }
     if c.len() > NAME_MAX {
@@ -159,7 +169,7 @@ fn check_name(path: &str, c: &str) -> Result<(), PathError> {
     }
     // A backslash is an ordinary character on Linux, but a name that a Windows tool would read
     // as `..\..\x` or `C:\x` is refused: it is a traversal attempt, not a file name.
-    if c.contains('\\') && c.split('\\').any(|p| p.is_empty() || p == "." || p == "..") {
+    if c.contains(&b'\\') && c.split(|b| *b == b'\\').any(|p| p.is_empty() || p == b"." || p == b"..") {
         return Err(bad(path, "uses backslashes as separators (empty, `.` or `..` parts)"));
     }
     Ok(())
@@ -167,11 +177,11 @@ fn check_name(path: &str, c: &str) -> Result<(), PathError> {
 
 /// Checks a symbolic link's target: stored verbatim as link content and never followed, so
 /// only its form is checked.
-pub fn check_link_target(path: &str, target: &str) -> Result<(), PathError> {
+pub fn check_link_target(path: &[u8], target: &[u8]) -> Result<(), PathError> {
     if target.is_empty() {
         return Err(bad(path, "symbolic link with an empty target"));
     }
-    if target.contains('\0') {
+    if target.contains(&0) {
         return Err(bad(path, "symbolic link target contains a NUL byte"));
     }
     if target.len() > PATH_MAX {
@@ -215,12 +225,12 @@ fn dir_flags() -> OFlags {
 }
 
 /// Opens the directory `name` in `dir` without following a link.
-pub fn open_dir_nofollow(dir: BorrowedFd<'_>, name: &str) -> Result<OwnedFd, Errno> {
+pub fn open_dir_nofollow(dir: BorrowedFd<'_>, name: &[u8]) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(dir, name, dir_flags(), Mode::empty())
 }
 
 /// Whether `name` in `dir` is a symbolic link (without following it).
-pub fn is_symlink_at(dir: BorrowedFd<'_>, name: &str) -> bool {
+pub fn is_symlink_at(dir: BorrowedFd<'_>, name: &[u8]) -> bool {
     rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
         .is_ok_and(|s| rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Symlink)
 }
@@ -230,22 +240,23 @@ pub enum Missing<'a> {
     /// Fail with [`WalkError::Missing`].
     Fail,
     /// Create it and let the callback set its owner and mode.
-    Create(&'a mut dyn FnMut(BorrowedFd<'_>, &str) -> io::Result<()>),
+    Create(&'a mut dyn FnMut(BorrowedFd<'_>, &[u8]) -> io::Result<()>),
 }
 
 /// Opens `parts` below `base` one component at a time, never following a symbolic link.
 /// `shown` prefixes the path in messages.
-pub fn walk(base: BorrowedFd<'_>, shown: &str, parts: &[String], mut missing: Missing<'_>) -> Result<OwnedFd, WalkError> {
+pub fn walk(base: BorrowedFd<'_>, shown: &str, parts: &[Vec<u8>], mut missing: Missing<'_>) -> Result<OwnedFd, WalkError> {
     let mut cur = rustix::io::dup(base).map_err(|e| WalkError::Io(shown.into(), e.into()))?;
     let mut here = shown.trim_end_matches('/').to_string();
     for name in parts {
-        here = if here.is_empty() { name.clone() } else { format!("{here}/{name}") };
+        let name = name.as_slice();
+        here = if here.is_empty() { show(name) } else { format!("{here}/{}", show(name)) };
         let next = match open_dir_nofollow(cur.as_fd(), name) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => match &mut missing {
                 Missing::Fail => return Err(WalkError::Missing(here)),
                 Missing::Create(init) => {
-                    match rustix::fs::mkdirat(cur.as_fd(), name.as_str(), Mode::from_raw_mode(0o700)) {
+                    match rustix::fs::mkdirat(cur.as_fd(), name, Mode::from_raw_mode(0o700)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(WalkError::Io(here, e.into())),
                     }
@@ -261,7 +272,7 @@ pub fn walk(base: BorrowedFd<'_>, shown: &str, parts: &[String], mut missing: Mi
     Ok(cur)
 }
 
-fn classify(dir: BorrowedFd<'_>, name: &str, here: &str, e: Errno) -> WalkError {
+fn classify(dir: BorrowedFd<'_>, name: &[u8], here: &str, e: Errno) -> WalkError {
     match e {
         Errno::LOOP => WalkError::Symlink(here.into()),
         Errno::NOTDIR if is_symlink_at(dir, name) => WalkError::Symlink(here.into()),
@@ -313,7 +324,7 @@ impl Root {
         let shown = format!("/{abs}");
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-        match rustix::fs::openat2(self.fd(), abs.to_string(), flags, Mode::empty(), resolve) {
+        match rustix::fs::openat2(self.fd(), abs.to_bytes(), flags, Mode::empty(), resolve) {
             Ok(fd) => Ok(Some(fd)),
             Err(Errno::NOENT) => Ok(None),
             Err(Errno::NOTDIR) => Err(WalkError::NotDir(shown)),
@@ -331,8 +342,9 @@ impl Root {
 /// The name a restored file gets beside a conflicting one: `<name>.restored`, then
 /// `<name>.restored.2`, `.3`, … (`n` counts from 1). The suffix goes at the very end so a
 /// configuration directory's `*.conf` glob never picks the restored copy up.
-pub fn beside_name(name: &str, n: u32) -> Option<String> {
-    let s = if n <= 1 { format!("{name}.restored") } else { format!("{name}.restored.{n}") };
+pub fn beside_name(name: &[u8], n: u32) -> Option<Vec<u8>> {
+    let suffix = if n <= 1 { ".restored".to_string() } else { format!(".restored.{n}") };
+    let s = [name, suffix.as_bytes()].concat();
     (s.len() <= NAME_MAX).then_some(s)
 }
 
@@ -343,11 +355,18 @@ mod tests {
     #[test]
     fn accepts_plain_relative_paths() {
         for p in ["a", "Documents/report.txt", ".bashrc", "..hidden", "a..b/c", "x/y z/ü.txt", "a\\b", "dir/a:b", "…"] {
-            let r = RelPath::parse(p).unwrap_or_else(|e| panic!("{p}: {e}"));
-            assert_eq!(r.to_string(), p);
+            let r = RelPath::parse(p.as_bytes()).unwrap_or_else(|e| panic!("{p}: {e}"));
+            assert_eq!(r.to_bytes(), p.as_bytes());
+            // Shown as it is, but for the backslash, which is shown doubled (see `show`).
+            assert_eq!(r.to_string(), p.replace('\\', "\\\\"));
         }
-        assert_eq!(RelPath::parse("a/b/c").unwrap().dirs(), ["a", "b"]);
-        assert_eq!(RelPath::parse("a/b/c").unwrap().name(), "c");
+        assert_eq!(RelPath::parse(b"a/b/c").unwrap().dirs(), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(RelPath::parse(b"a/b/c").unwrap().name(), b"c");
+        // Names are bytes: a Latin-1 name is kept exactly, and shown escaped.
+        let latin1 = RelPath::parse(b"Documents/na\xefve.txt").unwrap();
+        assert_eq!(latin1.name(), b"na\xefve.txt");
+        assert_eq!(latin1.to_string(), "Documents/na\\xefve.txt");
+        assert!(RelPath::parse(b"a/\xff/..").is_err());
     }
 
     #[test]
@@ -378,39 +397,41 @@ mod tests {
             deep.as_str(),
         ];
         for p in cases {
-            assert!(RelPath::parse(p).is_err(), "{p:?} was accepted");
+            assert!(RelPath::parse(p.as_bytes()).is_err(), "{p:?} was accepted");
         }
-        assert!(RelPath::parse("/x").unwrap_err().to_string().contains("absolute"));
+        assert!(RelPath::parse(b"/x").unwrap_err().to_string().contains("absolute"));
     }
 
     #[test]
     fn home_paths_and_link_targets() {
-        assert_eq!(RelPath::parse_abs("/home/carol/").unwrap().parts(), ["home", "carol"]);
+        assert_eq!(RelPath::parse_abs("/home/carol/").unwrap().parts(), [b"home".to_vec(), b"carol".to_vec()]);
         assert!(RelPath::parse_abs("/").unwrap().is_empty());
         assert!(RelPath::parse_abs("/home/../etc").is_err());
         assert!(RelPath::parse_abs("home").is_err());
-        assert!(check_link_target("l", "/etc/passwd").is_ok(), "absolute targets are link content");
-        assert!(check_link_target("l", "../../x").is_ok());
-        assert!(check_link_target("l", "").is_err());
-        assert!(check_link_target("l", "a\0").is_err());
+        assert!(check_link_target(b"l", b"/etc/passwd").is_ok(), "absolute targets are link content");
+        assert!(check_link_target(b"l", b"../../x").is_ok());
+        assert!(check_link_target(b"l", b"na\xefve").is_ok(), "targets are bytes");
+        assert!(check_link_target(b"l", b"").is_err());
+        assert!(check_link_target(b"l", b"a\0").is_err());
     }
 
     #[test]
     fn relations() {
-        let a = RelPath::parse("a/b").unwrap();
-        assert!(RelPath::parse("a/b/c").unwrap().is_below(&a));
+        let a = RelPath::parse(b"a/b").unwrap();
+        assert!(RelPath::parse(b"a/b/c").unwrap().is_below(&a));
         assert!(!a.is_below(&a));
-        assert!(!RelPath::parse("a/bc").unwrap().is_below(&a));
-        assert_eq!(a.with_name("z").to_string(), "a/z");
+        assert!(!RelPath::parse(b"a/bc").unwrap().is_below(&a));
+        assert_eq!(a.with_name(b"z").to_string(), "a/z");
         assert_eq!(a.prefix(1).to_string(), "a");
         assert_eq!(a.suffix(1).to_string(), "b");
     }
 
     #[test]
     fn beside_names() {
-        assert_eq!(beside_name("x.conf", 1).unwrap(), "x.conf.restored");
-        assert_eq!(beside_name("x.conf", 3).unwrap(), "x.conf.restored.3");
-        assert!(beside_name(&"y".repeat(250), 1).is_none());
+        assert_eq!(beside_name(b"x.conf", 1).unwrap(), b"x.conf.restored");
+        assert_eq!(beside_name(b"x.conf", 3).unwrap(), b"x.conf.restored.3");
+        assert_eq!(beside_name(b"na\xef", 1).unwrap(), b"na\xef.restored");
+        assert!(beside_name("y".repeat(250).as_bytes(), 1).is_none());
     }
 
     /// A root inside a temp dir, with a sentinel sibling that must stay empty.
@@ -432,9 +453,9 @@ mod tests {
         std::fs::write(root.join("home/carol/file"), b"x").unwrap();
         let r = Root::open(&root).unwrap();
         let home = r.open_abs(&RelPath::parse_abs("/home/carol").unwrap()).unwrap().unwrap();
-        let parts = |p: &str| RelPath::parse(p).unwrap().parts().to_vec();
+        let parts = |p: &str| RelPath::parse(p.as_bytes()).unwrap().parts().to_vec();
         let mut made = 0;
-        let mut init = |_: BorrowedFd<'_>, _: &str| {
+        let mut init = |_: BorrowedFd<'_>, _: &[u8]| {
             made += 1;
             Ok(())
         };

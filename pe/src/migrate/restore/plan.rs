@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use super::paths::{check_link_target, RelPath};
-use crate::migrate::entry::Kind;
+use crate::migrate::entry::{self, Kind};
 use crate::migrate::store::Manifest;
 
 /// What an entry's path is relative to.
@@ -79,7 +79,7 @@ pub fn check(m: &Manifest) -> Result<Plan, Refusal> {
     let mut seen: HashMap<(Base, RelPath), (usize, Kind)> = HashMap::with_capacity(m.entries.len());
     for (index, se) in m.entries.iter().enumerate() {
         let e = &se.entry;
-        let what = if e.source.is_empty() { e.path.clone() } else { e.source.clone() };
+        let what = if e.source.is_empty() { e.path.to_string() } else { e.source.to_string() };
         let base = match &e.user {
             None => Base::Root,
             Some(u) => {
@@ -114,7 +114,7 @@ pub fn check(m: &Manifest) -> Result<Plan, Refusal> {
                     Some((_, k)) => problems.push(format!("{what}: a hard link to a {k:?}")),
                     None => problems.push(format!(
                         "{what}: a hard link to {:?}, which is not a file restored before it for the same user",
-                        e.target.as_deref().unwrap_or("")
+                        e.target.as_ref().map(ToString::to_string).unwrap_or_default()
                     )),
                 }
                 if e.size != 0 {
@@ -126,6 +126,9 @@ pub fn check(m: &Manifest) -> Result<Plan, Refusal> {
         }
         if e.kind != Kind::File && e.size != 0 {
             problems.push(format!("{what}: a {:?} with a size of {} bytes", e.kind, e.size));
+        }
+        if let Some(why) = entry::xattr_problem(e) {
+            problems.push(format!("{what}: {why}"));
         }
         let item = plan.items.len();
         if seen.insert((base.clone(), rel.clone()), (item, e.kind)).is_some() {
@@ -164,13 +167,14 @@ pub fn check(m: &Manifest) -> Result<Plan, Refusal> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::fs::Bytes;
     use crate::migrate::entry::Entry;
     use crate::migrate::store::{StoredEntry, Totals};
 
     pub fn entry(user: Option<&str>, path: &str, kind: Kind, size: u64, target: Option<&str>) -> StoredEntry {
         StoredEntry {
             entry: Entry {
-                source: format!("/old/{path}"),
+                source: format!("/old/{path}").into(),
                 user: user.map(String::from),
                 path: path.into(),
                 kind,
@@ -182,7 +186,10 @@ pub(crate) mod tests {
                 gid: None,
                 mtime: None,
                 attributes: None,
-                target: target.map(String::from),
+                target: target.map(Bytes::from),
+                xattrs: Vec::new(),
+                acl: None,
+                allocated: None,
             },
             id: 0,
             crc32: 0,

@@ -8,7 +8,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 
 /// Replaces `name` in `dir` with `bytes` (mode `mode`, owned by the caller), through a
 /// temporary file and a rename.
-pub(crate) fn replace_file(dir: &OwnedFd, name: &str, bytes: &[u8], mode: u32) -> Result<(), String> {
+pub(crate) fn replace_file(dir: &OwnedFd, name: &[u8], bytes: &[u8], mode: u32) -> Result<(), String> {
     let tmp = format!(".inplace-restore.{}.report", std::process::id());
     let fd = rustix::fs::openat(dir, tmp.as_str(), OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::from_raw_mode(mode))
         .map_err(|e| e.to_string())?;

@@ -207,7 +207,7 @@ pub(crate) fn write_to_target(root: &Root, report: &Report) -> Result<(), String
     for (path, bytes) in [(TARGET_JSON, report.json()), (TARGET_TEXT, report.text().into_bytes())] {
         let rel = RelPath::parse_abs(path).map_err(|e| e.to_string())?;
         let shown = root.show(&rel);
-        let mut init = |dir: std::os::fd::BorrowedFd<'_>, name: &str| {
+        let mut init = |dir: std::os::fd::BorrowedFd<'_>, name: &[u8]| {
             rustix::fs::chmodat(dir, name, rustix::fs::Mode::from_raw_mode(0o755), rustix::fs::AtFlags::empty())
                 .map_err(std::io::Error::from)
         };

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use super::users::tests::{os_root, FakeUseradd};
 use super::*;
 use crate::error::Written;
 use crate::migrate::capture::{capture, CaptureOptions, CapturePlan};
+use crate::fs::Bytes;
 use crate::migrate::entry::{Entry, Kind};
 use crate::migrate::job_info::JobInfo;
 use crate::migrate::testing::MemFs;
@@ -42,8 +44,8 @@ fn world() -> World {
 fn entry(user: Option<&str>, path: &str, kind: Kind, size: u64) -> Entry {
     Entry {
         source: match user {
-            Some(u) => format!("/Users/{u}/{path}"),
-            None => format!("/{path}"),
+            Some(u) => format!("/Users/{u}/{path}").into(),
+            None => format!("/{path}").into(),
         },
         user: user.map(String::from),
         path: path.into(),
@@ -57,6 +59,9 @@ fn entry(user: Option<&str>, path: &str, kind: Kind, size: u64) -> Entry {
         mtime: Some(crate::fs::Time { secs: 1_600_000_000, nanos: 5 }),
         attributes: None,
         target: None,
+        xattrs: Vec::new(),
+        acl: None,
+        allocated: None,
     }
 }
 
@@ -518,4 +523,84 @@ fn delete_on_image(label: &str) {
     assert!(crate::locator::locate(shared.as_ref()).is_err(), "no stale locator left");
     // The report in the new OS says so too.
     assert!(fs::read_to_string(w.root.join("var/log/inplace/restore-report.txt")).unwrap().contains("cleanup delete: done"));
+}
+
+/// The value of xattr `name` of `p` (not following a link), if it has one.
+fn xattr_of(p: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 64 << 10];
+    let n = rustix::fs::lgetxattr(p, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+#[test]
+fn names_that_are_not_utf8_xattrs_and_acls_come_back_exactly() {
+    use crate::fs::xattr::{acl_text, parse_vfs_acl, AclEntry, AclTag};
+    use crate::migrate::entry::{Acls, Xattr};
+    let ace = |tag, perm, id: Option<u32>, name: Option<&str>| AclEntry { tag, perm, id, name: name.map(str::to_string) };
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    let mut dir = entry(Some("Carol"), "Shared", Kind::Dir, 0);
+    dir.mode = Some(0o770);
+    let base = vec![ace(AclTag::UserObj, 7, None, None), ace(AclTag::GroupObj, 7, None, None), ace(AclTag::Other, 0, None, None)];
+    let mut default = base.clone();
+    default.insert(1, ace(AclTag::User, 5, Some(4242), Some("Dave")));
+    default.push(ace(AclTag::Mask, 7, None, None));
+    dir.acl = Some(Acls { access: None, default: Some(default) });
+    dir.xattrs = vec![Xattr { name: "user.folder".into(), value: Bytes::from("blue") }];
+    es.push(dir);
+    // A Latin-1 name, with attributes and an ACL naming Dave (1001 on the new OS) and a ghost.
+    let mut latin1 = entry(Some("Carol"), "Shared/x", Kind::File, 6);
+    latin1.path = Bytes::new(b"Shared/na\xefve.txt".to_vec());
+    latin1.source = Bytes::new(b"/Users/Carol/Shared/na\xefve.txt".to_vec());
+    latin1.mode = Some(0o660);
+    latin1.xattrs = vec![
+        Xattr { name: "user.comment".into(), value: Bytes::from("checked") },
+        Xattr { name: "user.binary".into(), value: Bytes::new(vec![0, 0xfe, 0xff]) },
+    ];
+    let access = vec![
+        ace(AclTag::UserObj, 6, None, None),
+        ace(AclTag::User, 6, Some(4242), Some("Dave")),
+        ace(AclTag::User, 4, Some(4343), Some("ghost")),
+        ace(AclTag::GroupObj, 6, None, None),
+        ace(AclTag::Mask, 6, None, None),
+        ace(AclTag::Other, 0, None, None),
+    ];
+    latin1.acl = Some(Acls { access: Some(access), default: None });
+    m.file(&latin1.source, b"latin1", 0, 0);
+    es.push(latin1);
+    // Made inside the directory with the default ACL: restore sets that ACL only at the end,
+    // so this file does not inherit it.
+    file(&mut m, &mut es, Some("Carol"), "Shared/plain.txt", b"plain");
+    capture_into(&w.img, &mut m, es, JobInfo::default());
+
+    // The manifest keeps the name's bytes as hex.
+    let store = Store::open(&w.img, false).unwrap();
+    let manifest = store.read_file("capture/manifest.json", 1 << 20).unwrap().unwrap();
+    let text = String::from_utf8(manifest).unwrap();
+    assert!(text.contains(r#""path": {
+        "hex": "5368617265642f6e61ef76652e747874"
+      }"#), "{text}");
+    drop(store);
+
+    let r = done(run(&w.img, &opts(&w.root)));
+    assert_eq!(r.totals.failed, 0, "{}", r.text());
+    let shared = w.root.join("home/carol/Shared");
+    let p = shared.join(std::ffi::OsStr::from_bytes(b"na\xefve.txt"));
+    assert_eq!(fs::read(&p).unwrap(), b"latin1");
+    let e = outcome(&r, "na\\xefve.txt");
+    assert_eq!(e.source, "/Users/Carol/Shared/na\\xefve.txt", "reports show the name escaped");
+    assert_eq!(xattr_of(&p, "user.comment").as_deref(), Some(b"checked".as_slice()));
+    assert_eq!(xattr_of(&p, "user.binary").as_deref(), Some([0, 0xfe, 0xff].as_slice()));
+    let acl: Vec<String> = parse_vfs_acl(&xattr_of(&p, "system.posix_acl_access").unwrap()).unwrap().iter().map(acl_text).collect();
+    assert_eq!(acl, ["user::rw-", "user:1001:rw-", "group::rw-", "mask::rw-", "other::---"]);
+    let note = e.note.as_deref().unwrap_or("");
+    assert!(note.contains("user:ghost:r--") && note.contains("no user \"ghost\""), "{note}");
+    // The directory: its attribute and default ACL, set after its contents.
+    assert_eq!(xattr_of(&shared, "user.folder").as_deref(), Some(b"blue".as_slice()));
+    let default: Vec<String> = parse_vfs_acl(&xattr_of(&shared, "system.posix_acl_default").unwrap()).unwrap().iter().map(acl_text).collect();
+    assert_eq!(default, ["user::rwx", "user:1001:r-x", "group::rwx", "mask::rwx", "other::---"]);
+    assert_eq!(xattr_of(&shared.join("plain.txt"), "system.posix_acl_access"), None, "nothing inherited");
+    assert_eq!(fs::metadata(&shared).unwrap().permissions().mode() & 0o777, 0o770);
 }

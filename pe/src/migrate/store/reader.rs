@@ -82,7 +82,7 @@ impl Store {
         let store = self.describe();
         let e = manifest.entries.get(index).ok_or(StoreError::NoEntry { store: store.clone(), index })?;
         if e.data.is_none() {
-            out.finish(0).map_err(|source| StoreError::Sink { store, entry: e.entry.source.clone(), source })?;
+            out.finish(0).map_err(|source| StoreError::Sink { store, entry: e.entry.source.to_string(), source })?;
             return Ok(0);
         }
         let mut scratch = match self.scratch.take() {
@@ -115,7 +115,7 @@ impl Store {
         for _ in 0..loc.records {
             let damaged = |seg: u32, at: u64, detail: String| StoreError::Damaged {
                 store: store.clone(),
-                entry: e.entry.source.clone(),
+                entry: e.entry.source.to_string(),
                 segment: format::segment_name(seg),
                 offset: at,
                 detail,
@@ -144,7 +144,7 @@ impl Store {
             if h.end() > size {
                 return Err(damaged(seg, at, format!("a record ends at byte {}, past the size {size}", h.end())));
             }
-            let sink = |source| StoreError::Sink { store: store.clone(), entry: e.entry.source.clone(), source };
+            let sink = |source| StoreError::Sink { store: store.clone(), entry: e.entry.source.to_string(), source };
             match h.kind {
                 RecordKind::Zstd => {
                     scratch.stored.resize(h.stored_len as usize, 0);
@@ -175,7 +175,7 @@ impl Store {
         }
         let fail = |detail: String| StoreError::Damaged {
             store: store.clone(),
-            entry: e.entry.source.clone(),
+            entry: e.entry.source.to_string(),
             segment: format::segment_name(loc.segment),
             offset: loc.offset,
             detail,
@@ -187,7 +187,7 @@ impl Store {
         if got != e.crc32 {
             return Err(fail(format!("CRC-32 {got:08x} of the data, the manifest says {:08x}", e.crc32)));
         }
-        out.finish(size).map_err(|source| StoreError::Sink { store, entry: e.entry.source.clone(), source })?;
+        out.finish(size).map_err(|source| StoreError::Sink { store, entry: e.entry.source.to_string(), source })?;
         Ok(size)
     }
 }

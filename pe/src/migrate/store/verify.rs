@@ -240,7 +240,7 @@ pub(crate) fn check_against(
         let e = match entry {
             Some(i) => StoreError::Damaged {
                 store: store.describe(),
-                entry: m.entries[i].entry.source.clone(),
+                entry: m.entries[i].entry.source.to_string(),
                 segment: format::segment_name(segment),
                 offset: at,
                 detail,
@@ -292,7 +292,7 @@ fn follow(
         let seg_name = info.name.clone();
         let damaged = |index: usize, at: u64, detail: String| StoreError::Damaged {
             store: store.describe(),
-            entry: m.entries[index].entry.source.clone(),
+            entry: m.entries[index].entry.source.to_string(),
             segment: seg_name.clone(),
             offset: at,
             detail,
@@ -414,7 +414,7 @@ fn close(m: &Manifest, o: Open, store: &Store) -> Result<(), StoreError> {
     let loc = e.data.expect("an open entry has data");
     let fail = |detail: String| StoreError::Damaged {
         store: store.describe(),
-        entry: e.entry.source.clone(),
+        entry: e.entry.source.to_string(),
         segment: format::segment_name(loc.segment),
         offset: loc.offset,
         detail,

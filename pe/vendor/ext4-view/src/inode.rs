@@ -349,7 +349,8 @@ impl Inode {
 /// Get an inode's location: block index and offset within that block.
 /// Note that this is the location of the inode itself, not the file
 /// data associated with the inode.
-fn get_inode_location(
+// (inplace patch: visible to `inplace_raw`.)
+pub(crate) fn get_inode_location(
     ext4: &Ext4,
     inode: InodeIndex,
 ) -> Result<(FsBlockIndex, u32), Ext4Error> {

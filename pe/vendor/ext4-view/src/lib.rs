@@ -124,6 +124,8 @@ mod file;
 mod file_type;
 mod format;
 mod inode;
+// (inplace patch: raw inode records and blocks, for what 1.0 does not interpret.)
+mod inplace_raw;
 mod iters;
 mod journal;
 mod label;
