@@ -240,11 +240,12 @@ mod tests {
 
     #[test]
     fn migrate_and_restore_tables() {
-        let text = "name = \"fleet\"\n[migrate]\nusers = [\"alice\"]\n[migrate.user.alice]\nexclude = [\"Videos/**\"]\n[restore]\ncreate_users = true\nconflict = \"overwrite\"\n";
+        let text = "name = \"fleet\"\n[migrate]\nusers = [\"alice\"]\n[migrate.user.alice]\nexclude = [\"Videos/**\"]\n[restore]\ncreate_users = true\nconflict = \"overwrite\"\npasswords = false\n";
         let p = Preset::parse(text, "p.toml").unwrap();
         assert_eq!(p.migrate.users, ["alice"]);
         assert_eq!(p.migrate.user["alice"].exclude, ["Videos/**"]);
         assert_eq!(p.restore.create_users, Some(true));
+        assert_eq!(p.restore.passwords, Some(false));
         let e = Preset::parse("name = \"x\"\n[migrate]\nusres = []\n", "p.toml").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
     }

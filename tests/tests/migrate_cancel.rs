@@ -89,7 +89,7 @@ fn rules_file(dir: &Path) -> String {
 
 /// The source opened and the plan selected, as `inplace capture` makes them.
 fn plan(fx: &mf::MigrateFixture, rules: &str) -> (source::Source, CapturePlan) {
-    let mut src = source::open(&fx.disk, fx.partition).unwrap();
+    let mut src = source::open(&fx.disk, fx.partition, &Silent).unwrap();
     let r = rules::effective(Some(rules), src.family(), &Overrides::default()).unwrap();
     let sel = select::select(src.reader.as_mut(), &r, &Silent, &Cancel::new()).unwrap();
     let info = JobInfo { disk: fx.disk_str().into(), partition: fx.partition, family: "linux".into(), ..JobInfo::default() };
@@ -239,6 +239,7 @@ fn a_cancelled_restore_stops_within_a_second_and_reruns_complete_it_without_copi
 
     let done = match restore_into(&store_path, &root, &Silent, &Cancel::new()).unwrap() {
         Finished::Done(r) => r,
+        Finished::Incomplete(r) => panic!("not complete: {}", r.text()),
         Finished::AlreadyRestored(st) => panic!("the cancelled restore was marked: {st:?}"),
     };
     assert!(done.complete(), "{}", done.text());

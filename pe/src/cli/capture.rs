@@ -41,7 +41,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<i32> {
     let progress = PlainProgress::with_words(super::render::error);
     let cancel = Cancel::new();
-    let mut source = source::open(&args.disk, args.partition)?;
+    let mut source = source::open(&args.disk, args.partition, &progress)?;
     for w in &source.warnings {
         eprintln!("inplace: warning: partition {}: {w}", args.partition);
     }
@@ -68,6 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         preset: preset.as_ref().map(|p| p.name.clone()),
         restore: preset.map(|p| p.restore).unwrap_or_default(),
         warnings: source.warnings.clone(),
+        // The captured users' accounts come with the selection.
+        accounts: Vec::new(),
     };
     let plan = CapturePlan::new(sel, info);
     let opts = CaptureOptions { segment_limit: args.segment_size, abort_after_bytes: args.abort_after, ..Default::default() };

@@ -1,7 +1,8 @@
 //! `inplace restore`: put a store's files and settings back onto the new OS.
 //!
-//! Exit codes: 0 restored (or already restored, or a clean dry run); 4 restored, but some
-//! entries failed or some users had no account (see the report); 2 no store found; 1 refused
+//! Exit codes: 0 restored and marked (or already restored, or a clean dry run); 4 not
+//! everything is in: some entries failed or some users had no account (see the report), the
+//! store is not marked and a later run retries what is missing; 2 no store found; 1 refused
 //! or failed before writing anything.
 
 use std::io::Write;
@@ -41,6 +42,10 @@ pub struct Args {
     /// Create accounts the new OS lacks (with useradd); also when the store says so.
     #[arg(long)]
     pub create_users: bool,
+    /// Do not give created accounts their old password: they get an empty one that their
+    /// first login must change. Default: as recorded in the store, else carry passwords.
+    #[arg(long)]
+    pub no_passwords: bool,
     /// Afterwards: keep the store, empty it (keep the partition as extra storage), or delete
     /// the partition and grow the OS partition over it. Default: as recorded, else keep.
     #[arg(long, value_parser = PossibleValuesParser::new(["keep", "empty", "delete"]))]
@@ -78,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         conflict: args.conflict.as_deref().and_then(Conflict::parse),
         create_users: args.create_users,
         cleanup: args.cleanup.as_deref().and_then(Cleanup::parse),
+        passwords: args.no_passwords.then_some(false),
         again: args.again,
     };
     let progress = PlainProgress::new();
@@ -87,17 +93,16 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                 println!("{}", serde_json::json!({ "already_restored": st }));
             } else {
                 println!(
-                    "the store {} was already restored into {} (finished at {}{}); nothing was written. \
+                    "the store {} was already restored into {} (finished at {}); nothing was written. \
                      Run with --again to restore it again",
                     path.display(),
                     st.root,
                     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(st.finished)),
-                    if st.complete { "" } else { ", with failures: see its report" }
                 );
             }
             Ok(0)
         }
-        Finished::Done(report) => {
+        Finished::Done(report) | Finished::Incomplete(report) => {
             if args.json {
                 std::io::stdout().write_all(&report.json())?;
             } else {
@@ -114,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
                         restore::report::TARGET_TEXT,
                         restore::report::STORE_JSON,
                         restore::report::STORE_TEXT,
-                        root = root.display().to_string().trim_end_matches('/')
+                        root = report.root.trim_end_matches('/')
                     );
                 }
             }

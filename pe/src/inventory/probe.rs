@@ -85,22 +85,32 @@ pub fn probe(disk: SharedDisk, id: Identity) -> Disk {
     let mut entries = table.entries;
     entries.sort_by_key(|e| e.number);
     for e in entries {
-        let (content, notes) = partition_content(&disk, &e);
-        for note in notes {
-            push_note(&mut out.findings, &id.name, note.on(e.number));
-        }
-        out.partitions.push(Partition {
-            number: e.number,
-            start_bytes: e.start_bytes,
-            size_bytes: e.size_bytes,
-            part_type: e.part_type,
-            name: e.name,
-            fs: content.fs,
-            label: content.label,
-            os: content.os,
-        });
+        let (p, findings) = partition(&disk, &id.name, e);
+        out.findings.extend(findings);
+        out.partitions.push(p);
     }
     out
+}
+
+/// The inventory entry of one partition of `disk` (named `disk_name` in findings): its
+/// filesystem, label and installed OS, read within `e`'s extent, and what looked wrong.
+pub fn partition(disk: &SharedDisk, disk_name: &str, e: Entry) -> (Partition, Vec<Finding>) {
+    let (content, notes) = partition_content(disk, &e);
+    let mut findings = Vec::new();
+    for note in notes {
+        push_note(&mut findings, disk_name, note.on(e.number));
+    }
+    let p = Partition {
+        number: e.number,
+        start_bytes: e.start_bytes,
+        size_bytes: e.size_bytes,
+        part_type: e.part_type,
+        name: e.name,
+        fs: content.fs,
+        label: content.label,
+        os: content.os,
+    };
+    (p, findings)
 }
 
 /// Inventory entry of a disk held in memory (tests and fuzzing).

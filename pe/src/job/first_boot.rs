@@ -145,7 +145,7 @@ fn restore_step(j: &mut Record, path: &Path, place: Option<&Place>, root: &Path,
     let (bytes, report) = match result {
         Ok(Finished::Done(report)) if report.complete() => (report.totals.bytes, Some(report)),
         Ok(Finished::AlreadyRestored(_)) => (0, None),
-        Ok(Finished::Done(report)) => {
+        Ok(Finished::Done(report) | Finished::Incomplete(report)) => {
             let e = Error::io(
                 Step::Restore,
                 format!("{} entries were not restored (see /var/log/inplace/restore-report.txt); the restore runs again at the next boot", report.totals.failed),

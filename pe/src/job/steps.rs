@@ -72,6 +72,7 @@ pub fn capture_step(j: &Record, sink: &dyn Sink, cancel: &Cancel) -> Result<u64>
         preset: Some(plan.preset.name.clone()),
         restore,
         warnings: Vec::new(),
+        accounts: Vec::new(),
     };
     let cp = CapturePlan::new(sel, info);
     let summary = capture(src.reader.as_mut(), &cp, &mut store, &CaptureOptions::default(), sink, cancel)?;

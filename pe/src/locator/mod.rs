@@ -1,15 +1,17 @@
 //! The store's identity on its disk, independent of the partition table: the [`record`] a
 //! carve writes twice into the store partition, the [`scan`] that finds it again at 1 MiB
-//! boundaries, the [`snapshot`] of the original table kept beside it, and the [`rollback`]
-//! that puts that table back. Byte layouts in `docs/store-format.md`.
+//! boundaries, the [`snapshot`] of the original table kept beside it, the [`rollback`] that
+//! puts that table back, and the partitions as that table had them ([`original`]). Byte
+//! layouts in `docs/store-format.md`.
 
+pub mod original;
 pub mod record;
 pub mod rollback;
 pub mod scan;
 pub mod snapshot;
 
 pub use record::{Locator, LocatorError, TableKind};
-pub use scan::{find, locate, Found, LocateError};
+pub use scan::{find, locate, locate_at, Found, LocateError};
 pub use snapshot::Snapshot;
 
 /// Stores start and end on this boundary; [`scan`] looks for locators at each one.

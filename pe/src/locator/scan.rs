@@ -72,38 +72,11 @@ fn read_record(disk: &dyn ReadAt, at: u64) -> Option<Result<Locator, LocatorErro
 /// Scans `disk` from the end for a store locator; returns the first valid one, with what is
 /// known about its other copy.
 pub fn locate(disk: &dyn ReadAt) -> Result<Found, LocateError> {
-    let size = disk.size();
     let mut damaged = Vec::new();
-    let mut boundary = size / ALIGN * ALIGN;
+    let mut boundary = disk.size() / ALIGN * ALIGN;
     loop {
-        for at in record::candidates(boundary).into_iter().flatten() {
-            if at + record::LEN as u64 > size {
-                continue;
-            }
-            match read_record(disk, at) {
-                None => {}
-                Some(Err(e)) => damaged.push((at, e)),
-                Some(Ok(l)) if l.copies().contains(&at) && l.disk_bytes == size => {
-                    let mut found = Found { locator: l.clone(), valid_at: Vec::new(), damaged: Vec::new() };
-                    for c in l.copies() {
-                        match read_record(disk, c) {
-                            Some(Ok(other)) if other == l => found.valid_at.push(c),
-                            Some(Ok(_)) => found.damaged.push((c, "a different locator".into())),
-                            Some(Err(e)) => found.damaged.push((c, e.to_string())),
-                            None => found.damaged.push((c, "missing".into())),
-                        }
-                    }
-                    return Ok(found);
-                }
-                Some(Ok(l)) => damaged.push((
-                    at,
-                    LocatorError::Field(format!(
-                        "it describes a {}-byte disk with copies at {:?}, not this one",
-                        l.disk_bytes,
-                        l.copies()
-                    )),
-                )),
-            }
+        if let Some(found) = at_boundary(disk, boundary, &mut damaged) {
+            return Ok(found);
         }
         if boundary == 0 {
             break;
@@ -111,4 +84,48 @@ pub fn locate(disk: &dyn ReadAt) -> Result<Found, LocateError> {
         boundary -= ALIGN;
     }
     Err(LocateError::NotFound(damaged))
+}
+
+/// A store locator at one of `boundaries` (the starts and ends of the partitions of the current
+/// table, where a carved store's copies sit), without scanning the disk: a few reads. `None`
+/// when none of them holds a valid one.
+pub fn locate_at(disk: &dyn ReadAt, boundaries: &[u64]) -> Option<Found> {
+    let mut damaged = Vec::new();
+    boundaries.iter().find_map(|b| at_boundary(disk, *b, &mut damaged))
+}
+
+/// The valid locator at one of the candidate places of `boundary` that names itself there
+/// and this disk's size; records with the magic that fail go to `damaged`.
+fn at_boundary(disk: &dyn ReadAt, boundary: u64, damaged: &mut Vec<(u64, LocatorError)>) -> Option<Found> {
+    let size = disk.size();
+    for at in record::candidates(boundary).into_iter().flatten() {
+        if at + record::LEN as u64 > size {
+            continue;
+        }
+        match read_record(disk, at) {
+            None => {}
+            Some(Err(e)) => damaged.push((at, e)),
+            Some(Ok(l)) if l.copies().contains(&at) && l.disk_bytes == size => {
+                let mut found = Found { locator: l.clone(), valid_at: Vec::new(), damaged: Vec::new() };
+                for c in l.copies() {
+                    match read_record(disk, c) {
+                        Some(Ok(other)) if other == l => found.valid_at.push(c),
+                        Some(Ok(_)) => found.damaged.push((c, "a different locator".into())),
+                        Some(Err(e)) => found.damaged.push((c, e.to_string())),
+                        None => found.damaged.push((c, "missing".into())),
+                    }
+                }
+                return Some(found);
+            }
+            Some(Ok(l)) => damaged.push((
+                at,
+                LocatorError::Field(format!(
+                    "it describes a {}-byte disk with copies at {:?}, not this one",
+                    l.disk_bytes,
+                    l.copies()
+                )),
+            )),
+        }
+    }
+    None
 }

@@ -118,7 +118,7 @@ fn stored(e: &Entry) -> u64 {
 /// the built-in rules for the OS found on it, in whole MiB. Says what it found in a log
 /// event. Writes nothing.
 pub fn store_size_for(disk: &Path, partition: u32, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
-    let mut source = source::open(disk, partition)?;
+    let mut source = source::open(disk, partition, sink)?;
     let family = source.family().map(str::to_string);
     let rules = rules::effective(None, family.as_deref(), &Overrides::default())?;
     let sel = select::select(source.reader.as_mut(), &rules, sink, cancel)?;

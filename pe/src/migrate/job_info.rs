@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::accounts::AccountRecord;
 use crate::inventory::Os;
 
 /// The manifest's `info`. Every field may be missing in a store (older or hand-made ones):
@@ -29,6 +30,9 @@ pub struct JobInfo {
     pub restore: RestoreChoices,
     /// What the inventory warned about the partition.
     pub warnings: Vec<String>,
+    /// The captured users' accounts (Linux sources), password hashes included.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountRecord>,
 }
 
 /// Restore choices made at capture time (a preset's `[restore]` table) and carried in the
@@ -46,6 +50,10 @@ pub struct RestoreChoices {
     /// `keep` (default), `empty` or `delete`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<String>,
+    /// Give created accounts their old password hash (default true); `false`: they must set
+    /// a password at their first login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passwords: Option<bool>,
 }
 
 /// `null` reads as the default (stores whose `info` was left empty).
@@ -78,5 +86,25 @@ mod tests {
         }
         let m: M = serde_json::from_str("{\"info\": null}").unwrap();
         assert_eq!(m.info, JobInfo::default());
+    }
+
+    #[test]
+    fn carries_accounts_and_the_password_choice() {
+        let v = serde_json::json!({
+            "family": "linux",
+            "restore": {"create_users": true, "passwords": false},
+            "accounts": [{"name": "alice", "uid": 1000, "gid": 1000, "group": "alice", "gecos": "Alice,,,",
+                          "home": "/home/alice", "shell": "/bin/bash", "groups": ["sudo"],
+                          "shadow": {"password": "$y$j9T$s$h", "last_change": 19700, "min_days": 0, "max_days": 99999,
+                                     "warn_days": 7, "inactive_days": null, "expire": null}}]
+        });
+        let i: JobInfo = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(i.restore.passwords, Some(false));
+        let a = &i.accounts[0];
+        assert_eq!((a.name.as_str(), a.groups.as_slice(), a.shadow.as_ref().unwrap().last_change), ("alice", &["sudo".to_string()][..], Some(19700)));
+        let back = serde_json::to_value(&i).unwrap();
+        assert_eq!(back["accounts"], v["accounts"]);
+        assert_eq!(back["restore"], v["restore"]);
+        assert!(serde_json::to_value(JobInfo::default()).unwrap().get("accounts").is_none(), "no accounts, no field");
     }
 }

@@ -4,7 +4,9 @@
 //! - [`source`]: the old OS's filesystem opened for reading.
 //! - [`job_info`]: what a capture records about its job.
 //! - [`entry`]: what a capture records about each file.
+//! - [`accounts`]: what a capture records about each captured user's account.
 
+pub mod accounts;
 pub mod capture;
 pub mod entry;
 pub mod estimate;

@@ -30,6 +30,8 @@ pub struct Selection {
     pub users: Vec<User>,
     pub entries: Vec<Entry>,
     pub skipped: Vec<Skipped>,
+    /// The captured users' accounts (Linux sources), for the new OS to create them whole.
+    pub accounts: Vec<super::accounts::AccountRecord>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,10 @@ fn walk(fs: &mut dyn FsReader, rules: &Rules, seen: &mut Seen<'_>) -> Result<Sel
         let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::Profile { user: &user, rules: &compiled }, seen);
         walk.dir(&Bytes::from(&user.home), &Bytes::default())?;
         sel.users.push(user);
+    }
+    if rules.family == Family::Linux {
+        let names: Vec<&str> = sel.users.iter().map(|u| u.name.as_str()).collect();
+        sel.accounts = super::accounts::read(fs, &names);
     }
     let settings = rules.settings()?;
     if !settings.is_empty() {

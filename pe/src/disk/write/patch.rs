@@ -7,7 +7,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use super::device::WriteAt;
 use super::range::seek_position;
-use crate::disk::device::SharedDisk;
+use crate::disk::device::{ReadAt, SharedDisk};
 
 /// Bytes to write, by disk offset. Later writes to the same offset replace earlier ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +23,21 @@ impl Patch {
     /// `(offset, length)` of every write.
     pub fn ranges(&self) -> Vec<(u64, u64)> {
         self.writes.iter().map(|(at, b)| (*at, b.len() as u64)).collect()
+    }
+
+    /// Copies the pending bytes that fall into `lo .. lo + buf.len()` over `buf` (which holds
+    /// the disk's bytes there).
+    pub fn overlay(&self, lo: u64, buf: &mut [u8]) {
+        let hi = lo + buf.len() as u64;
+        for (at, bytes) in self.writes.range(..hi) {
+            let end = at + bytes.len() as u64;
+            if end <= lo {
+                continue;
+            }
+            let s = (*at).max(lo);
+            let e = end.min(hi);
+            buf[(s - lo) as usize..(e - lo) as usize].copy_from_slice(&bytes[(s - at) as usize..(e - at) as usize]);
+        }
     }
 
     /// Writes every piece, syncs, and reads each back.
@@ -74,18 +89,22 @@ impl Read for Overlay {
         }
         let buf = &mut buf[..n];
         self.base.read_exact_at(self.pos, buf)?;
-        let (lo, hi) = (self.pos, self.pos + n as u64);
-        for (at, bytes) in self.patch.writes.range(..hi) {
-            let end = at + bytes.len() as u64;
-            if end <= lo {
-                continue;
-            }
-            let s = (*at).max(lo);
-            let e = end.min(hi);
-            buf[(s - lo) as usize..(e - lo) as usize].copy_from_slice(&bytes[(s - at) as usize..(e - at) as usize]);
-        }
-        self.pos = hi;
+        self.patch.overlay(self.pos, buf);
+        self.pos += n as u64;
         Ok(n)
+    }
+}
+
+/// Positioned reads see the pending writes too: a table reader can read the disk as the patch
+/// would leave it (or, with a saved table as the patch, as it was).
+impl ReadAt for Overlay {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.base.read_exact_at(offset, buf)?;
+        self.patch.overlay(offset, buf);
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.base.size()
     }
 }
 
@@ -131,5 +150,9 @@ mod tests {
         o.seek(SeekFrom::Start(99)).unwrap();
         assert!(o.write(&[1, 2]).is_err());
         assert_eq!(o.patch.ranges(), vec![(10, 2)]);
+        let mut b = [0u8; 4];
+        ReadAt::read_exact_at(&o, 9, &mut b).unwrap();
+        assert_eq!(b, [1, 9, 9, 1], "positioned reads see the patch too");
+        assert!(ReadAt::read_exact_at(&o, 98, &mut b).is_err());
     }
 }

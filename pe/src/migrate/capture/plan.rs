@@ -24,8 +24,10 @@ pub struct CapturePlan {
 }
 
 impl CapturePlan {
-    /// The plan for what `sel` selected, for the job `info`.
-    pub fn new(sel: Selection, info: JobInfo) -> CapturePlan {
+    /// The plan for what `sel` selected, for the job `info`; the accounts selection read go
+    /// into `info`.
+    pub fn new(sel: Selection, mut info: JobInfo) -> CapturePlan {
+        info.accounts = sel.accounts;
         CapturePlan {
             users: sel.users.iter().map(|u| u.name.clone()).collect(),
             entries: sel.entries,

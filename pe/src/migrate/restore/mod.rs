@@ -8,14 +8,21 @@
 //! 3. The store read back in full ([`crate::migrate::store::verify`]); any damage refuses it.
 //! 4. Users mapped by name to the new OS's accounts ([`users`]); free space checked for the
 //!    data of each filesystem it goes to.
-//! 5. Missing accounts created (if allowed), then every entry written ([`apply`], under the
+//! 5. Missing accounts created (if allowed) whole, as the old OS had them where the new OS
+//!    can take it ([`users`], [`newuser`]), then every entry written ([`apply`], under the
 //!    conflict policy; paths resolved by [`paths`], never through a link; extended attributes
 //!    and ACLs by [`xattrs`], their users mapped by name), each recorded in the store as it
 //!    goes ([`journal`]).
 //! 6. The report ([`report`]) written into the new OS (`/var/log/inplace/restore-report.json`
 //!    and `.txt`, mode 0600) and into the store (`restore/report.json`, `restore/report.txt`),
-//!    then the mark (`restore/state.json`).
-//! 7. The cleanup ([`cleanup`]): keep, empty or delete the store.
+//!    then, when everything is in, the mark (`restore/state.json`).
+//! 7. When marked, the cleanup ([`cleanup`]): keep, empty or delete the store.
+//!
+//! The store is marked restored only when every entry was restored or left out on purpose
+//! (the conflict policy, or a protected file of the new OS) and every user had an account.
+//! Otherwise the run ends [`Finished::Incomplete`]: the reports say what failed, the store
+//! stays unmarked with its record of what is in, nothing is cleaned up, and the next run
+//! retries only what is not in yet.
 //!
 //! A dry run does 1–4 and reports what 5–7 would do; it opens the store read-only and writes
 //! nothing anywhere.
@@ -32,13 +39,18 @@
 //! (directories; Windows uses READONLY on folders for other things, so it is ignored there).
 //! Setuid and setgid bits are dropped from files: the store is untrusted. Settings never
 //! replace `etc/passwd`, `etc/shadow`, `etc/group`, `etc/gshadow`, `etc/fstab`,
-//! `etc/crypttab` or anything under `boot/` (reported as failed, with the reason).
+//! `etc/crypttab` or anything under `boot/` (reported as left out by policy, with the reason).
+//!
+//! The root is used by its absolute, resolved path (a relative one is resolved against the
+//! working directory first): `useradd` and the records name it.
 
+pub mod accountdb;
 pub mod apply;
 pub mod cleanup;
 pub mod discover;
 pub mod error;
 pub mod journal;
+pub mod newuser;
 pub mod paths;
 pub mod plan;
 mod replace;
@@ -60,7 +72,7 @@ use journal::{Done, Journal};
 use paths::{RelPath, Root};
 use plan::{Base, Plan};
 use report::{EntryReport, Outcome, Report};
-use users::{Accounts, CreateAccount, UserMap, UserStatus};
+use users::{Accounts, Carry, CreateAccount, UserMap, UserStatus};
 use crate::error::{Error, Hint, Written};
 use crate::migrate::entry::{Entry, Kind};
 use crate::migrate::job_info::RestoreChoices;
@@ -81,6 +93,9 @@ pub struct Options {
     /// Create missing accounts (also allowed when the store says so).
     pub create_users: bool,
     pub cleanup: Option<Cleanup>,
+    /// Give created accounts their old password hashes (also as the store says; default
+    /// yes).
+    pub passwords: Option<bool>,
     /// Restore even if the store is marked restored.
     pub again: bool,
 }
@@ -90,16 +105,42 @@ pub struct Options {
 pub enum Finished {
     /// The store says it was restored already; nothing was written.
     AlreadyRestored(state::State),
+    /// Everything is in (or, in a dry run, would be): the store is marked restored and
+    /// cleaned up as asked.
     Done(Box<Report>),
+    /// Some entries failed or some users had no account (the report says which; in a dry
+    /// run, would). The store is not marked and not cleaned up; the next run retries what is
+    /// not in yet.
+    Incomplete(Box<Report>),
+}
+
+impl Finished {
+    /// `Done` or `Incomplete`, as the report says.
+    fn of(report: Report) -> Finished {
+        if report.complete() {
+            Finished::Done(Box::new(report))
+        } else {
+            Finished::Incomplete(Box::new(report))
+        }
+    }
 }
 
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// The restore choices in effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Choices {
+    conflict: Conflict,
+    create_users: bool,
+    passwords: bool,
+    cleanup: Cleanup,
+}
+
 /// The choices in effect: the caller's, else the store's, else the defaults; with notes on
 /// recorded values that could not be used.
-fn choices(opts: &Options, m: &Manifest, notes: &mut Vec<String>) -> (Conflict, bool, Cleanup) {
+fn choices(opts: &Options, m: &Manifest, notes: &mut Vec<String>) -> Choices {
     let recorded: &RestoreChoices = &m.info.restore;
     let mut parse = |what: &str, v: &Option<String>| {
         v.as_deref().and_then(|s| {
@@ -115,7 +156,12 @@ fn choices(opts: &Options, m: &Manifest, notes: &mut Vec<String>) -> (Conflict, 
     };
     let conflict = opts.conflict.or_else(|| parse("conflict", &recorded.conflict).and_then(|s| Conflict::parse(&s))).unwrap_or_default();
     let cleanup = opts.cleanup.or_else(|| parse("cleanup", &recorded.cleanup).and_then(|s| Cleanup::parse(&s))).unwrap_or_default();
-    (conflict, opts.create_users || recorded.create_users == Some(true), cleanup)
+    Choices {
+        conflict,
+        create_users: opts.create_users || recorded.create_users == Some(true),
+        passwords: opts.passwords.or(recorded.passwords).unwrap_or(true),
+        cleanup,
+    }
 }
 
 /// Mode for an entry; see the module doc. Returns a note when bits were dropped.
@@ -237,9 +283,15 @@ fn run(
     cancel: &Cancel,
 ) -> Result<Finished, RestoreError> {
     let started = now();
-    let root = Root::open(&opts.root).map_err(|e| RestoreError::target(e.to_string()))?;
+    let root_path = std::fs::canonicalize(&opts.root)
+        .map_err(|e| RestoreError::target(format!("the restore root {}: {e}", opts.root.display())))?;
+    let root = Root::open(&root_path).map_err(|e| RestoreError::target(e.to_string()))?;
     let describe = store.describe();
-    let marked = state::read(&store)?;
+    // A mark from a run that did not finish everything (older versions wrote one) is no mark.
+    let (marked, stale_mark) = match state::read(&store)? {
+        Some(st) if !st.complete => (None, true),
+        m => (m, false),
+    };
     let manifest = match (store.manifest(), &marked) {
         (Err(StoreError::NoCapture { .. }), Some(st)) if !opts.again => return Ok(Finished::AlreadyRestored(st.clone())),
         (Ok(m), Some(st)) if st.plan_sha256 == m.plan_sha256 && !opts.again => return Ok(Finished::AlreadyRestored(st.clone())),
@@ -248,7 +300,7 @@ fn run(
     };
     let plan = plan::check(&manifest).map_err(|refusal| RestoreError::Refused { store: describe.clone(), refusal })?;
     let mut notes = Vec::new();
-    let (conflict, create, cleanup_mode) = choices(opts, &manifest, &mut notes);
+    let Choices { conflict, create_users: create, passwords, cleanup: cleanup_mode } = choices(opts, &manifest, &mut notes);
 
     let meter = Meter::start(sink, verify::PHASE, manifest.totals.stored_bytes);
     verify::check_against(&store, &manifest, &meter, cancel).map_err(|e| RestoreError::Verify(Box::new(e)))?;
@@ -262,7 +314,7 @@ fn run(
                 problem: format!(
                     "{} has no etc/passwd: it does not look like the root of an installed OS, so the {} user(s) of \
                      the store ({}) cannot be mapped to accounts{}",
-                    opts.root.display(),
+                    root_path.display(),
                     plan.profiles.len(),
                     plan.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
                     if create { " (and useradd needs an etc/passwd to add to)" } else { " and creating users is not allowed" }
@@ -272,7 +324,9 @@ fn run(
         }
     };
     // Without writing: who maps where, and is there room.
-    let preview = UserMap::build(&root, &mut accounts.clone(), &plan.profiles, create, None);
+    let new_os = if create { newuser::NewOs::probe(&root) } else { newuser::NewOs::default() };
+    let carry = Carry { records: &manifest.info.accounts, passwords, new_os: &new_os };
+    let preview = UserMap::build(&root, &mut accounts.clone(), &plan.profiles, create, None, &carry);
     let mut bases = Vec::new();
     for (base, bytes) in &plan.bytes {
         let abs = match base {
@@ -286,7 +340,8 @@ fn run(
         return Err(RestoreError::Cancelled { written: Written::Nothing });
     }
 
-    let user_map = if opts.dry_run { preview } else { UserMap::build(&root, &mut accounts, &plan.profiles, create, Some(creator)) };
+    let user_map =
+        if opts.dry_run { preview } else { UserMap::build(&root, &mut accounts, &plan.profiles, create, Some(creator), &carry) };
     let mut applier = Applier::new(conflict, opts.dry_run);
     if !applier.sets_owners() {
         notes.push("not running as root: owners were not set".into());
@@ -314,7 +369,7 @@ fn run(
         }
     }
 
-    let root_shown = opts.root.display().to_string();
+    let root_shown = root_path.display().to_string();
     let mut rep = Report {
         version: 1,
         dry_run: opts.dry_run,
@@ -346,10 +401,13 @@ fn run(
     rep.notes.extend(notes);
     rep.finished = now();
     if opts.dry_run {
-        rep.cleanup = Some(dry_cleanup(&mut store, cleanup_mode));
-        return Ok(Finished::Done(Box::new(rep)));
+        rep.cleanup = Some(if rep.complete() { dry_cleanup(&mut store, cleanup_mode) } else { not_cleaned(cleanup_mode, true) });
+        return Ok(Finished::of(rep));
     }
-    finish(store, &root, rep, cleanup_mode, sink, cancel).map(|r| Finished::Done(Box::new(r)))
+    if !rep.complete() {
+        return Ok(Finished::of(unfinished(store, &root, rep, cleanup_mode, stale_mark, sink)));
+    }
+    finish(store, &root, rep, cleanup_mode, sink, cancel).map(Finished::of)
 }
 
 /// What every entry needs to be written.
@@ -443,7 +501,7 @@ impl Apply<'_> {
         if item.base == Base::Root && protected(&item.rel) {
             let reason = "restore never replaces the new OS's account databases, fstab, crypttab or /boot; \
                           merge this file by hand from the store if it is needed";
-            return (Outcome::Failed { reason: reason.into() }, applier.target(&item.base, &item.rel), None);
+            return (Outcome::LeftOut { reason: reason.into() }, applier.target(&item.base, &item.rel), None);
         }
         let want = Want { link_target: e.target.as_deref(), ..want };
         let (m, index, cancel) = (self.m, item.index, self.cancel);
@@ -468,6 +526,44 @@ fn dry_cleanup(store: &mut Store, mode: Cleanup) -> report::CleanupReport {
             Err(e) => report::CleanupReport { mode: "delete".into(), done: false, detail: vec![format!("the store's partition cannot be found: {e}")] },
         },
     }
+}
+
+/// The cleanup not done because not everything is in.
+fn not_cleaned(mode: Cleanup, dry_run: bool) -> report::CleanupReport {
+    let what = if dry_run { "would be skipped" } else { "skipped" };
+    report::CleanupReport {
+        mode: mode.as_str().into(),
+        done: false,
+        detail: vec![format!("{what}: not everything is restored; the store is kept, unmarked, for the next run")],
+    }
+}
+
+/// A run that left entries out or users without an account: reports written (into the new
+/// OS and the store), the store left with its record of what is in and without a mark of its
+/// own (a stale incomplete mark is removed; a complete one, when restoring again, stays),
+/// nothing cleaned up.
+fn unfinished(store: Store, root: &Root, mut rep: Report, mode: Cleanup, stale_mark: bool, sink: &dyn Sink) -> Report {
+    rep.cleanup = Some(not_cleaned(mode, false));
+    let missing = rep.users.iter().filter(|u| u.status == UserStatus::Missing).count();
+    rep.notes.push(format!(
+        "not everything is in ({} failed entr{}, {missing} user{} without an account): the store is not marked \
+         restored; fix the causes (see above) and run the restore again — it retries only what is not in yet",
+        rep.totals.failed,
+        if rep.totals.failed == 1 { "y" } else { "ies" },
+        if missing == 1 { "" } else { "s" },
+    ));
+    if let Err(e) = report::write_to_target(root, &rep) {
+        rep.notes.push(format!("the report could not be written into the new OS: {e}"));
+    }
+    let in_store = store
+        .write_file(report::STORE_JSON, &rep.json())
+        .and_then(|()| store.write_file(report::STORE_TEXT, rep.text().as_bytes()))
+        .and_then(|()| if stale_mark { store.remove_file(state::STATE).map(|_| ()) } else { Ok(()) });
+    if let Err(e) = in_store {
+        sink.warn(&format!("the restore report could not be written into the store: {e}"));
+    }
+    sink.log(&format!("restore incomplete: {} entries failed; the store stays restorable", rep.totals.failed));
+    rep
 }
 
 /// Reports, marks the store, cleans up, and re-writes the reports with the cleanup's outcome.

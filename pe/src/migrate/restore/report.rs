@@ -28,6 +28,9 @@ pub enum Outcome {
     RestoredBeside { name: String },
     /// The new OS has something at its path and the policy is `skip`.
     SkippedConflict,
+    /// Not restored on purpose: restore never replaces this file of the new OS (its account
+    /// databases, fstab, crypttab, `/boot`). Not a failure.
+    LeftOut { reason: String },
     /// Not restored.
     Failed { reason: String },
 }
@@ -59,6 +62,8 @@ pub struct Totals {
     pub restored: u64,
     pub restored_beside: u64,
     pub skipped_conflict: u64,
+    /// Left out by policy ([`Outcome::LeftOut`]).
+    pub left_out: u64,
     pub failed: u64,
     /// Bytes of file data written (or, in a dry run, to be written).
     pub bytes: u64,
@@ -110,6 +115,7 @@ impl Report {
             Outcome::Restored => t.restored += 1,
             Outcome::RestoredBeside { .. } => t.restored_beside += 1,
             Outcome::SkippedConflict => t.skipped_conflict += 1,
+            Outcome::LeftOut { .. } => t.left_out += 1,
             Outcome::Failed { .. } => t.failed += 1,
         }
         if matches!(e.outcome, Outcome::Restored | Outcome::RestoredBeside { .. }) {
@@ -123,7 +129,9 @@ impl Report {
         self.entries.push(e);
     }
 
-    /// Whether everything that could be restored was: no failures, no missing users.
+    /// Whether everything is in: every entry restored or left out on purpose (conflict policy,
+    /// protected files), and every user had an account. Only then is the store marked
+    /// restored.
     pub fn complete(&self) -> bool {
         self.totals.failed == 0 && self.users.iter().all(|u| u.status != UserStatus::Missing)
     }
@@ -143,8 +151,8 @@ impl Report {
         let _ = writeln!(s, "inplace restore{} from {} into {}", if self.dry_run { " (dry run: nothing written)" } else { "" }, self.store, self.root);
         let _ = writeln!(
             s,
-            "{} entries: {} {would}restored, {} {would}restored beside an existing file, {} skipped (conflict), {} failed; {} bytes",
-            t.entries, t.restored, t.restored_beside, t.skipped_conflict, t.failed, t.bytes
+            "{} entries: {} {would}restored, {} {would}restored beside an existing file, {} skipped (conflict), {} left out by policy, {} failed; {} bytes",
+            t.entries, t.restored, t.restored_beside, t.skipped_conflict, t.left_out, t.failed, t.bytes
         );
         for u in &self.users {
             let acct = u.account.as_deref().unwrap_or("-");
@@ -162,9 +170,17 @@ impl Report {
                 let _ = write!(s, ", or {h}");
             }
             s.push('\n');
+            for n in &u.notes {
+                let _ = writeln!(s, "  {n}");
+            }
         }
         for t in &self.settings_applied {
             let _ = writeln!(s, "setting {}applied: {t}", if self.dry_run { "to be " } else { "" });
+        }
+        for e in &self.entries {
+            if let Outcome::LeftOut { reason } = &e.outcome {
+                let _ = writeln!(s, "left out by policy: {} → {}: {reason}", e.source, e.target);
+            }
         }
         let failed: Vec<&EntryReport> = self.entries.iter().filter(|e| matches!(e.outcome, Outcome::Failed { .. })).collect();
         for e in failed.iter().take(50) {
@@ -241,6 +257,7 @@ mod tests {
                 reason: Some("no account; create it".into()),
                 hint: Some(crate::error::Hint::CreateUsers),
                 entries: 3,
+                notes: Vec::new(),
             }],
             settings_applied: Vec::new(),
             totals: Totals::default(),
@@ -268,7 +285,8 @@ mod tests {
         r.push(e(Outcome::RestoredBeside { name: "x.restored".into() }, false));
         r.push(e(Outcome::Failed { reason: "boom".into() }, false));
         r.push(e(Outcome::SkippedConflict, false));
-        assert_eq!(r.totals, Totals { entries: 4, restored: 1, restored_beside: 1, skipped_conflict: 1, failed: 1, bytes: 20 });
+        r.push(e(Outcome::LeftOut { reason: "protected".into() }, true));
+        assert_eq!(r.totals, Totals { entries: 5, restored: 1, restored_beside: 1, skipped_conflict: 1, left_out: 1, failed: 1, bytes: 20 });
         assert_eq!(r.settings_applied, ["/etc/x"]);
         assert!(!r.complete());
         let v: serde_json::Value = serde_json::from_slice(&r.json()).unwrap();
@@ -281,5 +299,16 @@ mod tests {
         assert_eq!(v["users"][0]["hint"]["do"], "create-users");
         assert!(text.contains("failed: /old/x → /etc/x: boom"));
         assert!(text.contains("setting applied: /etc/x"));
+        assert!(text.contains("left out by policy: /old/x → /etc/x: protected"));
+        assert_eq!(v["entries"][4]["outcome"], "left-out");
+
+        // Left out on purpose is not a failure: with the failed entry and the missing user
+        // gone, the report is complete.
+        r.entries.retain(|e| !matches!(e.outcome, Outcome::Failed { .. }));
+        r.totals.failed = 0;
+        r.users[0].status = UserStatus::Created;
+        r.users[0].notes.push("password: the old one".into());
+        assert!(r.complete());
+        assert!(r.text().contains("\n  password: the old one\n"), "{}", r.text());
     }
 }

@@ -111,10 +111,19 @@ fn run(img: &Path, o: &Options) -> Result<Finished, Error> {
     restore(store, o, &mut FakeUseradd(3000), &Silent, &Cancel::new())
 }
 
+/// The report of a run that restored, complete or not.
 fn done(r: Result<Finished, Error>) -> Report {
     match r.unwrap() {
-        Finished::Done(r) => *r,
+        Finished::Done(r) | Finished::Incomplete(r) => *r,
         Finished::AlreadyRestored(s) => panic!("already restored: {s:?}"),
+    }
+}
+
+/// The report of a run that got everything in.
+fn complete(r: Result<Finished, Error>) -> Report {
+    match r.unwrap() {
+        Finished::Done(r) => *r,
+        other => panic!("not complete: {other:?}"),
     }
 }
 
@@ -157,10 +166,11 @@ fn sample(w: &World) {
 fn restores_a_profile_and_settings() {
     let w = world();
     sample(&w);
-    let r = done(run(&w.img, &opts(&w.root)));
-    assert_eq!(r.totals.failed, 1, "{}", r.text());
-    let Outcome::Failed { reason } = &outcome(&r, "etc/passwd").outcome else { panic!() };
+    let r = complete(run(&w.img, &opts(&w.root)));
+    assert_eq!((r.totals.failed, r.totals.left_out), (0, 1), "{}", r.text());
+    let Outcome::LeftOut { reason } = &outcome(&r, "etc/passwd").outcome else { panic!() };
     assert!(reason.contains("never replaces"));
+    assert!(r.text().contains("left out by policy: /etc/passwd"), "{}", r.text());
     assert_eq!(fs::read_to_string(w.root.join("etc/passwd")).unwrap(), super::users::tests::PASSWD);
     let home = w.root.join("home/carol");
     assert_eq!(fs::read(home.join("Documents/report.txt")).unwrap(), b"quarterly numbers");
@@ -219,7 +229,7 @@ fn dry_run_writes_nothing_anywhere() {
     let img_before = fs::read(&w.img).unwrap();
     let r = done(run(&w.img, &Options { dry_run: true, cleanup: Some(Cleanup::Empty), ..opts(&w.root) }));
     assert!(r.dry_run);
-    assert_eq!(r.totals.failed, 1, "only the protected etc/passwd: {}", r.text());
+    assert_eq!((r.totals.failed, r.totals.left_out), (0, 1), "only the protected etc/passwd is left out: {}", r.text());
     assert_eq!(r.totals.restored, r.totals.entries - 1);
     assert!(r.text().contains("dry run"));
     assert!(!r.cleanup.as_ref().unwrap().done);
@@ -448,13 +458,20 @@ fn modes_and_recorded_choices() {
     e.attributes = Some(1);
     assert_eq!(mode_of(&e).0, 0o755, "READONLY is ignored on folders");
     let mut m = plan::tests::manifest(Vec::new());
-    m.info.restore = RestoreChoices { conflict: Some("overwrite".into()), cleanup: Some("bogus".into()), create_users: Some(true) };
+    m.info.restore = RestoreChoices {
+        conflict: Some("overwrite".into()),
+        cleanup: Some("bogus".into()),
+        create_users: Some(true),
+        passwords: Some(false),
+    };
     let mut notes = Vec::new();
-    let (c, create, clean) = choices(&Options::default(), &m, &mut notes);
-    assert_eq!((c, create, clean), (Conflict::Overwrite, true, Cleanup::Keep));
+    let c = choices(&Options::default(), &m, &mut notes);
+    assert_eq!(c, Choices { conflict: Conflict::Overwrite, create_users: true, passwords: false, cleanup: Cleanup::Keep });
     assert!(notes[0].contains("bogus"));
-    let (c, ..) = choices(&Options { conflict: Some(Conflict::Skip), ..Options::default() }, &m, &mut notes);
-    assert_eq!(c, Conflict::Skip, "the command line wins");
+    let c = choices(&Options { conflict: Some(Conflict::Skip), passwords: Some(true), ..Options::default() }, &m, &mut notes);
+    assert_eq!((c.conflict, c.passwords), (Conflict::Skip, true), "the command line wins");
+    m.info.restore = RestoreChoices::default();
+    assert!(choices(&Options::default(), &m, &mut notes).passwords, "passwords are carried by default");
 }
 
 fn have(tool: &str) -> bool {
@@ -603,4 +620,140 @@ fn names_that_are_not_utf8_xattrs_and_acls_come_back_exactly() {
     assert_eq!(default, ["user::rwx", "user:1001:r-x", "group::rwx", "mask::rwx", "other::---"]);
     assert_eq!(xattr_of(&shared.join("plain.txt"), "system.posix_acl_access"), None, "nothing inherited");
     assert_eq!(fs::metadata(&shared).unwrap().permissions().mode() & 0o777, 0o770);
+}
+
+/// The store's mark and its record of a restore in progress.
+fn marks(img: &Path) -> (Option<state::State>, bool) {
+    let store = Store::open(img, false).unwrap();
+    (state::read(&store).unwrap(), store.read_file(journal::PROGRESS, 1 << 20).unwrap().is_some())
+}
+
+#[test]
+fn a_run_with_failures_leaves_the_store_restorable_and_a_rerun_completes_it() {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Carol"), "Documents/a.txt", b"a");
+    file(&mut m, &mut es, Some("Carol"), "b.txt", b"b");
+    file(&mut m, &mut es, None, "etc/fstab", b"UUID=old / ext4 defaults 0 1\n");
+    capture_into(&w.img, &mut m, es, JobInfo::default());
+    // A real cause: the new OS has a link where Carol's Documents go.
+    let documents = w.root.join("home/carol/Documents");
+    std::os::unix::fs::symlink(&w.outside, &documents).unwrap();
+    let empty = Options { cleanup: Some(Cleanup::Empty), ..opts(&w.root) };
+
+    let first = run(&w.img, &empty).unwrap();
+    let Finished::Incomplete(r) = first else { panic!("a run with a failure is not complete: {first:?}") };
+    assert_eq!((r.totals.failed, r.totals.left_out, r.totals.restored), (1, 1, 1), "{}", r.text());
+    let c = r.cleanup.as_ref().unwrap();
+    assert!(!c.done && c.detail[0].contains("not everything is restored"), "{c:?}");
+    assert!(r.notes.iter().any(|n| n.contains("not marked restored")), "{:?}", r.notes);
+    let (mark, record) = marks(&w.img);
+    assert_eq!((mark, record), (None, true), "unmarked, with its record of what is in");
+    assert!(Store::open(&w.img, false).unwrap().manifest().is_ok(), "the capture is not emptied");
+    let text = fs::read_to_string(w.root.join("var/log/inplace/restore-report.txt")).unwrap();
+    assert!(text.contains("failed: /Users/Carol/Documents/a.txt"), "{text}");
+    let b_ino = fs::metadata(w.root.join("home/carol/b.txt")).unwrap().ino();
+
+    // Running again before fixing anything: still not complete, still not marked.
+    assert!(matches!(run(&w.img, &empty).unwrap(), Finished::Incomplete(_)));
+    assert_eq!(marks(&w.img).0, None);
+
+    // Fixed: the rerun writes only what is missing, marks the store and cleans up.
+    fs::remove_file(&documents).unwrap();
+    let r = complete(run(&w.img, &empty));
+    assert_eq!((r.totals.failed, r.totals.restored, r.totals.left_out), (0, 2, 1), "{}", r.text());
+    assert!(r.notes.iter().any(|n| n.contains("earlier, interrupted run")), "{:?}", r.notes);
+    assert_eq!(fs::read(documents.join("a.txt")).unwrap(), b"a");
+    assert_eq!(fs::metadata(w.root.join("home/carol/b.txt")).unwrap().ino(), b_ino, "not written again");
+    assert!(r.cleanup.as_ref().unwrap().done);
+    let (mark, record) = marks(&w.img);
+    assert!(mark.is_some_and(|m| m.complete) && !record, "marked, record removed");
+    assert!(matches!(run(&w.img, &opts(&w.root)).unwrap(), Finished::AlreadyRestored(_)));
+    assert_eq!(snapshot(&w.outside).len(), 1);
+}
+
+#[test]
+fn a_mark_with_failures_from_an_older_run_is_not_taken_as_restored() {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Carol"), "Documents/a.txt", b"a");
+    capture_into(&w.img, &mut m, es, JobInfo::default());
+    let plan_sha256 = Store::open(&w.img, false).unwrap().manifest().unwrap().plan_sha256;
+    let old = state::State {
+        state: "restored".into(),
+        plan_sha256,
+        finished: 1,
+        root: w.root.display().to_string(),
+        complete: false,
+        report: report::STORE_JSON.into(),
+    };
+    state::mark(&Store::open(&w.img, true).unwrap(), &old).unwrap();
+    // Still failing: the stale mark goes.
+    let documents = w.root.join("home/carol/Documents");
+    std::os::unix::fs::symlink(&w.outside, &documents).unwrap();
+    assert!(matches!(run(&w.img, &opts(&w.root)).unwrap(), Finished::Incomplete(_)));
+    assert_eq!(marks(&w.img).0, None);
+    fs::remove_file(&documents).unwrap();
+    let r = complete(run(&w.img, &opts(&w.root)));
+    assert_eq!(r.totals.restored, 1);
+    assert!(marks(&w.img).0.is_some_and(|m| m.complete && m.finished > 1));
+
+    // Restoring again (into another root) with a failure keeps the earlier complete mark.
+    let other = w.root.parent().unwrap().join("other");
+    os_root(&other);
+    std::os::unix::fs::symlink(&w.outside, other.join("home/carol/Documents")).unwrap();
+    assert!(matches!(run(&w.img, &Options { again: true, ..opts(&other) }).unwrap(), Finished::Incomplete(_)));
+    assert!(marks(&w.img).0.is_some_and(|m| m.complete && m.root == w.root.display().to_string()));
+}
+
+#[test]
+fn created_accounts_carry_the_old_password_shell_and_full_name() {
+    use crate::migrate::accounts;
+    let w = world();
+    // The new OS: a libxcrypt with yescrypt, bash as a login shell, a shadow file.
+    fs::create_dir_all(w.root.join("usr/lib/x86_64-linux-gnu")).unwrap();
+    fs::write(w.root.join("usr/lib/x86_64-linux-gnu/libcrypt.so.1"), b"XCRYPT_2.0\0$y$\0$6$\0").unwrap();
+    fs::create_dir_all(w.root.join("bin")).unwrap();
+    fs::write(w.root.join("bin/bash"), b"#!").unwrap();
+    fs::set_permissions(w.root.join("bin/bash"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(w.root.join("etc/shells"), "/bin/sh\n/bin/bash\n").unwrap();
+    fs::write(w.root.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+    let records = accounts::parse(
+        "erin:x:1500:1500:Erin Example,,,:/home/erin:/bin/bash\nfred:x:1501:1501::/home/fred:/bin/bash\n",
+        "erin:$y$j9T$salt$hash:19700:0:99999:7:::\nfred:$1$salt$md5:19700:0:99999:7:::\n",
+        "erin:x:1500:\nfred:x:1501:\nstaff:x:50:erin\n",
+        &["erin", "fred"],
+    );
+    let capture_with = |w: &World, passwords: Option<bool>| {
+        let mut m = MemFs::default();
+        let mut es = Vec::new();
+        file(&mut m, &mut es, Some("erin"), "notes.txt", b"erin");
+        file(&mut m, &mut es, Some("fred"), "notes.txt", b"fred");
+        let restore = RestoreChoices { create_users: Some(true), passwords, ..RestoreChoices::default() };
+        capture_into(&w.img, &mut m, es, JobInfo { restore, accounts: records.clone(), ..JobInfo::default() });
+    };
+    capture_with(&w, None);
+    let r = complete(run(&w.img, &opts(&w.root)));
+    let passwd = fs::read_to_string(w.root.join("etc/passwd")).unwrap();
+    assert!(passwd.contains("erin:x:1500:1500:Erin Example,,,:/home/erin:/bin/bash\n"), "{passwd}");
+    let shadow = fs::read_to_string(w.root.join("etc/shadow")).unwrap();
+    assert!(shadow.contains("erin:$y$j9T$salt$hash:19700:0:99999:7:::\n"), "{shadow}");
+    // md5crypt is not in this libcrypt: an empty password to change at the first login.
+    assert!(shadow.contains("fred::0:0:99999:7:::\n"), "{shadow}");
+    let erin = r.users.iter().find(|u| u.profile == "erin").unwrap();
+    assert_eq!(erin.status, UserStatus::Created);
+    assert!(erin.notes.iter().any(|n| n.contains("yescrypt")), "{:?}", erin.notes);
+    let fred = &r.users.iter().find(|u| u.profile == "fred").unwrap().notes.join("\n");
+    assert!(fred.contains("md5crypt") && fred.contains("first login must set a new one"), "{fred}");
+    assert!(!String::from_utf8_lossy(&r.json()).contains("$y$"), "no hash in the report");
+
+    // The store's restore choices say passwords = false.
+    let w = world();
+    fs::write(w.root.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+    capture_with(&w, Some(false));
+    complete(run(&w.img, &opts(&w.root)));
+    let shadow = fs::read_to_string(w.root.join("etc/shadow")).unwrap();
+    assert!(shadow.contains("erin::0:0:99999:7:::\n"), "{shadow}");
 }
