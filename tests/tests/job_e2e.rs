@@ -25,7 +25,8 @@ fn linux_to_linux_from_the_iso_unattended() {
     let mut s = pe.start();
     s.wait_for("inplace: ready", Duration::from_secs(180)).unwrap();
     let t0 = s.elapsed();
-    s.wait_for("handed-off", PE_LIMIT).unwrap();
+    let (which, _) = s.wait_for_any(&["handed-off", "inplace: FATAL"], PE_LIMIT).unwrap();
+    assert_eq!(which, 0, "the PE failed:\n{}", s.tail(6000));
     let job_secs = (s.elapsed() - t0).as_secs_f64();
     let ended = s.wait_exit(Duration::from_secs(120)).unwrap();
     let pe_log = ended.serial;

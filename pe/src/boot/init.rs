@@ -260,7 +260,8 @@ fn read_firmware(loader: &mut Loader<Kernel>) -> Firmware {
     let efivars = Path::new("/sys/firmware/efi/efivars");
     if Path::new("/sys/firmware/efi").exists() {
         loader.load_fs("efivarfs");
-        let _ = mounts::mount_device(Path::new("efivarfs"), efivars, "efivarfs", true);
+        // Read-write: the lay-down adds a boot entry for the new OS.
+        let _ = mounts::mount_device(Path::new("efivarfs"), efivars, "efivarfs", false);
     }
     Firmware::detect(Path::new("/sys"), efivars)
 }

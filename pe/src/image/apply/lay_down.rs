@@ -82,7 +82,11 @@ fn run(mut p: Prepared, sink: &dyn Sink, cancel: &Cancel, written: &mut Written)
     if img.manifest.boot.uefi() {
         notes.extend(efi::ensure_fallback(&file, &img.manifest, placement)?);
         if r.efi_nvram && t.block_device {
-            notes.extend(efi::nvram_entry(&img.manifest, placement, t)?);
+            // The fallback loader boots the disk anyway: a firmware that refuses the entry is a note.
+            match efi::nvram_entry(&img.manifest, placement, t) {
+                Ok(n) => notes.extend(n),
+                Err(e) => notes.push(format!("no NVRAM boot entry was added ({e}); the firmware boots the ESP's fallback loader")),
+            }
         }
     }
     file.sync().map_err(|e| io(e.to_string()))?;
