@@ -83,7 +83,8 @@ impl ModuleIndex {
                     "post:" => post = true,
                     m => {
                         let list = if post { &mut index.post } else { &mut index.pre };
-                        list.entry(module.clone()).or_default().push(module_name(m));
+                        // Kept as written: a soft dependency may be an alias (`crypto-crc32c`).
+                        list.entry(module.clone()).or_default().push(m.to_string());
                     }
                 }
             }
@@ -166,7 +167,14 @@ impl<S: ModuleSink> Loader<S> {
         let mut count = 0;
         let pre = self.index.pre.get(&name).cloned().unwrap_or_default();
         let deps = self.index.deps.get(&name).cloned().unwrap_or_default();
-        let pre: Vec<String> = pre.into_iter().filter(|m| self.index.files.contains_key(m)).collect();
+        // A soft dependency may be an alias (ext4's `crypto-crc32c`): every module it names.
+        let pre: Vec<String> = pre
+            .into_iter()
+            .flat_map(|m| match self.index.files.contains_key(&module_name(&m)) {
+                true => vec![module_name(&m)],
+                false => self.index.modules_for(&m).iter().map(|s| s.to_string()).collect(),
+            })
+            .collect();
         for dep in pre.iter().chain(deps.iter()) {
             count += self.load(dep);
         }
@@ -182,7 +190,7 @@ impl<S: ModuleSink> Loader<S> {
             }
         }
         for post in self.index.post.get(&name).cloned().unwrap_or_default() {
-            if self.index.files.contains_key(&post) {
+            if self.index.files.contains_key(&module_name(&post)) {
                 count += self.load(&post);
             }
         }
@@ -296,6 +304,17 @@ mod tests {
         assert_eq!(loader.load_fs("ntfs3"), 0);
         drop(loader);
         assert_eq!(rec.0, ["ext4"]);
+    }
+
+    #[test]
+    fn a_soft_dependency_named_by_alias_loads_its_modules_first() {
+        let alias = format!("{ALIAS}alias crypto-crc32c crc32c_generic\nalias crc32c crc32c_generic\n");
+        let index = ModuleIndex::parse(DEP, &alias, "softdep ext4 pre: crypto-crc32c\n", "");
+        let mut rec = Recorder::default();
+        let mut loader = Loader::new(index, &mut rec, "");
+        assert_eq!(loader.load_fs("ext4"), 3);
+        drop(loader);
+        assert_eq!(rec.0, ["crc32c_generic", "jbd2", "ext4"]);
     }
 
     #[test]

@@ -19,7 +19,16 @@ impl Mounted {
         let dir = under.join(format!("newroot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         mount(&device.node, &dir, fstype, MountFlags::NOSUID | MountFlags::NODEV, None::<&std::ffi::CStr>)
-            .map_err(|e| format!("mounting {} ({fstype}) on {}: {e}", device.node.display(), dir.display()))?;
+            .map_err(|e| {
+                let seen = std::fs::read_to_string("/proc/partitions").unwrap_or_default().split_whitespace().last().map(str::to_string);
+                format!(
+                    "mounting {} ({fstype}) on {}: {e} (the node {}; the kernel's last partition: {})",
+                    device.node.display(),
+                    dir.display(),
+                    if device.node.exists() { "exists" } else { "is missing" },
+                    seen.unwrap_or_default()
+                )
+            })?;
         Ok(Mounted { dir, _device: device, mounted: true })
     }
 
