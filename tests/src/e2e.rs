@@ -88,9 +88,15 @@ pub fn partitions(disk: &Path) -> Vec<(u32, u64, u64, String)> {
 
 /// Runs one debugfs request on the filesystem at `offset` of `disk`, read-only.
 pub fn debugfs(disk: &Path, offset: u64, request: &str) -> String {
+    debugfs_raw(disk, offset, request.as_bytes())
+}
+
+/// [`debugfs`] with a request of raw bytes (a name that is not UTF-8).
+pub fn debugfs_raw(disk: &Path, offset: u64, request: &[u8]) -> String {
+    use std::os::unix::ffi::OsStrExt;
     let o = Command::new("debugfs")
         .arg("-R")
-        .arg(request)
+        .arg(std::ffi::OsStr::from_bytes(request))
         .arg(format!("{}?offset={offset}", disk.display()))
         .output()
         .expect("debugfs (e2fsprogs)");
@@ -99,9 +105,15 @@ pub fn debugfs(disk: &Path, offset: u64, request: &str) -> String {
 
 /// The file at `path` of the ext4 at `offset`, or `None`.
 pub fn read_file(disk: &Path, offset: u64, path: &str) -> Option<Vec<u8>> {
+    read_file_raw(disk, offset, path.as_bytes())
+}
+
+/// [`read_file`] of a path of raw bytes.
+pub fn read_file_raw(disk: &Path, offset: u64, path: &[u8]) -> Option<Vec<u8>> {
     let tmp = tempfile::NamedTempFile::new().unwrap();
     let _ = std::fs::remove_file(tmp.path());
-    debugfs(disk, offset, &format!("dump \"{path}\" {}", tmp.path().display()));
+    let req = [b"dump \"".as_slice(), path, format!("\" {}", tmp.path().display()).as_bytes()].concat();
+    debugfs_raw(disk, offset, &req);
     std::fs::read(tmp.path()).ok()
 }
 
@@ -120,7 +132,7 @@ pub struct Stat {
 
 /// `stat` of `path` through debugfs (the raw name bytes are quoted as debugfs takes them).
 pub fn stat(disk: &Path, offset: u64, path: &[u8]) -> Option<Stat> {
-    let text = debugfs(disk, offset, &format!("stat \"{}\"", String::from_utf8_lossy(path)));
+    let text = debugfs_raw(disk, offset, &[b"stat \"".as_slice(), path, b"\""].concat());
     parse_stat(&text)
 }
 
@@ -230,13 +242,13 @@ pub fn check_migrated(disk: &Path, manifest: &Manifest) -> Vec<String> {
         }
         match e.kind {
             Kind::File => {
-                let data = read_file(disk, off, &shown).unwrap_or_default();
+                let data = read_file_raw(disk, off, &target).unwrap_or_default();
                 if Some(sha256(&data)) != e.sha256 {
                     bad.push(format!("{shown}: content differs ({} bytes, want {})", data.len(), e.size));
                 }
             }
             Kind::Symlink => {
-                let text = debugfs(disk, off, &format!("stat \"{shown}\""));
+                let text = debugfs_raw(disk, off, &[b"stat \"".as_slice(), &target, b"\""].concat());
                 let want = String::from_utf8_lossy(e.target.as_deref().unwrap_or_default()).into_owned();
                 if !text.contains(&format!("Fast link dest: \"{want}\"")) && !text.contains(&want) {
                     bad.push(format!("{shown}: link target is not {want:?}"));

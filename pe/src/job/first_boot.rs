@@ -155,11 +155,28 @@ fn restore_step(j: &mut Record, path: &Path, place: Option<&Place>, root: &Path,
         }
         Err(e) => return fail(j, place, root, sink, e).map(|()| None),
     };
+    if root == Path::new("/") {
+        apply_hostname(root, sink);
+    }
     let secs = t.elapsed().as_secs_f64();
     j.end(Step::Restore, now(), secs, bytes);
     record(j, place, root)?;
     sink.event(&Event::StepDone { step: Step::Restore, secs, bytes });
     Ok(report)
+}
+
+/// The running system takes the restored hostname now: systemd set the new OS's own before the
+/// restore ran, and the login prompts that follow show the machine's name.
+fn apply_hostname(root: &Path, sink: &dyn Sink) {
+    let Ok(text) = std::fs::read_to_string(root.join("etc/hostname")) else { return };
+    let name = text.lines().next().unwrap_or("").trim();
+    if name.is_empty() || rustix::system::uname().nodename().to_bytes() == name.as_bytes() {
+        return;
+    }
+    match rustix::system::sethostname(name.as_bytes()) {
+        Ok(()) => sink.log(&format!("the hostname is now {name}")),
+        Err(e) => sink.warn(&format!("the restored hostname {name} takes effect at the next boot ({e})")),
+    }
 }
 
 fn fail(j: &mut Record, place: Option<&Place>, root: &Path, sink: &dyn Sink, e: Error) -> Result<()> {
