@@ -16,9 +16,12 @@ pub struct ConsoleLog {
 }
 
 impl ConsoleLog {
-    /// Lines go to `consoles` and, when it can be created, the JSON-lines file `path`.
+    /// Lines go to `consoles` and, when it can be opened, the JSON-lines file `path` (appended).
     pub fn new(consoles: Arc<Consoles>, path: &Path) -> ConsoleLog {
-        let file = path.parent().and_then(|d| std::fs::create_dir_all(d).ok()).and_then(|_| File::create(path).ok());
+        let file = path
+            .parent()
+            .and_then(|d| std::fs::create_dir_all(d).ok())
+            .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(path).ok());
         ConsoleLog { consoles, plain: PlainProgress::new(), file: file.map(JsonLines::new) }
     }
 

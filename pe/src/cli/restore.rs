@@ -61,7 +61,14 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<i32> {
     if args.first_boot {
         let root = args.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-        let j = super::front::run(args.json, |sink, cancel| crate::job::first_boot::first_boot(&root, args.store.as_deref(), sink, cancel))?;
+        // Every console shows the restore too (the screen, and a serial console when there is
+        // one), and its events are kept in the new OS.
+        let consoles = std::sync::Arc::new(crate::boot::console::Consoles::open());
+        let log = crate::boot::log::ConsoleLog::new(consoles, &root.join("var/log/inplace/first-boot.jsonl"));
+        let j = super::front::run(args.json, |sink, cancel| {
+            let both = crate::progress::Tee(vec![sink, &log]);
+            crate::job::first_boot::first_boot(&root, args.store.as_deref(), &both, cancel)
+        })?;
         println!("job {} ({:?}): {}", j.job_id, j.name, j.state);
         return Ok(0);
     }

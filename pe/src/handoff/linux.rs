@@ -35,8 +35,8 @@ ConditionPathExists=/usr/local/lib/inplace/inplace
 Type=oneshot
 ExecStart=/usr/local/lib/inplace/inplace restore --first-boot
 TimeoutStartSec=infinity
-StandardOutput=journal+console
-StandardError=journal+console
+StandardOutput=journal
+StandardError=journal
 
 [Install]
 WantedBy=multi-user.target

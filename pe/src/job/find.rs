@@ -54,6 +54,35 @@ pub fn read(dev: &dyn ReadAt, at: u64, disk_bytes: u64) -> Result<Option<Record>
     Ok(Record::read(dev, at)?.filter(|j| j.disk.size_bytes == disk_bytes))
 }
 
+/// A journal written before the carve changed the table (a job cut right after its plan or
+/// during the carve): a store always ends where a partition or a free region ends, at a 1 MiB
+/// boundary, so the reserves there are all the places to look. A few reads a partition.
+pub fn before_carve(path: &Path, disk: &Disk) -> Result<Option<Found>> {
+    let dev = Device::open(path).map_err(|e| Error::io(Step::Inspect, e.to_string()))?;
+    let align = crate::locator::ALIGN;
+    let mut ends: Vec<u64> = disk.partitions.iter().flat_map(|p| [p.start_bytes, p.start_bytes + p.size_bytes]).collect();
+    ends.push(disk.size_bytes);
+    let mut found: Option<Found> = None;
+    for end in ends.into_iter().map(|e| e / align * align) {
+        let Some(at) = end.checked_sub(u64::from(disk.logical_sector_size) + super::reserve::RESERVE) else { continue };
+        if let Some(j) = read(&dev, at, disk.size_bytes)? {
+            if found.as_ref().is_none_or(|f| j.seq > f.journal.seq) {
+                found = Some(Found { at, journal: j });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Every place a job's journal can be: the store partition's reserve, or before the carve, the
+/// reserve of the partition it would make.
+pub fn anywhere(path: &Path, disk: &Disk) -> Result<Option<Found>> {
+    match on_disk(path, disk)? {
+        Some(f) => Ok(Some(f)),
+        None => before_carve(path, disk),
+    }
+}
+
 /// The journal in the reserve of the store partition a plan would make (a job cut before its
 /// carve wrote the table).
 pub fn planned(path: &Path, plan: &JobPlan) -> Result<Option<Found>> {

@@ -29,7 +29,7 @@ fn now() -> u64 {
 pub fn find_job(path: &Path) -> Result<Option<Found>> {
     let inv = crate::inventory::inspect_paths(&[path.to_path_buf()]);
     if let Some(disk) = inv.disks.first() {
-        if let Some(f) = find::on_disk(path, disk)? {
+        if let Some(f) = find::anywhere(path, disk)? {
             return Ok(Some(f));
         }
     }

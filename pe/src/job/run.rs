@@ -94,7 +94,7 @@ pub fn unfinished(env: &Env) -> Result<Option<(std::path::PathBuf, Found)>> {
     let mut found = Vec::new();
     for d in env.inventory.disks.iter().filter(|d| !env.excluded.contains(&d.name)) {
         let path = env.path_of(&d.name);
-        if let Some(f) = find::on_disk(&path, d)? {
+        if let Some(f) = find::anywhere(&path, d)? {
             if !matches!(f.journal.state, State::Done | State::RolledBack) {
                 found.push((path, f));
             }
@@ -111,7 +111,7 @@ pub fn unfinished(env: &Env) -> Result<Option<(std::path::PathBuf, Found)>> {
 /// Resumes the unfinished job on the disk at `path`.
 pub fn resume(path: &Path, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<Outcome> {
     let disk = inventory_disk(path, env)?;
-    let found = find::on_disk(path, &disk)?
+    let found = find::anywhere(path, &disk)?
         .ok_or_else(|| Error::refused(Step::Inspect, format!("{} holds no inplace job to resume", path.display())))?;
     resume_found(found, path, env, sink, cancel)
 }
