@@ -8,6 +8,7 @@
 //! - [`rollback`]: the old OS back, up to the lay-down.
 //! - [`state`]: where a job is, and what comes next.
 //! - [`reserve`]: the journal's two slots at the end of the store partition.
+//! - [`stage`]: a remote image copied into the store before the lay-down.
 //! - [`select`]: which disk the preset means.
 
 pub mod find;
@@ -17,6 +18,7 @@ pub mod plan;
 pub mod reserve;
 pub mod rollback;
 pub mod select;
+pub mod stage;
 pub mod run;
 pub mod state;
 pub mod steps;

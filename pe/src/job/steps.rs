@@ -93,7 +93,8 @@ fn trust(plan: &JobPlan) -> Trust {
     Trust { pin_sha256: pin(&spec.sha256).or(digest), pin_key: pin(&spec.key) }
 }
 
-fn request(j: &Record, env: &Env, image: String) -> Request {
+/// The lay-down's request for the job, reading the image from `image` (a URL or a path).
+pub(super) fn request(j: &Record, env: &Env, image: String) -> Request {
     let plan = &j.plan;
     Request {
         image,
@@ -113,13 +114,33 @@ fn request(j: &Record, env: &Env, image: String) -> Request {
 /// After a cut it lays the image down again (the table is already the new one or still the old
 /// one; the placement is the same either way).
 pub fn lay_down(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
-    let prepared = apply::prepare(&request(j, env, j.plan.image.source.clone()), sink, cancel)?;
+    // A staged copy in the store is read instead of the network.
+    let store = match j.plan.stage && j.plan.image.remote {
+        true => Some(super::stage::StoreMount::open(j, env, Step::LayDown)?),
+        false => None,
+    };
+    let staged = store.as_ref().map(|s| s.image_path(j)).filter(|p| p.exists());
+    let source = match &staged {
+        Some(p) => {
+            sink.log(&format!("laying down the copy staged in the store ({})", p.display()));
+            p.display().to_string()
+        }
+        None => j.plan.image.source.clone(),
+    };
+    let prepared = apply::prepare(&request(j, env, source), sink, cancel)?;
     if prepared.placement != j.plan.placement {
         sink.warn("the image's partitions are placed differently from the plan (the disk's free space changed); the store and kept partitions stay untouched");
     }
     let report = apply::lay_down(prepared, sink, cancel)?;
     for n in &report.notes {
         sink.log(n);
+    }
+    if let Some(store) = store {
+        // The copy has served: the store keeps only the user's files.
+        if let Some(p) = &staged {
+            let _ = std::fs::remove_file(p);
+        }
+        store.finish()?;
     }
     Ok(report.bytes_written)
 }

@@ -1,11 +1,11 @@
-//! Mounting the new root through the kernel for the hand-off, and unmounting it (which writes
-//! everything out) when done.
+//! A partition mounted through the kernel (the new OS's root for the hand-off, the store's FAT
+//! volume for staging), unmounted — which writes everything out — when done.
 
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{mount, unmount, MountFlags, UnmountFlags};
 
-use crate::disk::attach::Attached;
+use super::attach::Attached;
 
 /// A mounted filesystem; unmounted (and its loop device detached) when dropped.
 pub struct Mounted {
@@ -15,8 +15,9 @@ pub struct Mounted {
 }
 
 impl Mounted {
-    pub fn new(device: Attached, fstype: &str, under: &Path) -> Result<Mounted, String> {
-        let dir = under.join(format!("newroot-{}", std::process::id()));
+    /// Mounts `device` as `fstype` on a new directory `name` under `under`.
+    pub fn new(device: Attached, fstype: &str, under: &Path, name: &str) -> Result<Mounted, String> {
+        let dir = under.join(format!("{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         mount(&device.node, &dir, fstype, MountFlags::NOSUID | MountFlags::NODEV, None::<&std::ffi::CStr>)
             .map_err(|e| {
