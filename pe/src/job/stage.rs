@@ -55,7 +55,14 @@ pub fn stage(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<
         sink.log("the image is streamed during the lay-down, each chunk checked as it arrives (the store has no room for a copy)");
         return Ok(0);
     }
-    let store = StoreMount::open(j, env, Step::Stage)?;
+    let store = match StoreMount::open(j, env, Step::Stage) {
+        Ok(s) => s,
+        // A host whose kernel cannot mount FAT32 (the PE always can): stream instead.
+        Err(e) => {
+            sink.warn(&format!("{}; the image is streamed during the lay-down instead, each chunk checked as it arrives", e.problem));
+            return Ok(0);
+        }
+    };
     let mut prepared = crate::image::apply::prepare(&super::steps::request(j, env, j.plan.image.source.clone()), sink, cancel)?;
     crate::image::stage::stage(&mut prepared, &store.images_dir(), sink, cancel)?;
     drop(prepared);

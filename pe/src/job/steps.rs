@@ -116,7 +116,7 @@ pub(super) fn request(j: &Record, env: &Env, image: String) -> Request {
 pub fn lay_down(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
     // A staged copy in the store is read instead of the network.
     let store = match j.plan.stage && j.plan.image.remote {
-        true => Some(super::stage::StoreMount::open(j, env, Step::LayDown)?),
+        true => super::stage::StoreMount::open(j, env, Step::LayDown).ok(),
         false => None,
     };
     let staged = store.as_ref().map(|s| s.image_path(j)).filter(|p| p.exists());
