@@ -178,11 +178,11 @@ pub enum Margin {
 impl Margin {
     pub const DEFAULT: Margin = Margin::Percent(10.0);
 
-    pub fn parse(s: &str) -> Result<Margin, String> {
+    pub fn parse(s: &str) -> Result<Margin, crate::units::BadValue> {
         match s.trim().strip_suffix('%') {
             Some(p) => match p.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => Ok(Margin::Percent(v)),
-                _ => Err(format!("store margin {s:?}: a percentage from 0% to 1000%, or a size such as 2G")),
+                _ => Err(crate::units::BadValue(format!("store margin {s:?}: a percentage from 0% to 1000%, or a size such as 2G"))),
             },
             None => crate::units::parse_size(s).map(Margin::Bytes),
         }

@@ -192,7 +192,7 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
     // The image, checked before anything is written.
     let image = open_image(image_spec, env, sink, cancel)?;
     refuse_non_linux(&image)?;
-    let margin = preset.store.margin.as_deref().map(Margin::parse).transpose().map_err(refused)?.unwrap_or(Margin::DEFAULT);
+    let margin = preset.store.margin.as_deref().map(Margin::parse).transpose().map_err(|e| refused(e.to_string()))?.unwrap_or(Margin::DEFAULT);
     let capture_bytes = margin.apply(est.store_bytes).div_ceil(MIB) * MIB;
     let want_stage = image.remote && image.file_len <= FAT_FILE_MAX;
     let read = crate::carve::prepare::ReadOptions::default();

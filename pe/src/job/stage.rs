@@ -25,7 +25,7 @@ pub struct StoreMount {
 impl StoreMount {
     pub fn open(j: &Record, env: &Env, step: Step) -> Result<StoreMount> {
         let s = &j.plan.carve.store;
-        let fail = |m: String| Error::io(step, format!("mounting the store: {m}")).written(Written::StoreOnly);
+        let fail = |m: std::io::Error| Error::io(step, format!("mounting the store: {m}")).written(Written::StoreOnly);
         let device = Attached::partition(&j.plan.disk_path, s.number, s.start, s.size).map_err(fail)?;
         let mounted = Mounted::new(device, "vfat", &env.work, "store").map_err(fail)?;
         Ok(StoreMount { mounted })
@@ -42,7 +42,7 @@ impl StoreMount {
     }
 
     pub fn finish(self) -> Result<()> {
-        self.mounted.finish().map_err(|e| Error::io(Step::Stage, e))
+        self.mounted.finish().map_err(|e| Error::io(Step::Stage, e.to_string()))
     }
 }
 
