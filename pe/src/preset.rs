@@ -263,6 +263,21 @@ mod tests {
         assert!(e.to_string().starts_with("preset /media/INPLACE/preset.toml, line 2, column 11: "), "{e}");
     }
 
+    /// Every example in `docs/preset.md` parses (with its hex placeholders filled in).
+    #[test]
+    fn the_documented_examples_parse() {
+        let doc = include_str!("../../docs/preset.md");
+        let mut examples = 0;
+        for block in doc.split("```toml\n").skip(1) {
+            let text = block.split("```").next().unwrap_or("");
+            let text = text.replace("6c2f…(64 hex digits)…", &"ab".repeat(32)).replace("9e1d…(64 hex digits)…", &"cd".repeat(32));
+            let p = Preset::parse(&text, "docs/preset.md").unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert!(p.image.is_some(), "{text}");
+            examples += 1;
+        }
+        assert_eq!(examples, 3);
+    }
+
     #[test]
     fn job_fields() {
         let text = "name = \"lab\"\nconfirm = false\nreplace = [1, 2]\n[disk]\nserial = \"S123\"\nsize = \"500G\"\n\
