@@ -63,3 +63,54 @@ fn a_remote_image_is_staged_in_the_store_then_laid_down_from_the_copy() {
     let agent_stat = debugfs(&disk, root.1, "stat /usr/local/lib/inplace/inplace");
     assert!(agent_stat.contains(&format!("Size: {}", std::fs::metadata(&agent).unwrap().len())), "{agent_stat}");
 }
+
+fn sha256(p: &std::path::Path) -> String {
+    inplace_tests::sha256_file(p)
+}
+
+/// `--json` is the event stream as JSON lines on stdout, and a dry run writes nothing.
+#[test]
+fn a_dry_run_streams_its_events_as_json_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, _manifest, _) = e2e::old_machine_copy(dir.path(), false);
+    let (image, digest) = e2e::new_os_image();
+    let preset = dir.path().join("preset.toml");
+    std::fs::write(&preset, e2e::preset("json", &image.display().to_string(), &digest, "keep", "")).unwrap();
+    let before = sha256(&disk);
+    let out = Command::new(inplace_tests::inplace_bin())
+        .args(["run", "--dry-run", "--json", "--preset"])
+        .arg(&preset)
+        .arg("--disk")
+        .arg(&disk)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
+    assert!(events.iter().all(|e| e["event"].is_string() && e["time"].is_string()), "{events:?}");
+    assert!(events.iter().any(|e| e["event"] == "step" && e["step"] == "plan"), "{events:?}");
+    assert!(events.iter().any(|e| e["event"] == "log" && e["message"].as_str().is_some_and(|m| m.starts_with("disk: "))), "{events:?}");
+    assert_eq!(sha256(&disk), before, "a dry run wrote to the disk");
+}
+
+/// A store that cannot fit is refused before any write, and each way out is said once.
+#[test]
+fn a_store_that_does_not_fit_is_refused_with_each_advice_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, _manifest, _) = e2e::old_machine_copy(dir.path(), false);
+    let (image, digest) = e2e::new_os_image();
+    let preset = dir.path().join("preset.toml");
+    // Larger than the old root's free tail (about 3 GiB), smaller than the disk.
+    let text = e2e::preset("too big", &image.display().to_string(), &digest, "keep", "").replace("[store]\n", "[store]\nmargin = \"3400M\"\n");
+    std::fs::write(&preset, text).unwrap();
+    let before = sha256(&disk);
+    let out = Command::new(inplace_tests::inplace_bin()).args(["run", "--preset"]).arg(&preset).arg("--disk").arg(&disk).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(sha256(&disk), before, "a refused job wrote to the disk");
+    let last = &err[err.rfind("inplace: error:").unwrap_or_else(|| panic!("{err}"))..];
+    assert!(last.contains("nothing was written") && !last.contains("--store-size"), "{last}");
+    for advice in ["lower the preset's [store] margin", "external store"] {
+        assert_eq!(last.matches(advice).count(), 1, "{advice:?} in: {last}");
+    }
+}
