@@ -15,6 +15,7 @@ pub mod find;
 pub mod first_boot;
 pub mod journal;
 pub mod plan;
+pub mod request;
 pub mod reserve;
 pub mod rollback;
 pub mod select;

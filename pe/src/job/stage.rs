@@ -63,7 +63,7 @@ pub fn stage(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<
             return Ok(0);
         }
     };
-    let mut prepared = crate::image::apply::prepare(&super::steps::request(j, env, j.plan.image.source.clone()), sink, cancel)?;
+    let mut prepared = crate::image::apply::prepare(&super::request::request(j, env, j.plan.image.source.clone()), sink, cancel)?;
     crate::image::stage::stage(&mut prepared, &store.images_dir(), sink, cancel)?;
     drop(prepared);
     store.finish()?;
