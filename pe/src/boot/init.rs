@@ -147,7 +147,11 @@ fn boot() -> anyhow::Result<Never> {
             }
             let env = super::unattended::env(&inventory, &media, &[config_root.clone(), medium_root.clone()], &run.firmware);
             match super::unattended::run(&preset, &env, &events) {
-                Ok(outcome) => {
+                Ok(None) => {
+                    events.log("the preset names no image: this run takes inventory and leaves its report only");
+                    write_report(&events, &run, &json, "surveyed");
+                }
+                Ok(Some(outcome)) => {
                     let j = &outcome.journal;
                     events.log(&format!("job {} on {}: {}", j.job_id, j.disk.name, j.state));
                     for s in &j.steps {

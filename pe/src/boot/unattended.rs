@@ -1,6 +1,6 @@
 //! `inplace.action=unattended`: the job the preset describes, with no questions: an unfinished
 //! job on a disk is resumed first; a new one writes only when the preset says
-//! `confirm = false`.
+//! `confirm = false`. A preset that names no image is a survey: inventory and report only.
 
 use std::path::{Path, PathBuf};
 
@@ -34,16 +34,19 @@ pub fn env(inventory: &Inventory, media: &Media, roots: &[Option<PathBuf>], firm
     }
 }
 
-/// Runs (or resumes) the job.
-pub fn run(preset: &Preset, env: &Env, sink: &dyn Sink) -> Result<Outcome, Error> {
+/// Runs (or resumes) the job; `None` when the preset names no image and no job is unfinished.
+pub fn run(preset: &Preset, env: &Env, sink: &dyn Sink) -> Result<Option<Outcome>, Error> {
     let cancel = Cancel::new();
     if let Some((path, _)) = run::unfinished(env)? {
-        return run::resume(&path, env, sink, &cancel);
+        return run::resume(&path, env, sink, &cancel).map(Some);
+    }
+    if preset.image.is_none() {
+        return Ok(None);
     }
     if preset.confirm != Some(false) {
         return Err(Error::refused(Step::Plan, format!("preset {:?} does not say confirm = false, so an unattended run writes nothing", preset.name))
             .hint(Hint::FixPreset)
             .advice("set confirm = false in the preset for unattended runs, or boot the interactive entry"));
     }
-    run::run(preset, env, sink, &cancel)
+    run::run(preset, env, sink, &cancel).map(Some)
 }
