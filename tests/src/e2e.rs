@@ -228,8 +228,11 @@ pub fn check_migrated(disk: &Path, manifest: &Manifest) -> Vec<String> {
             }
         }
         if e.user.is_some() {
-            if passwd.get(&e.owner) != Some(&st.uid) {
-                bad.push(format!("{shown}: uid {} (want {}'s, {:?})", st.uid, e.owner, passwd.get(&e.owner)));
+            // As restore maps a profile: the account of its name, else of its lowercase name
+            // (an NTFS profile `Carol` is the account `carol`).
+            let uid = passwd.get(&e.owner).or_else(|| passwd.get(&e.owner.to_lowercase()));
+            if uid != Some(&st.uid) {
+                bad.push(format!("{shown}: uid {} (want {}'s, {uid:?})", st.uid, e.owner));
             }
             if let Some(g) = &e.group {
                 if group.get(g) != Some(&st.gid) {
@@ -269,6 +272,18 @@ pub fn check_migrated(disk: &Path, manifest: &Manifest) -> Vec<String> {
         }
     }
     bad
+}
+
+/// sha256 of bytes `start .. start + len` of `disk` (a partition's bytes, to show it untouched).
+pub fn range_sha256(disk: &Path, start: u64, len: u64) -> String {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(disk).unwrap_or_else(|e| panic!("opening {}: {e}", disk.display()));
+    f.seek(std::io::SeekFrom::Start(start)).unwrap();
+    let mut h = Sha256::new();
+    let n = std::io::copy(&mut f.take(len), &mut h).unwrap();
+    assert_eq!(n, len, "{} ends before byte {}", disk.display(), start + len);
+    format!("{:x}", h.finalize())
 }
 
 /// The disk the old machine test starts from: a fresh copy of the cached one.

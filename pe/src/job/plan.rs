@@ -446,7 +446,7 @@ fn sources(disk: &Disk, disk_path: &Path, os: &Partition, migrate: &rules::Overr
             if family == Family::Linux && linux_os { Some(os_src.reader.as_mut()) } else { None };
         let reader = src.reader.as_mut();
         let sel = select::select_as(reader, &rules, select::Role::Data { accounts }, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
-        if sel.entries.is_empty() {
+        if sel.users.is_empty() {
             if asked {
                 return Err(refused(format!(
                     "the preset's sources name partition {} of {} ({}), but it holds no profile the {} rules select ({})",
@@ -691,8 +691,12 @@ pub fn describe(disk: &Disk, p: &JobPlan) -> Vec<String> {
         v.push(format!("not captured: partition {} (the old OS): the preset's sources leave it out", p.os.number));
     }
     v.push(format!(
-        "store: {} for the capture{} — {}",
+        "store: {} for {}{} — {}",
         human(p.store_bytes),
+        match p.sources.len() {
+            1 => "the capture".to_string(),
+            n => format!("{n} captures"),
+        },
         if p.stage { " and a copy of the image" } else { "" },
         match p.carve.strategy {
             crate::carve::model::Strategy::Unallocated => "in unallocated space".to_string(),
@@ -729,4 +733,103 @@ pub fn describe(disk: &Disk, p: &JobPlan) -> Vec<String> {
         _ => "kept as it is",
     }));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carve::model::{Layout, Part, Request, Role as PartRole, Scheme};
+
+    const MIB: u64 = 1 << 20;
+
+    fn partition(number: u32, start: u64, size: u64, fs: &str) -> Partition {
+        Partition { number, start_bytes: start, size_bytes: size, fs: Some(fs.into()), ..Partition::default() }
+    }
+
+    fn source(p: Partition, role: Role, family: &str, capture: u32, users: &[&str]) -> SourcePlan {
+        SourcePlan {
+            partition: p,
+            role,
+            family: family.into(),
+            capture: CaptureName::nth(capture).unwrap(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+            files: 3,
+            bytes: 300,
+            left_out: vec![LeftOut { why: "excluded by the rule .cache/**".into(), items: 1, bytes: 9, examples: vec!["/home/alice/.cache".into()] }],
+        }
+    }
+
+    /// A plan for a disk of an ESP, the OS (ext4) and a data partition (NTFS).
+    fn job_plan() -> JobPlan {
+        let part = |number, start, size, fs: &str| Part { number, start, size, role: PartRole::Primary, ebr: None, fs: Some(fs.into()) };
+        let layout = Layout {
+            scheme: Scheme::Gpt,
+            sector_size: 512,
+            disk_bytes: 4096 * MIB,
+            usable_start: 34 * 512,
+            usable_end: 4096 * MIB - 33 * 512,
+            slots: 128,
+            parts: vec![part(1, MIB, 256 * MIB, "vfat"), part(2, 257 * MIB, 2048 * MIB, "ext4"), part(3, 3000 * MIB, 1000 * MIB, "ntfs")],
+        };
+        let carve = crate::carve::plan::plan(&layout, &[], &Request { store_bytes: 100 * MIB, replace: vec![1, 2] }).unwrap();
+        let os = Partition { os: Some(crate::inventory::Os { family: "linux".into(), name: "Debian".into(), version: None, users: vec!["alice".into()] }), ..partition(2, 257 * MIB, 2048 * MIB, "ext4") };
+        JobPlan {
+            preset: Preset { name: "lab".into(), ..Preset::default() },
+            disk_path: "/dev/vda".into(),
+            os: os.clone(),
+            sources: vec![
+                source(os, Role::Os, "linux", 1, &["alice"]),
+                source(partition(3, 3000 * MIB, 1000 * MIB, "ntfs"), Role::Data, "windows", 2, &["Carol"]),
+            ],
+            store_bytes: carve.fs_bytes,
+            stage: false,
+            carve,
+            image: ImagePlan { source: "/img".into(), digest: "ab".repeat(32), pinned_by: "sha256".into(), file_len: 1, logical_bytes: 1, remote: false },
+            replace: vec![1, 2],
+            keep: vec![3],
+            placement: Placement { placed: Vec::new(), kept: vec![3], removed: Vec::new() },
+            store_after: "keep".into(),
+        }
+    }
+
+    #[test]
+    fn the_journal_keeps_every_source_and_reads_a_plan_of_one_source_from_before() {
+        let plan = job_plan();
+        let v = serde_json::to_value(&plan).unwrap();
+        assert_eq!(v["sources"][1]["capture"], "capture.2");
+        assert_eq!(v["sources"][1]["role"], "data");
+        assert_eq!(serde_json::from_value::<JobPlan>(v.clone()).unwrap(), plan);
+        assert_eq!(plan.totals(), (6, 600));
+
+        // As a journal written before a job had several sources has it.
+        let mut old = v.clone();
+        let o = old.as_object_mut().unwrap();
+        let first = o["sources"][0].clone();
+        o.remove("sources");
+        o.remove("os");
+        o.insert("source".into(), first["partition"].clone());
+        for k in ["family", "users", "files", "bytes", "left_out"] {
+            o.insert(k.into(), first[k].clone());
+        }
+        let back: JobPlan = serde_json::from_value(old).unwrap();
+        assert_eq!(back.sources, plan.sources[..1]);
+        assert_eq!(back.os, plan.os);
+        assert_eq!((back.carve, back.placement, back.keep), (plan.carve.clone(), plan.placement.clone(), plan.keep.clone()));
+    }
+
+    #[test]
+    fn the_plan_in_words_has_a_line_for_each_source() {
+        let plan = job_plan();
+        let disk = Disk { name: "/dev/vda".into(), size_bytes: 4096 * MIB, partitions: vec![plan.os.clone()], ..Disk::default() };
+        let lines = describe(&disk, &plan);
+        let captures: Vec<&String> = lines.iter().filter(|l| l.starts_with("capture:")).collect();
+        assert_eq!(captures.len(), 2, "{lines:#?}");
+        assert!(captures[0].contains("partition 2 (ext4, Debian) into capture/, users alice"), "{lines:#?}");
+        assert!(captures[1].contains("partition 3 (ntfs, data, windows rules) into capture.2/, users Carol"), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.contains("for 2 captures")), "{lines:#?}");
+        let mut os_left_out = plan.clone();
+        os_left_out.sources.remove(0);
+        let lines = describe(&disk, &os_left_out);
+        assert!(lines.iter().any(|l| l.contains("not captured: partition 2 (the old OS)")), "{lines:#?}");
+    }
 }

@@ -138,9 +138,16 @@ fn walk(fs: &mut dyn FsReader, rules: &Rules, role: Role<'_>, seen: &mut Seen<'_
     let mut sel = Selection::default();
     for user in found.into_iter().filter(|u| rules.wants_user(&u.name)) {
         let compiled = rules.for_user(&user.name)?;
+        let before = sel.entries.len();
         let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::Profile { user: &user, rules: &compiled }, seen);
         walk.dir(&Bytes::from(&user.home), &Bytes::default())?;
-        sel.users.push(user);
+        // On a data partition, a profile of which the rules keep nothing but folders is no
+        // profile: its folders are not taken either.
+        if is_os || sel.entries[before..].iter().any(|e| e.kind != Kind::Dir) {
+            sel.users.push(user);
+        } else {
+            sel.entries.truncate(before);
+        }
     }
     if rules.family == Family::Linux {
         let names: Vec<&str> = sel.users.iter().map(|u| u.name.as_str()).collect();
@@ -677,12 +684,17 @@ pub(crate) mod tests {
         let mut data = MemFs::default();
         data.file("/Users/Carol/Documents/r.docx", b"doc", 0, 0);
         data.file("/Users/Public/Documents/p.txt", b"p", 0, 0);
+        data.file("/Users/Dave/AppData/Local/Temp/junk", b"j", 0, 0);
         data.file("/etc/hostname", b"not a setting here\n", 0, 0);
         let picked: crate::migrate::rules::Overrides = toml::from_str("users = [\"alice\", \"carol\"]\n").unwrap();
         let windows = Rules::builtin(Family::Windows).with(&picked).unwrap();
         let data_role = || Role::Data { accounts: None };
         let sel = select_as(&mut data, &windows, data_role(), &Silent, &Cancel::new()).unwrap();
         assert_eq!(paths(&sel), ["Carol:Documents", "Carol:Documents/r.docx"]);
+        let everyone = select_as(&mut data, &Rules::builtin(Family::Windows), data_role(), &Silent, &Cancel::new()).unwrap();
+        let users: Vec<&str> = everyone.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(users, ["Carol"], "Dave's profile has nothing the rules keep");
+        assert!(everyone.skipped.iter().any(|s| s.source == "/Users/Dave/AppData/Local/Temp"), "{:?}", everyone.skipped);
         let o: crate::migrate::rules::Overrides = toml::from_str("users = [\"alice\"]\n").unwrap();
         let alice_only = Rules::builtin(Family::Windows).with(&o).unwrap();
         let sel = select_as(&mut data, &alice_only, data_role(), &Silent, &Cancel::new()).unwrap();

@@ -1,21 +1,26 @@
 //! Restore (first boot, inside the new OS): put a store's files and settings back under a
-//! root directory (`/` on first boot), report, mark the store restored, clean up.
+//! root directory (`/` on first boot), report, mark the store restored, clean up. A store may
+//! hold several captures (one per source partition of the job: `capture/`, `capture.2/`, …);
+//! every one is restored, in order, into one report.
 //!
 //! Order, with nothing written before step 5:
-//! 1. The store's mark ([`state`]): a store already restored is reported and left alone.
-//! 2. The manifest (its SHA-256 and bounds, by the store) and every entry ([`plan::check`]):
-//!    paths, users, links, sizes. One unsafe entry refuses the whole store.
-//! 3. The store read back in full ([`crate::migrate::store::verify`]); any damage refuses it.
+//! 1. The store's mark ([`state`]): a store whose mark names every capture it holds is reported
+//!    and left alone.
+//! 2. Each capture's manifest (its SHA-256 and bounds, by the store) and every entry
+//!    ([`plan::check`]): paths, users, links, sizes. One unsafe entry refuses the whole store.
+//! 3. Each capture read back in full ([`crate::migrate::store::verify`]); any damage refuses
+//!    the store.
 //! 4. Users mapped by name to the new OS's accounts ([`users`]); free space checked for the
-//!    data of each filesystem it goes to.
-//! 5. Missing accounts created (if allowed) whole, as the old OS had them where the new OS
-//!    can take it ([`users`], [`newuser`]), then every entry written ([`apply`], under the
+//!    data of all captures on each filesystem it goes to.
+//! 5. For each capture in turn: missing accounts created (if allowed) whole, as the old OS had
+//!    them where the new OS can take it ([`users`], [`newuser`]; the accounts are read again,
+//!    an earlier capture may have made one), then every entry written ([`apply`], under the
 //!    conflict policy; paths resolved by [`paths`], never through a link; extended attributes
-//!    and ACLs by [`xattrs`], their users mapped by name), each recorded in the store as it
-//!    goes ([`journal`]).
+//!    and ACLs by [`xattrs`], their users mapped by name), each recorded in the store, in the
+//!    capture's own record, as it goes ([`journal`]).
 //! 6. The report ([`report`]) written into the new OS (`/var/log/inplace/restore-report.json`
 //!    and `.txt`, mode 0600) and into the store (`restore/report.json`, `restore/report.txt`),
-//!    then, when everything is in, the mark (`restore/state.json`).
+//!    then, when everything of every capture is in, the mark (`restore/state.json`).
 //! 7. When marked, the cleanup ([`cleanup`]): keep, empty or delete the store.
 //!
 //! The store is marked restored only when every entry was restored or left out on purpose
