@@ -70,6 +70,32 @@ pub fn pe_iso(dir: &Path, preset: &str, image: &Path) -> PathBuf {
 /// The image's path as a preset on the ISO names it.
 pub const ISO_IMAGE: &str = "inplace/images/new-os.inplace";
 
+/// How long the PE may take for a whole job under TCG.
+pub const PE_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The PE's part of a job: its time from `inplace: ready` to the hand-off, and its serial log.
+pub struct PeJob {
+    pub job_secs: f64,
+    pub serial: String,
+}
+
+/// Boots the PE from `iso` on UEFI with `disk` (virtio, 512-byte sectors, serial number
+/// `serial`), waits for the job to reach the hand-off and the PE to power off. Panics with
+/// the serial log's tail when the PE fails.
+pub fn pe_job(iso: &Path, disk: &Path, serial: &str) -> PeJob {
+    use crate::qemu::{Boot, Controller, Firmware, Vm};
+    use std::time::Duration;
+    let pe = Vm::new("").booting(Boot::Cdrom(iso.to_path_buf()), Firmware::Uefi).disk(disk, Controller::VirtioBlk, 512, serial);
+    let mut s = pe.start();
+    s.wait_for("inplace: ready", Duration::from_secs(180)).unwrap();
+    let t0 = s.elapsed();
+    let (which, _) = s.wait_for_any(&["handed-off", "inplace: FATAL"], PE_LIMIT).unwrap();
+    assert_eq!(which, 0, "the PE failed:\n{}", s.tail(6000));
+    let job_secs = (s.elapsed() - t0).as_secs_f64();
+    let serial = s.wait_exit(Duration::from_secs(120)).unwrap().serial;
+    PeJob { job_secs, serial }
+}
+
 /// A partition of a disk image, as sgdisk lists it: (number, first byte, bytes, type code).
 pub fn partitions(disk: &Path) -> Vec<(u32, u64, u64, String)> {
     let out = Command::new("sgdisk").arg("-p").arg(disk).output().expect("sgdisk");

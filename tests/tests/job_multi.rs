@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 use inplace::migrate::store::{CaptureName, CaptureState, EntrySink, Manifest, Store};
 use inplace_tests::debian::{self, Kind};
 use inplace_tests::e2e::{self, check_migrated, partitions, read_file, root_offset, stat};
-use inplace_tests::qemu::{Boot, Controller, Firmware, Vm};
+use inplace_tests::qemu::{Controller, Vm};
 
-const PE_LIMIT: Duration = Duration::from_secs(15 * 60);
 const BOOT_LIMIT: Duration = Duration::from_secs(8 * 60);
 
 fn second() -> CaptureName {
@@ -151,7 +150,7 @@ fn the_plan_takes_the_data_partition_with_the_windows_rules() {
     assert_eq!(captures.len(), 2, "{out}");
     assert!(captures[0].contains("partition 2 (ext4") && captures[0].contains("into capture/, users alice, bob"), "{out}");
     assert!(
-        captures[1].contains("partition 3 (ntfs, data DATA, windows rules) into capture.2/, users Carol"),
+        captures[1].contains("partition 3 (ntfs, data partition \"DATA\", windows rules) into capture.2/, users Carol"),
         "{out}"
     );
     assert!(out.contains("excluded by the rule AppData/Local/Temp/**"), "{out}");
@@ -243,14 +242,7 @@ fn windows_like_profile_on_an_ntfs_data_partition_to_debian() {
 
     // The PE: boots from the ISO on UEFI, runs the job, powers off.
     let started = Instant::now();
-    let pe = Vm::new("").booting(Boot::Cdrom(iso), Firmware::Uefi).disk(&disk, Controller::VirtioBlk, 512, "OLDBOX-2");
-    let mut s = pe.start();
-    s.wait_for("inplace: ready", Duration::from_secs(180)).unwrap();
-    let t0 = s.elapsed();
-    let (which, _) = s.wait_for_any(&["handed-off", "inplace: FATAL"], PE_LIMIT).unwrap();
-    assert_eq!(which, 0, "the PE failed:\n{}", s.tail(6000));
-    let job_secs = (s.elapsed() - t0).as_secs_f64();
-    let pe_log = s.wait_exit(Duration::from_secs(120)).unwrap().serial;
+    let e2e::PeJob { job_secs, serial: pe_log } = e2e::pe_job(&iso, &disk, "OLDBOX-2");
     assert!(pe_log.contains("into capture.2/, users Carol"), "the plan takes Carol's partition:\n{pe_log}");
     assert!(pe_log.contains("partition 3: captured"), "{pe_log}");
 

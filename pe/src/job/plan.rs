@@ -672,7 +672,7 @@ pub fn describe(disk: &Disk, p: &JobPlan) -> Vec<String> {
         let what = match (s.role, s.partition.os.as_ref()) {
             (Role::Os, Some(os)) => os.name.clone(),
             (Role::Os, None) => "the old OS".to_string(),
-            (Role::Data, _) => format!("data{}, {} rules", s.partition.label.as_deref().map(|l| format!(" {l}")).unwrap_or_default(), s.family),
+            (Role::Data, _) => format!("data partition{}, {} rules", s.partition.label.as_deref().map(|l| format!(" {l:?}")).unwrap_or_default(), s.family),
         };
         v.push(format!(
             "capture: partition {} ({}, {what}) into {}/, users {}: {} files, {}",
@@ -825,7 +825,7 @@ mod tests {
         let captures: Vec<&String> = lines.iter().filter(|l| l.starts_with("capture:")).collect();
         assert_eq!(captures.len(), 2, "{lines:#?}");
         assert!(captures[0].contains("partition 2 (ext4, Debian) into capture/, users alice"), "{lines:#?}");
-        assert!(captures[1].contains("partition 3 (ntfs, data, windows rules) into capture.2/, users Carol"), "{lines:#?}");
+        assert!(captures[1].contains("partition 3 (ntfs, data partition, windows rules) into capture.2/, users Carol"), "{lines:#?}");
         assert!(lines.iter().any(|l| l.contains("for 2 captures")), "{lines:#?}");
         let mut os_left_out = plan.clone();
         os_left_out.sources.remove(0);

@@ -407,30 +407,18 @@ mod tests {
         r.add_users(vec![user("Carol", UserStatus::Missing, 1)]);
         assert_eq!((r.users[1].status, r.users[1].entries), (UserStatus::Missing, 8));
         assert!(!r.complete(), "missing in one capture is missing");
-        r.captures = vec![
-            CaptureReport {
-                capture: CaptureName::FIRST,
-                plan_sha256: "ab".into(),
-                disk: "/dev/vda".into(),
-                partition: 2,
-                fs: Some("ext4".into()),
-                family: "linux".into(),
-                users: vec!["Erin".into()],
-                entries: 7,
-                failed: 0,
-            },
-            CaptureReport {
-                capture: CaptureName::nth(2).unwrap(),
-                plan_sha256: "cd".into(),
-                disk: "/dev/vda".into(),
-                partition: 3,
-                fs: Some("ntfs".into()),
-                family: "windows".into(),
-                users: vec!["Carol".into()],
-                entries: 8,
-                failed: 0,
-            },
-        ];
+        let capture = |n, partition, fs: &str, family: &str, user: &str, entries| CaptureReport {
+            capture: CaptureName::nth(n).unwrap(),
+            plan_sha256: format!("{n:064}"),
+            disk: "/dev/vda".into(),
+            partition,
+            fs: Some(fs.into()),
+            family: family.into(),
+            users: vec![user.into()],
+            entries,
+            failed: 0,
+        };
+        r.captures = vec![capture(1, 2, "ext4", "linux", "Erin", 7), capture(2, 3, "ntfs", "windows", "Carol", 8)];
         let text = r.text();
         assert!(text.contains("(2 captures)"), "{text}");
         assert!(text.contains("capture.2/: partition 3 of /dev/vda (ntfs, windows rules), users Carol: 8 entries, 0 failed"), "{text}");
