@@ -178,11 +178,11 @@ pub enum Margin {
 impl Margin {
     pub const DEFAULT: Margin = Margin::Percent(10.0);
 
-    pub fn parse(s: &str) -> Result<Margin, String> {
+    pub fn parse(s: &str) -> Result<Margin, crate::units::BadValue> {
         match s.trim().strip_suffix('%') {
             Some(p) => match p.trim().parse::<f64>() {
                 Ok(v) if v.is_finite() && (0.0..=1000.0).contains(&v) => Ok(Margin::Percent(v)),
-                _ => Err(format!("store margin {s:?}: a percentage from 0% to 1000%, or a size such as 2G")),
+                _ => Err(crate::units::BadValue(format!("store margin {s:?}: a percentage from 0% to 1000%, or a size such as 2G"))),
             },
             None => crate::units::parse_size(s).map(Margin::Bytes),
         }
@@ -261,6 +261,26 @@ mod tests {
         let e = Preset::parse("name = \"lab-a\"\nconfirm = fals\n", "/media/INPLACE/preset.toml").unwrap_err();
         assert_eq!((e.line, e.column), (2, 11), "{e}");
         assert!(e.to_string().starts_with("preset /media/INPLACE/preset.toml, line 2, column 11: "), "{e}");
+    }
+
+    /// Every example and fragment in `docs/preset.md` parses (with its hex placeholders filled in).
+    #[test]
+    fn the_documented_examples_parse() {
+        let doc = include_str!("../../docs/preset.md");
+        let mut examples = 0;
+        for block in doc.split("```toml\n").skip(1) {
+            let text = block.split("```").next().unwrap_or("");
+            let text = text.replace("6c2f…(64 hex digits)…", &"ab".repeat(32)).replace("9e1d…(64 hex digits)…", &"cd".repeat(32));
+            if !text.starts_with("name = ") {
+                // A fragment: it parses under a name.
+                Preset::parse(&format!("name = \"fragment\"\n{text}"), "docs/preset.md").unwrap_or_else(|e| panic!("{e}\n{text}"));
+                continue;
+            }
+            let p = Preset::parse(&text, "docs/preset.md").unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert!(p.image.is_some(), "{text}");
+            examples += 1;
+        }
+        assert_eq!(examples, 3);
     }
 
     #[test]

@@ -29,8 +29,13 @@ pub fn human_size(bytes: u64) -> String {
     if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
+/// A value a person typed that is not what it should be; the message says what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadValue(pub String);
+
 /// `20G`, `512M`, `1.5T`, `123456` (K, M, G, T are powers of 1024).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, BadValue> {
     let t = s.trim();
     let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
     let (num, mult) = match t.chars().last() {
@@ -45,7 +50,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
         _ => (t, 1),
     };
-    let bad = || format!("{s:?} is not a size; use e.g. 20G, 512M or a byte count");
+    let bad = || BadValue(format!("{s:?} is not a size; use e.g. 20G, 512M or a byte count"));
     if let Ok(n) = num.parse::<u64>() {
         return n.checked_mul(mult).ok_or_else(bad);
     }
@@ -66,7 +71,7 @@ mod tests {
         assert_eq!(parse_size("512MiB"), Ok(512 << 20));
         assert_eq!(parse_size("1.5K"), Ok(1536));
         assert_eq!(parse_size("77"), Ok(77));
-        assert!(parse_size("x").is_err());
+        assert!(parse_size("x").unwrap_err().to_string().contains("is not a size"));
         assert!(parse_size("99999999999T").is_err());
         assert!(parse_size("-1G").is_err());
     }

@@ -139,7 +139,12 @@ fn boot() -> anyhow::Result<Never> {
             let Some(preset) = preset else {
                 anyhow::bail!("inplace.action=unattended needs a preset: put preset.toml on the stick's INPLACE partition, on the ISO (scripts/build-pe --preset FILE), or pass inplace.preset=URL")
             };
+            // The new root (hand-off) and the store's FAT32 volume (staging) are mounted.
             loader.load_fs("ext4");
+            loader.load_fs("vfat");
+            for nls in ["nls_cp437", "nls_ascii", "nls_utf8"] {
+                loader.load(nls);
+            }
             let env = super::unattended::env(&inventory, &media, &[config_root.clone(), medium_root.clone()], &run.firmware);
             match super::unattended::run(&preset, &env, &events) {
                 Ok(outcome) => {

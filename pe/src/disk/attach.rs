@@ -3,6 +3,7 @@
 //! host; detached when dropped).
 
 use std::fs;
+use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,12 +17,12 @@ pub struct Attached {
 
 impl Attached {
     /// Partition `number` (bytes `start .. start + size`) of `disk`, a block device or an image.
-    pub fn partition(disk: &Path, number: u32, start: u64, size: u64) -> Result<Attached, String> {
-        let meta = fs::metadata(disk).map_err(|e| format!("{}: {e}", disk.display()))?;
+    pub fn partition(disk: &Path, number: u32, start: u64, size: u64) -> io::Result<Attached> {
+        let meta = fs::metadata(disk).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", disk.display())))?;
         if meta.file_type().is_block_device() {
             let rdev = meta.rdev();
             let node = partition_node(nix::sys::stat::major(rdev) as u32, nix::sys::stat::minor(rdev) as u32, number)
-                .ok_or_else(|| format!("the kernel lists no partition {number} on {}", disk.display()))?;
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("the kernel lists no partition {number} on {}", disk.display())))?;
             return Ok(Attached { node, looped: false });
         }
         loop_attach(disk, start, size).map(|node| Attached { node, looped: true })
@@ -54,16 +55,16 @@ pub fn is_mounted(node: &Path) -> bool {
 
 /// Attaches bytes `offset .. offset + size` of `image` to a free loop device. Needs a working
 /// `/dev/loop-control` (not there in many containers).
-fn loop_attach(image: &Path, offset: u64, size: u64) -> Result<PathBuf, String> {
-    fs::OpenOptions::new().read(true).write(true).open("/dev/loop-control").map_err(|e| format!("/dev/loop-control: {e}"))?;
+fn loop_attach(image: &Path, offset: u64, size: u64) -> io::Result<PathBuf> {
+    fs::OpenOptions::new().read(true).write(true).open("/dev/loop-control").map_err(|e| io::Error::new(e.kind(), format!("/dev/loop-control: {e}")))?;
     let out = Command::new("losetup")
         .args(["--find", "--show", "--offset", &offset.to_string(), "--sizelimit", &size.to_string()])
         .arg(image)
         .output()
-        .map_err(|e| format!("cannot run losetup: {e}"))?;
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run losetup: {e}")))?;
     let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if !out.status.success() || !dev.starts_with("/dev/") {
-        return Err(format!("losetup failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(io::Error::other(format!("losetup failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
     }
     Ok(PathBuf::from(dev))
 }

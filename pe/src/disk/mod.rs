@@ -19,6 +19,7 @@ pub mod detect;
 pub mod device;
 pub mod fuzzing;
 pub mod gpt_read;
+pub mod mount;
 pub mod mbr_read;
 pub mod signature;
 pub mod sysfs;

@@ -214,14 +214,14 @@ impl Ext4Reader {
         if let Some(at) = fields.xattr_at {
             match xattr::parse_ibody(&rec[at..]) {
                 Ok(v) => raw.extend(v),
-                Err(e) => problems.push(e),
+                Err(e) => problems.push(e.0),
             }
         }
         if fields.file_acl != 0 {
             match self.fs.read_raw_block(fields.file_acl) {
                 Ok(block) => match xattr::parse_block(&block) {
                     Ok(v) => raw.extend(v),
-                    Err(e) => problems.push(e),
+                    Err(e) => problems.push(e.0),
                 },
                 Err(e) => problems.push(format!("the attribute block {} cannot be read: {e}", fields.file_acl)),
             }

@@ -20,6 +20,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What is wrong with attribute or ACL bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct XattrError(pub String);
+
 /// The magic of both ext4 xattr areas.
 pub const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
 /// Size of the external block's header.
@@ -41,7 +46,7 @@ pub struct RawXattr {
 
 impl RawXattr {
     /// The full name (`user.comment`), or why it has none this reader knows.
-    pub fn full_name(&self) -> Result<String, String> {
+    pub(crate) fn full_name(&self) -> Result<String, String> {
         let prefix = match self.index {
             1 => "user.",
             2 if self.name.is_empty() => return Ok(ACL_ACCESS.into()),
@@ -104,7 +109,11 @@ fn entries(area: &[u8], first: usize, base: usize, what: &str) -> Result<Vec<Raw
 
 /// The attributes in an inode's extra space: `area` is the inode record from
 /// `128 + i_extra_isize` to its end. An area without the magic holds none.
-pub fn parse_ibody(area: &[u8]) -> Result<Vec<RawXattr>, String> {
+pub fn parse_ibody(area: &[u8]) -> Result<Vec<RawXattr>, XattrError> {
+    parse_ibody_inner(area).map_err(XattrError)
+}
+
+fn parse_ibody_inner(area: &[u8]) -> Result<Vec<RawXattr>, String> {
     if area.len() < 4 || le32(area, 0) != EXT4_XATTR_MAGIC {
         return Ok(Vec::new());
     }
@@ -112,7 +121,11 @@ pub fn parse_ibody(area: &[u8]) -> Result<Vec<RawXattr>, String> {
 }
 
 /// The attributes in an external xattr block (`i_file_acl`).
-pub fn parse_block(block: &[u8]) -> Result<Vec<RawXattr>, String> {
+pub fn parse_block(block: &[u8]) -> Result<Vec<RawXattr>, XattrError> {
+    parse_block_inner(block).map_err(XattrError)
+}
+
+fn parse_block_inner(block: &[u8]) -> Result<Vec<RawXattr>, String> {
     if block.len() < BLOCK_HEADER + 4 {
         return Err("the attribute block is too short".into());
     }
@@ -228,7 +241,11 @@ pub mod perm_text {
 pub const MAX_ACL_ENTRIES: usize = 1024;
 
 /// An ACL in ext4's on-disk form (version 1; short entries for the unnamed tags).
-pub fn parse_ext4_acl(v: &[u8]) -> Result<Vec<AclEntry>, String> {
+pub fn parse_ext4_acl(v: &[u8]) -> Result<Vec<AclEntry>, XattrError> {
+    parse_ext4_acl_inner(v).map_err(XattrError)
+}
+
+fn parse_ext4_acl_inner(v: &[u8]) -> Result<Vec<AclEntry>, String> {
     if v.len() < 4 || le32(v, 0) != 1 {
         return Err("the ACL is not in ext4's format (version 1)".into());
     }
@@ -261,7 +278,11 @@ pub fn parse_ext4_acl(v: &[u8]) -> Result<Vec<AclEntry>, String> {
 }
 
 /// An ACL in the kernel's xattr form (version 2), as `getxattr` gives it.
-pub fn parse_vfs_acl(v: &[u8]) -> Result<Vec<AclEntry>, String> {
+pub fn parse_vfs_acl(v: &[u8]) -> Result<Vec<AclEntry>, XattrError> {
+    parse_vfs_acl_inner(v).map_err(XattrError)
+}
+
+fn parse_vfs_acl_inner(v: &[u8]) -> Result<Vec<AclEntry>, String> {
     if v.len() < 4 || le32(v, 0) != 2 || !(v.len() - 4).is_multiple_of(8) || (v.len() - 4) / 8 > MAX_ACL_ENTRIES {
         return Err("not a version 2 ACL of whole entries".into());
     }
@@ -421,21 +442,21 @@ mod tests {
     fn damaged_areas_are_errors() {
         let mut area = ibody(&[(1, b"a", b"value")], 64);
         area[4 + 2] = 0xF0; // value offset far outside
-        assert!(parse_ibody(&area).unwrap_err().contains("outside"));
+        assert!(parse_ibody(&area).unwrap_err().0.contains("outside"));
         let mut area = ibody(&[(1, b"a", b"value")], 64);
         area[4 + 4] = 9; // value_inum
-        assert!(parse_ibody(&area).unwrap_err().contains("ea_inode"));
+        assert!(parse_ibody(&area).unwrap_err().0.contains("ea_inode"));
         let area = ibody(&[(1, b"a", b"v")], 24);
         assert!(parse_ibody(&area[..22]).is_err(), "no end mark");
         let mut block = vec![0u8; 1024];
-        assert!(parse_block(&block).unwrap_err().contains("magic"));
+        assert!(parse_block(&block).unwrap_err().0.contains("magic"));
         block[..4].copy_from_slice(&EXT4_XATTR_MAGIC.to_le_bytes());
         block[8] = 2;
-        assert!(parse_block(&block).unwrap_err().contains("blocks"));
+        assert!(parse_block(&block).unwrap_err().0.contains("blocks"));
         block[8] = 1;
         assert!(parse_block(&block).unwrap().is_empty());
         assert!(parse_ext4_acl(&[2, 0, 0, 0]).is_err());
-        assert!(parse_ext4_acl(&ext4_acl(&[(0x40, 6, None)])).unwrap_err().contains("tag"));
+        assert!(parse_ext4_acl(&ext4_acl(&[(0x40, 6, None)])).unwrap_err().0.contains("tag"));
         assert!(parse_ext4_acl(&ext4_acl(&[(1, 9, None)])).is_err());
         let cut = ext4_acl(&[(2, 6, Some(5))]);
         assert!(parse_ext4_acl(&cut[..cut.len() - 2]).is_err());

@@ -1,8 +1,17 @@
 //! Is a program statically linked? The restore agent runs in the new OS, whose libraries are
 //! unknown, so it must not need a program interpreter (`PT_INTERP`).
 
+/// Why a program cannot run in an unknown system.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotStatic(pub String);
+
 /// `Ok(())` for a 64-bit little-endian ELF executable with no `PT_INTERP` program header.
-pub fn check_static(bytes: &[u8]) -> Result<(), String> {
+pub fn check_static(bytes: &[u8]) -> Result<(), NotStatic> {
+    check(bytes).map_err(NotStatic)
+}
+
+fn check(bytes: &[u8]) -> Result<(), String> {
     if bytes.len() < 64 || &bytes[0..4] != b"\x7fELF" {
         return Err("it is not an ELF program".into());
     }
@@ -35,7 +44,7 @@ mod tests {
         // The host's test binary is dynamically linked (glibc); a header with no program
         // headers is static.
         let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert!(check_static(&me).unwrap_err().contains("dynamically linked"));
+        assert!(check_static(&me).unwrap_err().to_string().contains("dynamically linked"));
         let mut h = me[..64].to_vec();
         h[56] = 0;
         h[57] = 0;

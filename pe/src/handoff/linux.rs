@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::mount::Mounted;
 use crate::disk::attach::Attached;
+use crate::disk::mount::Mounted;
 use crate::error::{Error, Result, Written};
 use crate::progress::{Cancel, Sink};
 use crate::step::Step;
@@ -78,7 +78,7 @@ pub fn hand_off(target: &Target, agent: &Path, job_id: &str, mount_under: &Path,
     cancel.check(Step::HandOff, Written::Disk)?;
     let device = Attached::partition(&target.disk, target.number, target.start, target.size)
         .map_err(|e| io(format!("partition {} of {}: {e}", target.number, target.disk.display())))?;
-    let root = Mounted::new(device, &target.fs, mount_under).map_err(io)?;
+    let root = Mounted::new(device, &target.fs, mount_under, "newroot").map_err(|e| io(e.to_string()))?;
     sink.log(&format!("mounted the new OS's root (partition {}) to hand off", target.number));
     let dir = root.dir.clone();
     if !dir.join("etc/os-release").exists() && !dir.join("usr/lib/os-release").exists() {
@@ -115,7 +115,7 @@ pub fn hand_off(target: &Target, agent: &Path, job_id: &str, mount_under: &Path,
     symlink(format!("/{UNIT}"), &wants).map_err(|e| io(format!("enabling the unit (/{WANTS}): {e}")))?;
     written.push(format!("/{WANTS}"));
     rustix::fs::sync();
-    root.finish().map_err(io)?;
+    root.finish().map_err(|e| io(e.to_string()))?;
     sink.log(&format!("the new OS will restore on its first boot ({UNIT_NAME})"));
     Ok(Report { root_partition: target.number, written })
 }

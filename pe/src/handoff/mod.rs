@@ -5,6 +5,5 @@
 
 pub mod elf;
 pub mod linux;
-mod mount;
 
 pub use linux::{hand_off, Report, Target};

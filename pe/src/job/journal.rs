@@ -121,7 +121,7 @@ impl<P: Serialize + for<'de> Deserialize<'de>> Journal<P> {
         let fail = |m: String| Error::io(self.state.next_step().unwrap_or(Step::Finish), m).written(Written::Disk);
         self.seq += 1;
         let json = serde_json::to_vec(self).map_err(|e| fail(format!("encoding the journal: {e}")))?;
-        let slot = reserve::encode(self.seq, &json).map_err(fail)?;
+        let slot = reserve::encode(self.seq, &json).map_err(|e| fail(e.to_string()))?;
         dev.write_exact_at(at + reserve::slot_offset(self.seq), &slot).map_err(|e| fail(format!("writing the journal: {e}")))?;
         dev.sync().map_err(|e| fail(format!("syncing the journal: {e}")))
     }

@@ -8,15 +8,18 @@
 //! - [`rollback`]: the old OS back, up to the lay-down.
 //! - [`state`]: where a job is, and what comes next.
 //! - [`reserve`]: the journal's two slots at the end of the store partition.
+//! - [`stage`]: a remote image copied into the store before the lay-down.
 //! - [`select`]: which disk the preset means.
 
 pub mod find;
 pub mod first_boot;
 pub mod journal;
 pub mod plan;
+pub mod request;
 pub mod reserve;
 pub mod rollback;
 pub mod select;
+pub mod stage;
 pub mod run;
 pub mod state;
 pub mod steps;

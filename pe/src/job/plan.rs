@@ -290,7 +290,7 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
     // The image, checked before anything is written.
     let image = open_image(image_spec, env, sink, cancel)?;
     refuse_non_linux(&image)?;
-    let margin = preset.store.margin.as_deref().map(Margin::parse).transpose().map_err(refused)?.unwrap_or(Margin::DEFAULT);
+    let margin = preset.store.margin.as_deref().map(Margin::parse).transpose().map_err(|e| refused(e.to_string()))?.unwrap_or(Margin::DEFAULT);
     let capture_bytes = margin.apply(store_bytes).div_ceil(MIB) * MIB;
     let want_stage = image.remote && image.file_len <= FAT_FILE_MAX;
     let read = crate::carve::prepare::ReadOptions::default();
@@ -303,7 +303,7 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
             Some(p) => (p, true),
             None => (
                 crate::carve::prepare(&disk_path, &Request { store_bytes: capture_bytes, replace: replace.clone() }, read)
-                    .map_err(|e| e.in_step(Step::Plan))?,
+                    .map_err(|e| in_preset_terms(e.in_step(Step::Plan), capture_bytes, margin))?,
                 false,
             ),
         }
@@ -344,6 +344,33 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
     };
     let lines = describe(&disk, &plan);
     Ok(Planned { disk, plan, lines })
+}
+
+/// A job's store is sized from the capture estimate and the preset's margin, not given: the
+/// carve planner's advice on the size becomes advice on those.
+fn in_preset_terms(mut e: Error, asked: u64, margin: Margin) -> Error {
+    let mut hints = Vec::new();
+    for h in std::mem::take(&mut e.hints) {
+        match h {
+            Hint::StoreSize => {}
+            Hint::SmallerStore { max_bytes } => hints.push(Hint::Advice {
+                text: format!(
+                    "the store can be at most {} here and the capture needs {} with the margin{}: lower the preset's [store] margin, or leave data out with [migrate] rules",
+                    human(max_bytes),
+                    human(asked),
+                    match margin {
+                        Margin::Percent(p) => format!(" of {p}%"),
+                        Margin::Bytes(b) => format!(" of {}", human(b)),
+                    }
+                ),
+            }),
+            other => hints.push(other),
+        }
+    }
+    for h in hints {
+        e = e.hint(h);
+    }
+    e
 }
 
 /// The one partition holding an OS.

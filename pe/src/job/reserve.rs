@@ -46,12 +46,14 @@ pub enum SlotError {
     Header(String),
     #[error("the slot's payload is damaged (SHA-256 mismatch): a write was cut short")]
     Payload,
+    #[error("the journal is {0} bytes; a slot holds 32704")]
+    TooLarge(usize),
 }
 
 /// One slot's bytes for `payload` written as sequence number `seq` into slot `seq % 2`.
-pub fn encode(seq: u64, payload: &[u8]) -> Result<Vec<u8>, String> {
+pub fn encode(seq: u64, payload: &[u8]) -> Result<Vec<u8>, SlotError> {
     if payload.len() > MAX_PAYLOAD {
-        return Err(format!("the journal is {} bytes; a slot holds {MAX_PAYLOAD}", payload.len()));
+        return Err(SlotError::TooLarge(payload.len()));
     }
     let mut b = vec![0u8; SLOT];
     b[0..8].copy_from_slice(MAGIC);

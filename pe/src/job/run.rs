@@ -168,7 +168,7 @@ fn drive(mut j: Record, dev: &RwDevice, at: u64, env: &Env, sink: &dyn Sink, can
             Step::Carve => steps::carve(&j, &tee, cancel),
             // The capture keeps its own events in the store.
             Step::Capture => steps::capture_step(&mut j, env, &mut |j| j.write(dev, at), sink, cancel),
-            Step::Stage => Ok(stage_note(&j, &tee)),
+            Step::Stage => super::stage::stage(&j, env, &tee, cancel),
             Step::LayDown => steps::lay_down(&j, env, &tee, cancel),
             Step::HandOff => steps::hand_off(&j, env, &tee, cancel),
             other => Err(Error::internal(other, format!("the PE has no step {other}"))),
@@ -196,14 +196,6 @@ fn drive(mut j: Record, dev: &RwDevice, at: u64, env: &Env, sink: &dyn Sink, can
         }
     }
     Ok(j)
-}
-
-/// Staging is not done yet: the image is streamed with each chunk checked as it arrives.
-fn stage_note(j: &Record, sink: &dyn Sink) -> u64 {
-    if j.plan.image.remote {
-        sink.log("the image is streamed during the lay-down, each chunk checked as it arrives");
-    }
-    0
 }
 
 /// Appends the gathered events to the store's `journal/events.jsonl`, once there is a store.

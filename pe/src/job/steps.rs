@@ -4,13 +4,11 @@
 use std::path::Path;
 
 use super::find::Record;
-use super::plan::{Env, JobPlan, Role, SourcePlan};
+use super::plan::{Env, Role, SourcePlan};
 use crate::carve::model::Layout;
 use crate::carve::CarveOptions;
 use crate::error::{Error, Hint, Result, Written};
-use crate::image::apply::{self, Request};
-use crate::image::reader::Trust;
-use crate::image::target::Expect;
+use crate::image::apply;
 use crate::inventory::Partition;
 use crate::migrate::capture::{capture, CaptureOptions, CapturePlan};
 use crate::migrate::job_info::JobInfo;
@@ -143,41 +141,37 @@ fn capture_source(j: &Record, source: &SourcePlan, store: &mut Store, env: &Env,
     Ok(summary.bytes)
 }
 
-fn trust(plan: &JobPlan) -> Trust {
-    let pin = |hex: &Option<String>| hex.as_deref().and_then(crate::image::format::unhex::<32>);
-    let spec = plan.preset.image.clone().unwrap_or_default();
-    // The digest checked at plan time pins the image from then on, pinned or not in the preset.
-    let digest = crate::image::format::unhex::<32>(&plan.image.digest);
-    Trust { pin_sha256: pin(&spec.sha256).or(digest), pin_key: pin(&spec.key) }
-}
-
-fn request(j: &Record, env: &Env, image: String) -> Request {
-    let plan = &j.plan;
-    Request {
-        image,
-        disk: plan.disk_path.clone(),
-        keep: plan.keep.clone(),
-        store: Some(plan.store_number()),
-        trust: trust(plan),
-        http: env.http.clone(),
-        workers: env.workers,
-        expect: Expect { size: Some(j.disk.size_bytes), ..Default::default() },
-        readback: true,
-        efi_nvram: env.efi_nvram,
-    }
-}
-
 /// Lay-down: the image over the replaced partitions, never over the store or a kept one.
 /// After a cut it lays the image down again (the table is already the new one or still the old
 /// one; the placement is the same either way).
 pub fn lay_down(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
-    let prepared = apply::prepare(&request(j, env, j.plan.image.source.clone()), sink, cancel)?;
+    // A staged copy in the store is read instead of the network.
+    let store = match j.plan.stage && j.plan.image.remote {
+        true => super::stage::StoreMount::open(j, env, Step::LayDown).ok(),
+        false => None,
+    };
+    let staged = store.as_ref().map(|s| s.image_path(j)).filter(|p| p.exists());
+    let source = match &staged {
+        Some(p) => {
+            sink.log(&format!("laying down the copy staged in the store ({})", p.display()));
+            p.display().to_string()
+        }
+        None => j.plan.image.source.clone(),
+    };
+    let prepared = apply::prepare(&super::request::request(j, env, source), sink, cancel)?;
     if prepared.placement != j.plan.placement {
         sink.warn("the image's partitions are placed differently from the plan (the disk's free space changed); the store and kept partitions stay untouched");
     }
     let report = apply::lay_down(prepared, sink, cancel)?;
     for n in &report.notes {
         sink.log(n);
+    }
+    if let Some(store) = store {
+        // The copy has served: the store keeps only the user's files.
+        if let Some(p) = &staged {
+            let _ = std::fs::remove_file(p);
+        }
+        store.finish()?;
     }
     Ok(report.bytes_written)
 }

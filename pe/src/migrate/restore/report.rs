@@ -285,7 +285,7 @@ impl Report {
 /// Writes the report into the new OS at [`TARGET_JSON`] and [`TARGET_TEXT`] (root-only, mode
 /// 0600: it lists every user's files). Directories are created; no link is followed.
 /// Writes the report into the new OS whose root is the directory `root`.
-pub fn write_to_target_dir(root: &std::path::Path, report: &Report) -> Result<(), String> {
+pub(crate) fn write_to_target_dir(root: &std::path::Path, report: &Report) -> Result<(), String> {
     write_to_target(&Root::open(root).map_err(|e| e.to_string())?, report)
 }
 
