@@ -263,7 +263,7 @@ mod tests {
         assert!(e.to_string().starts_with("preset /media/INPLACE/preset.toml, line 2, column 11: "), "{e}");
     }
 
-    /// Every example in `docs/preset.md` parses (with its hex placeholders filled in).
+    /// Every example and fragment in `docs/preset.md` parses (with its hex placeholders filled in).
     #[test]
     fn the_documented_examples_parse() {
         let doc = include_str!("../../docs/preset.md");
@@ -271,6 +271,11 @@ mod tests {
         for block in doc.split("```toml\n").skip(1) {
             let text = block.split("```").next().unwrap_or("");
             let text = text.replace("6c2f…(64 hex digits)…", &"ab".repeat(32)).replace("9e1d…(64 hex digits)…", &"cd".repeat(32));
+            if !text.starts_with("name = ") {
+                // A fragment: it parses under a name.
+                Preset::parse(&format!("name = \"fragment\"\n{text}"), "docs/preset.md").unwrap_or_else(|e| panic!("{e}\n{text}"));
+                continue;
+            }
             let p = Preset::parse(&text, "docs/preset.md").unwrap_or_else(|e| panic!("{e}\n{text}"));
             assert!(p.image.is_some(), "{text}");
             examples += 1;

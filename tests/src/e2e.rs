@@ -70,6 +70,32 @@ pub fn pe_iso(dir: &Path, preset: &str, image: &Path) -> PathBuf {
 /// The image's path as a preset on the ISO names it.
 pub const ISO_IMAGE: &str = "inplace/images/new-os.inplace";
 
+/// How long the PE may take for a whole job under TCG.
+pub const PE_LIMIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// The PE's part of a job: its time from `inplace: ready` to the hand-off, and its serial log.
+pub struct PeJob {
+    pub job_secs: f64,
+    pub serial: String,
+}
+
+/// Boots the PE from `iso` on UEFI with `disk` (virtio, 512-byte sectors, serial number
+/// `serial`), waits for the job to reach the hand-off and the PE to power off. Panics with
+/// the serial log's tail when the PE fails.
+pub fn pe_job(iso: &Path, disk: &Path, serial: &str) -> PeJob {
+    use crate::qemu::{Boot, Controller, Firmware, Vm};
+    use std::time::Duration;
+    let pe = Vm::new("").booting(Boot::Cdrom(iso.to_path_buf()), Firmware::Uefi).disk(disk, Controller::VirtioBlk, 512, serial);
+    let mut s = pe.start();
+    s.wait_for("inplace: ready", Duration::from_secs(180)).unwrap();
+    let t0 = s.elapsed();
+    let (which, _) = s.wait_for_any(&["handed-off", "inplace: FATAL"], PE_LIMIT).unwrap();
+    assert_eq!(which, 0, "the PE failed:\n{}", s.tail(6000));
+    let job_secs = (s.elapsed() - t0).as_secs_f64();
+    let serial = s.wait_exit(Duration::from_secs(120)).unwrap().serial;
+    PeJob { job_secs, serial }
+}
+
 /// A partition of a disk image, as sgdisk lists it: (number, first byte, bytes, type code).
 pub fn partitions(disk: &Path) -> Vec<(u32, u64, u64, String)> {
     let out = Command::new("sgdisk").arg("-p").arg(disk).output().expect("sgdisk");
@@ -228,8 +254,11 @@ pub fn check_migrated(disk: &Path, manifest: &Manifest) -> Vec<String> {
             }
         }
         if e.user.is_some() {
-            if passwd.get(&e.owner) != Some(&st.uid) {
-                bad.push(format!("{shown}: uid {} (want {}'s, {:?})", st.uid, e.owner, passwd.get(&e.owner)));
+            // As restore maps a profile: the account of its name, else of its lowercase name
+            // (an NTFS profile `Carol` is the account `carol`).
+            let uid = passwd.get(&e.owner).or_else(|| passwd.get(&e.owner.to_lowercase()));
+            if uid != Some(&st.uid) {
+                bad.push(format!("{shown}: uid {} (want {}'s, {uid:?})", st.uid, e.owner));
             }
             if let Some(g) = &e.group {
                 if group.get(g) != Some(&st.gid) {
@@ -269,6 +298,18 @@ pub fn check_migrated(disk: &Path, manifest: &Manifest) -> Vec<String> {
         }
     }
     bad
+}
+
+/// sha256 of bytes `start .. start + len` of `disk` (a partition's bytes, to show it untouched).
+pub fn range_sha256(disk: &Path, start: u64, len: u64) -> String {
+    use sha2::{Digest, Sha256};
+    use std::io::{Read, Seek};
+    let mut f = std::fs::File::open(disk).unwrap_or_else(|e| panic!("opening {}: {e}", disk.display()));
+    f.seek(std::io::SeekFrom::Start(start)).unwrap();
+    let mut h = Sha256::new();
+    let n = std::io::copy(&mut f.take(len), &mut h).unwrap();
+    assert_eq!(n, len, "{} ends before byte {}", disk.display(), start + len);
+    format!("{:x}", h.finalize())
 }
 
 /// The disk the old machine test starts from: a fresh copy of the cached one.

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use inplace_tests::debian::{self, ALICE_PASSWORD};
 use inplace_tests::e2e::{self, check_migrated, partitions, read_file, root_offset};
-use inplace_tests::qemu::{Boot, Controller, Firmware, Vm};
+use inplace_tests::qemu::{Controller, Vm};
 
-const PE_LIMIT: Duration = Duration::from_secs(15 * 60);
 const BOOT_LIMIT: Duration = Duration::from_secs(8 * 60);
 
 #[test]
@@ -21,15 +20,7 @@ fn linux_to_linux_from_the_iso_unattended() {
     let iso = e2e::pe_iso(dir.path(), &preset, &image);
 
     // The PE: boots from the ISO on UEFI, runs the job, powers off.
-    let pe = Vm::new("").booting(Boot::Cdrom(iso), Firmware::Uefi).disk(&disk, Controller::VirtioBlk, 512, "OLDBOX-1");
-    let mut s = pe.start();
-    s.wait_for("inplace: ready", Duration::from_secs(180)).unwrap();
-    let t0 = s.elapsed();
-    let (which, _) = s.wait_for_any(&["handed-off", "inplace: FATAL"], PE_LIMIT).unwrap();
-    assert_eq!(which, 0, "the PE failed:\n{}", s.tail(6000));
-    let job_secs = (s.elapsed() - t0).as_secs_f64();
-    let ended = s.wait_exit(Duration::from_secs(120)).unwrap();
-    let pe_log = ended.serial;
+    let e2e::PeJob { job_secs, serial: pe_log } = e2e::pe_job(&iso, &disk, "OLDBOX-1");
     for step in ["== carve", "== capture", "== lay-down", "== hand-off"] {
         assert!(pe_log.contains(step), "the PE did not run {step}:\n{pe_log}");
     }

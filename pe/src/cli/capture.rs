@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::migrate::capture::{capture, CaptureOptions, CapturePlan};
 use crate::migrate::job_info::JobInfo;
-use crate::migrate::store::Store;
+use crate::migrate::store::{CaptureName, Store};
 use crate::migrate::{estimate, select, source};
 use crate::progress::Cancel;
 use crate::ui::plain::PlainProgress;
@@ -25,6 +25,10 @@ pub struct Args {
     /// The store: a FAT32 volume (partition or image file) or a whole disk with a carved store.
     #[arg(long, required_unless_present = "estimate")]
     store: Option<PathBuf>,
+    /// Which capture of the store to write: `capture` (the first, the default), `capture.2`, …
+    /// (a store holds one capture per source partition).
+    #[arg(long, default_value = "capture", value_parser = parse_capture)]
+    capture: CaptureName,
     /// Only count files and bytes and print the expected store size.
     #[arg(long)]
     estimate: bool,
@@ -36,6 +40,10 @@ pub struct Args {
     /// Simulates a power cut: abort after this many bytes were written to the store.
     #[arg(long, hide = true)]
     abort_after: Option<u64>,
+}
+
+fn parse_capture(s: &str) -> Result<CaptureName, String> {
+    CaptureName::parse(s.trim_end_matches('/')).ok_or_else(|| format!("{s:?} is not a capture's name: capture, capture.2, capture.3, …"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
@@ -74,17 +82,19 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
     let plan = CapturePlan::new(sel, info);
     let opts = CaptureOptions { segment_limit: args.segment_size, abort_after_bytes: args.abort_after, ..Default::default() };
     let mut store = Store::open(store_path, true)?;
+    store.select(args.capture);
     let summary = capture(source.reader.as_mut(), &plan, &mut store, &opts, &progress, &cancel)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
-            "captured {} files ({}) and {} other entries into {} segments of {}, {}; {} items left out (listed in the store's manifest); read back and verified",
+            "captured {} files ({}) and {} other entries into {} segments of {}{}, {}; {} items left out (listed in the store's manifest); read back and verified",
             summary.files,
             human(summary.bytes),
             summary.entries - summary.files,
             summary.segments,
             store.describe(),
+            if args.capture == CaptureName::FIRST { String::new() } else { format!(" ({}/)", args.capture) },
             human(summary.stored_bytes),
             summary.skipped,
         );

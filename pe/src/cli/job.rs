@@ -7,6 +7,7 @@ use super::front;
 use crate::error::{Error, Hint, Result};
 use crate::job::plan::Env;
 use crate::job::run::{self, Outcome};
+use crate::migrate::store::CaptureName;
 use crate::net::http::HttpOptions;
 use crate::preset::Preset;
 use crate::step::Step;
@@ -31,6 +32,16 @@ pub struct RunArgs {
     pub json: bool,
     #[command(flatten)]
     pub common: Common,
+    /// Simulates a power cut: `capture.2:BYTES` aborts the process after BYTES were written
+    /// into the store while capturing into capture.2/.
+    #[arg(long, hide = true, value_parser = parse_cut)]
+    pub cut_capture: Option<(CaptureName, u64)>,
+}
+
+fn parse_cut(s: &str) -> std::result::Result<(CaptureName, u64), String> {
+    let (name, bytes) = s.split_once(':').ok_or("expected CAPTURE:BYTES")?;
+    let name = CaptureName::parse(name).ok_or_else(|| format!("{name:?} is not a capture's name"))?;
+    Ok((name, bytes.parse().map_err(|e| format!("{bytes:?}: {e}"))?))
 }
 
 #[derive(clap::Args)]
@@ -77,12 +88,13 @@ pub fn host_env(disks: &[PathBuf], preset: Option<&Path>, common: &Common) -> En
         http: HttpOptions::default(),
         workers: common.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
         efi_nvram: false,
+        cut_capture: None,
     }
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let preset = read_preset(&args.preset)?;
-    let env = host_env(&args.disk, Some(&args.preset), &args.common);
+    let env = Env { cut_capture: args.cut_capture, ..host_env(&args.disk, Some(&args.preset), &args.common) };
     if args.dry_run {
         let planned = front::run(args.json, |sink, cancel| run::dry_run(&preset, &env, sink, cancel))?;
         if !args.json {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::render;
 use crate::error::Error;
-use crate::migrate::store::{self, Store};
+use crate::migrate::store::{self, CaptureName, Store};
 use crate::progress::Cancel;
 use crate::ui::plain::PlainProgress;
 
@@ -16,8 +16,9 @@ pub struct Args {
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Read the whole capture back: manifest SHA-256, every segment's SHA-256, every record's
-    /// and every entry's CRC-32 and size. Exit 0 when good, 1 naming what is damaged.
+    /// Read every capture of the store back: manifest SHA-256, every segment's SHA-256, every
+    /// record's and every entry's CRC-32 and size. Exit 0 when all are good, 1 naming what is
+    /// damaged.
     Verify {
         /// The store: a FAT32 volume (image file or partition), or a whole disk holding one.
         #[arg(long)]
@@ -36,22 +37,36 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 
 fn verify(path: &std::path::Path, json: bool) -> anyhow::Result<i32> {
     let progress = PlainProgress::new();
-    let result = Store::open(path, false).and_then(|s| store::verify(&s, &progress, &Cancel::new()).map(|r| (s, r)));
+    let result = Store::open(path, false).and_then(|mut s| {
+        let names = s.captures().map_err(|e| e.error(crate::step::Step::Verify))?;
+        let mut reports = Vec::new();
+        // A store without a capture is said by verifying the first.
+        for name in if names.is_empty() { vec![CaptureName::FIRST] } else { names } {
+            s.select(name);
+            reports.push((name, store::verify(&s, &progress, &Cancel::new())?));
+        }
+        Ok((s, reports))
+    });
     match result {
-        Ok((s, r)) => {
+        Ok((s, reports)) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": true, "report": r }))?);
+                let captures: Vec<_> = reports.iter().map(|(name, r)| serde_json::json!({ "capture": name, "report": r })).collect();
+                let first = &reports[0].1;
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "ok": true, "report": first, "captures": captures }))?);
             } else {
-                println!(
-                    "store {}: good: {} entries ({} files, {} bytes), {} segments ({} bytes), {} skipped",
-                    s.describe(),
-                    r.entries,
-                    r.files,
-                    r.bytes,
-                    r.segments,
-                    r.stored_bytes,
-                    r.skipped
-                );
+                for (name, r) in &reports {
+                    let which = if reports.len() > 1 { format!(", {name}/") } else { String::new() };
+                    println!(
+                        "store {}{which}: good: {} entries ({} files, {} bytes), {} segments ({} bytes), {} skipped",
+                        s.describe(),
+                        r.entries,
+                        r.files,
+                        r.bytes,
+                        r.segments,
+                        r.stored_bytes,
+                        r.skipped
+                    );
+                }
             }
             Ok(0)
         }

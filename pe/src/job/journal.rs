@@ -11,6 +11,7 @@ use super::state::State;
 use crate::disk::device::ReadAt;
 use crate::disk::write::WriteAt;
 use crate::error::{Error, Written};
+use crate::migrate::store::CaptureName;
 use crate::step::Step;
 
 pub const VERSION: u32 = 1;
@@ -57,6 +58,10 @@ pub struct Journal<P> {
     pub disk: DiskId,
     pub plan: P,
     pub steps: Vec<StepRecord>,
+    /// The captures of the store the capture step finished and verified, one source each:
+    /// a resume leaves them as they are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub captured: Vec<CaptureName>,
     /// The last failure, kept until the step it stopped is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Error>,
@@ -64,7 +69,18 @@ pub struct Journal<P> {
 
 impl<P> Journal<P> {
     pub fn new(job_id: String, name: String, disk: DiskId, plan: P) -> Self {
-        Journal { version: VERSION, job_id, name, state: State::Planned, seq: 0, disk, plan, steps: Vec::new(), error: None }
+        Journal {
+            version: VERSION,
+            job_id,
+            name,
+            state: State::Planned,
+            seq: 0,
+            disk,
+            plan,
+            steps: Vec::new(),
+            captured: Vec::new(),
+            error: None,
+        }
     }
 
     /// Records that `step` begins now (another attempt if it had begun before).

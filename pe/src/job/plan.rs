@@ -8,14 +8,16 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::select;
+use super::select as disk_select;
 use crate::carve::model::{Layout, Plan as CarvePlan, Request};
 use crate::error::{Error, Hint, Result};
 use crate::image::layout::{self, Placement, Target, TargetPart, Want};
 use crate::image::reader::{self, Image, Trust};
 use crate::inventory::{Disk, Inventory, Partition};
 use crate::migrate::entry::Why;
-use crate::migrate::rules;
+use crate::migrate::rules::{self, Family};
+use crate::migrate::store::CaptureName;
+use crate::migrate::{estimate, select};
 use crate::net::http::HttpOptions;
 use crate::preset::{Margin, Preset};
 use crate::progress::{Cancel, Sink};
@@ -56,6 +58,10 @@ pub struct Env {
     pub workers: usize,
     /// Add an NVRAM boot entry after the lay-down (the PE on UEFI).
     pub efi_nvram: bool,
+    /// Tests: a power cut (the process aborts, nothing flushed) after this many bytes were
+    /// written into the store while capturing into this capture.
+    #[doc(hidden)]
+    pub cut_capture: Option<(CaptureName, u64)>,
 }
 
 impl Env {
@@ -91,19 +97,44 @@ pub struct LeftOut {
     pub examples: Vec<String>,
 }
 
-/// The job's plan, as the journal keeps it.
+/// What a source partition is to the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The old OS's own partition: profiles, settings, accounts.
+    Os,
+    /// A partition beside it holding profiles (`Users\<name>`, or `/home/<name>` of the OS's
+    /// accounts): profiles only.
+    Data,
+}
+
+/// One partition the job captures, into a capture of its own in the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobPlan {
-    pub preset: Preset,
-    pub disk_path: PathBuf,
-    /// The old OS's partition, with the extent it had before the carve (the capture reads
-    /// through it).
-    pub source: Partition,
+pub struct SourcePlan {
+    /// The partition, with the extent it had before the carve (the capture reads through it).
+    pub partition: Partition,
+    pub role: Role,
+    /// The family of its rules: `windows` or `linux` (for the OS, the OS's family).
     pub family: String,
+    /// Its capture in the store.
+    pub capture: CaptureName,
     pub users: Vec<String>,
     pub files: u64,
     pub bytes: u64,
     pub left_out: Vec<LeftOut>,
+}
+
+/// The job's plan, as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "PlanRecord")]
+pub struct JobPlan {
+    pub preset: Preset,
+    pub disk_path: PathBuf,
+    /// The old OS's partition, as it was before the carve.
+    pub os: Partition,
+    /// What the job captures, in capture order: the old OS's partition (unless the preset's
+    /// `sources` leaves it out), then the data partitions with profiles by number.
+    pub sources: Vec<SourcePlan>,
     /// Bytes asked for the store's FAT32 volume.
     pub store_bytes: u64,
     /// The store has room to hold a copy of the remote image before the lay-down.
@@ -120,6 +151,79 @@ pub struct JobPlan {
 impl JobPlan {
     pub fn store_number(&self) -> u32 {
         self.carve.store.number
+    }
+
+    /// Files and bytes over every source.
+    pub fn totals(&self) -> (u64, u64) {
+        self.sources.iter().fold((0, 0), |(f, b), s| (f + s.files, b + s.bytes))
+    }
+}
+
+/// A journal's plan as written: this version's, or one written before a job had several
+/// sources (its one source, the old OS, in `source`, `family`, `users`, …), which reads as
+/// that one source captured into `capture/`.
+#[derive(Deserialize)]
+struct PlanRecord {
+    preset: Preset,
+    disk_path: PathBuf,
+    #[serde(default)]
+    os: Option<Partition>,
+    #[serde(default)]
+    sources: Vec<SourcePlan>,
+    #[serde(default)]
+    source: Option<Partition>,
+    #[serde(default)]
+    family: String,
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    files: u64,
+    #[serde(default)]
+    bytes: u64,
+    #[serde(default)]
+    left_out: Vec<LeftOut>,
+    store_bytes: u64,
+    stage: bool,
+    carve: CarvePlan,
+    image: ImagePlan,
+    replace: Vec<u32>,
+    keep: Vec<u32>,
+    placement: Placement,
+    store_after: String,
+}
+
+impl From<PlanRecord> for JobPlan {
+    fn from(r: PlanRecord) -> JobPlan {
+        let mut sources = r.sources;
+        if sources.is_empty() {
+            if let Some(p) = r.source.clone() {
+                sources.push(SourcePlan {
+                    partition: p,
+                    role: Role::Os,
+                    family: r.family,
+                    capture: CaptureName::FIRST,
+                    users: r.users,
+                    files: r.files,
+                    bytes: r.bytes,
+                    left_out: r.left_out,
+                });
+            }
+        }
+        let os = r.os.or(r.source).or_else(|| sources.iter().find(|s| s.role == Role::Os).map(|s| s.partition.clone()));
+        JobPlan {
+            preset: r.preset,
+            disk_path: r.disk_path,
+            os: os.unwrap_or_default(),
+            sources,
+            store_bytes: r.store_bytes,
+            stage: r.stage,
+            carve: r.carve,
+            image: r.image,
+            replace: r.replace,
+            keep: r.keep,
+            placement: r.placement,
+            store_after: r.store_after,
+        }
     }
 }
 
@@ -149,51 +253,45 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
         .hint(Hint::PinImage)
         .hint(Hint::FixPreset));
     }
-    let disk = select::select(&env.inventory.disks, &env.excluded, &preset.disk)?.clone();
-    sink.log(&format!("disk: {}", select::describe(&disk)));
+    let disk = disk_select::select(&env.inventory.disks, &env.excluded, &preset.disk)?.clone();
+    sink.log(&format!("disk: {}", disk_select::describe(&disk)));
     let disk_path = env.path_of(&disk.name);
     for f in &disk.findings {
         if f.severity == crate::inventory::Severity::Error && !f.subject.contains("/partition") {
             return Err(refused(format!("{}: {}", f.subject, f.message)));
         }
     }
-    let source = os_partition(&disk)?;
+    let os = os_partition(&disk)?;
     refuse_locked(&disk)?;
-    let family = source.os.as_ref().map(|o| o.family.clone()).unwrap_or_default();
     let replace = match &preset.replace {
         Some(r) => r.clone(),
-        None => default_replace(&disk, &source),
+        None => default_replace(&disk, &os),
     };
     for n in &replace {
         if !disk.partitions.iter().any(|p| p.number == *n) {
             return Err(refused(format!("the preset's replace names partition {n}, which {} does not have", disk.name)).hint(Hint::FixPreset));
         }
     }
-    if !replace.contains(&source.number) {
+    if !replace.contains(&os.number) {
         return Err(refused(format!(
             "the old OS is on partition {}, which the preset's replace list ({}) leaves in place; the new image must take it",
-            source.number,
+            os.number,
             list(&replace)
         ))
         .hint(Hint::FixPreset));
     }
 
-    // What to keep of the old OS.
+    // What to keep of the old OS and of the partitions beside it.
     cancel.check(Step::Plan, crate::error::Written::Nothing)?;
-    let subject = format!("{}/partition {}", disk.name, source.number);
-    let mut src = crate::migrate::source::open_partition(&disk_path, &source, &subject).map_err(|e| e.in_step(Step::Plan))?;
-    let rules = rules::effective(None, Some(&family), &preset.migrate).map_err(|e| e.in_step(Step::Plan))?;
-    let sel = crate::migrate::select::select(src.reader.as_mut(), &rules, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
-    let est = crate::migrate::estimate::estimate(src.reader.as_mut(), &sel, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
-    let users: Vec<String> = sel.users.iter().map(|u| u.name.clone()).collect();
-    let left_out = left_out(&sel.skipped);
-    drop(src);
+    let found = sources(&disk, &disk_path, &os, &preset.migrate, sink, cancel)?;
+    let store_bytes: u64 = found.iter().map(|f| f.store_bytes).sum();
+    let sources: Vec<SourcePlan> = found.into_iter().map(|f| f.plan).collect();
 
     // The image, checked before anything is written.
     let image = open_image(image_spec, env, sink, cancel)?;
     refuse_non_linux(&image)?;
     let margin = preset.store.margin.as_deref().map(Margin::parse).transpose().map_err(|e| refused(e.to_string()))?.unwrap_or(Margin::DEFAULT);
-    let capture_bytes = margin.apply(est.store_bytes).div_ceil(MIB) * MIB;
+    let capture_bytes = margin.apply(store_bytes).div_ceil(MIB) * MIB;
     let want_stage = image.remote && image.file_len <= FAT_FILE_MAX;
     let read = crate::carve::prepare::ReadOptions::default();
     let (carve, stage) = {
@@ -233,12 +331,8 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
     let plan = JobPlan {
         preset: preset.clone(),
         disk_path,
-        source: source.clone(),
-        family,
-        users,
-        files: est.files,
-        bytes: est.bytes,
-        left_out,
+        os,
+        sources,
         store_bytes: carve.fs_bytes,
         stage,
         carve,
@@ -291,6 +385,154 @@ fn os_partition(disk: &Disk) -> Result<Partition> {
             many.len(),
             list(&many.iter().map(|p| p.number).collect::<Vec<_>>())
         ))),
+    }
+}
+
+/// A source found, with the store bytes its capture needs.
+struct Found {
+    plan: SourcePlan,
+    store_bytes: u64,
+}
+
+/// GPT types and filesystems a data partition with profiles can have: not one of the OS's
+/// own partitions, and a filesystem inplace reads (`ntfs`, `vfat`: Windows profiles under
+/// `Users\`; `ext2/3/4`: Linux homes).
+fn data_family(p: &Partition) -> Option<Family> {
+    if OS_TYPES.contains(&p.part_type.to_ascii_lowercase().as_str()) {
+        return None;
+    }
+    match p.fs.as_deref()? {
+        "ntfs" | "vfat" => Some(Family::Windows),
+        "ext2" | "ext3" | "ext4" => Some(Family::Linux),
+        _ => None,
+    }
+}
+
+/// The partitions the job captures, each selected with the rules for what is on it and
+/// estimated: the old OS's, and every data partition whose profiles the rules select (or
+/// exactly those the preset's `sources` names). The OS comes first, then the others by
+/// number; they get the store's captures in that order.
+fn sources(disk: &Disk, disk_path: &Path, os: &Partition, migrate: &rules::Overrides, sink: &dyn Sink, cancel: &Cancel) -> Result<Vec<Found>> {
+    let named = migrate.sources.clone();
+    if let Some(n) = named.as_ref().and_then(|v| v.iter().find(|n| !disk.partitions.iter().any(|p| p.number == **n))) {
+        return Err(refused(format!("the preset's sources name partition {n}, which {} does not have", disk.name)).hint(Hint::FixPreset));
+    }
+    let wanted = |n: u32| named.as_ref().is_none_or(|v| v.contains(&n));
+    let subject = |n: u32| format!("{}/partition {n}", disk.name);
+    let open = |p: &Partition| crate::migrate::source::open_partition(disk_path, p, &subject(p.number)).map_err(|e| e.in_step(Step::Plan));
+    let os_family = os.os.as_ref().map(|o| o.family.clone()).unwrap_or_default();
+    let mut os_src = open(os)?;
+    let mut out = Vec::new();
+    let mut capture = 1;
+    let mut found_users: Vec<(String, Family)> = Vec::new();
+    if wanted(os.number) {
+        let rules = rules::effective(None, Some(&os_family), migrate).map_err(|e| e.in_step(Step::Plan))?;
+        let reader = os_src.reader.as_mut();
+        let sel = select::select_as(reader, &rules, select::Role::Os, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
+        let est = estimate::estimate(reader, &sel, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
+        found_users.extend(sel.users.iter().map(|u| (u.name.clone(), rules.family)));
+        out.push(found(os.clone(), Role::Os, &os_family, capture, &sel, &est));
+        capture += 1;
+    } else {
+        sink.log(&format!("{}: the old OS's partition is not captured: the preset's sources leave it out", subject(os.number)));
+    }
+    let linux_os = os_family == "linux";
+    for p in disk.partitions.iter().filter(|p| p.number != os.number && wanted(p.number)) {
+        cancel.check(Step::Plan, crate::error::Written::Nothing)?;
+        let asked = named.is_some();
+        let Some(family) = data_family(p) else {
+            if asked {
+                return Err(refused(format!(
+                    "the preset's sources name partition {} of {} ({}), which holds no filesystem with profiles inplace can read",
+                    p.number,
+                    disk.name,
+                    p.fs.as_deref().unwrap_or("no filesystem recognised")
+                ))
+                .hint(Hint::FixPreset));
+            }
+            continue;
+        };
+        if let Some(f) = disk.findings.iter().find(|f| f.subject == subject(p.number) && f.severity == crate::inventory::Severity::Error) {
+            let problem = format!("{}: {}", f.subject, f.message);
+            if asked {
+                return Err(refused(problem).hint(Hint::FixPreset));
+            }
+            sink.warn(&format!("{problem}; it is kept as it is and its files are not migrated"));
+            continue;
+        }
+        let mut src = match open(p) {
+            Ok(s) => s,
+            Err(e) if !asked => {
+                sink.warn(&format!("{e}; it is kept as it is and its files are not migrated"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let rules = rules::effective_for(family, migrate).map_err(|e| e.in_step(Step::Plan))?;
+        let accounts: Option<&mut dyn crate::fs::FsReader> =
+            if family == Family::Linux && linux_os { Some(os_src.reader.as_mut()) } else { None };
+        let reader = src.reader.as_mut();
+        let sel = select::select_as(reader, &rules, select::Role::Data { accounts }, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
+        if sel.users.is_empty() {
+            if asked {
+                return Err(refused(format!(
+                    "the preset's sources name partition {} of {} ({}), but it holds no profile the {} rules select ({})",
+                    p.number,
+                    disk.name,
+                    p.fs.as_deref().unwrap_or("-"),
+                    family.name(),
+                    match family {
+                        Family::Windows => "no Users\\<name> folder with files to keep",
+                        Family::Linux => "no /home/<name> of the old OS's accounts with files to keep",
+                    }
+                ))
+                .hint(Hint::FixPreset));
+            }
+            continue;
+        }
+        let est = estimate::estimate(reader, &sel, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
+        found_users.extend(sel.users.iter().map(|u| (u.name.clone(), family)));
+        sink.log(&format!(
+            "{}: {} profile(s) to migrate ({}), with the {} rules",
+            subject(p.number),
+            sel.users.len(),
+            sel.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>().join(", "),
+            family.name()
+        ));
+        out.push(found(p.clone(), Role::Data, family.name(), capture, &sel, &est));
+        capture += 1;
+    }
+    // A user the preset names must have a profile on some source.
+    for name in &migrate.users {
+        let same = |(u, f): &(String, Family)| if *f == Family::Windows { u.eq_ignore_ascii_case(name) } else { u == name };
+        if !found_users.iter().any(same) {
+            let all: Vec<&str> = found_users.iter().map(|(u, _)| u.as_str()).collect();
+            return Err(refused(format!(
+                "user {name:?} is named in the preset but has no profile on any partition captured (profiles found: {})",
+                if all.is_empty() { "none".to_string() } else { all.join(", ") }
+            ))
+            .hint(Hint::FixPreset));
+        }
+    }
+    if out.is_empty() {
+        return Err(refused(format!("nothing on {} is to be captured", disk.name)).hint(Hint::FixPreset));
+    }
+    Ok(out)
+}
+
+fn found(partition: Partition, role: Role, family: &str, capture: u32, sel: &select::Selection, est: &estimate::Estimate) -> Found {
+    Found {
+        plan: SourcePlan {
+            partition,
+            role,
+            family: family.to_string(),
+            capture: CaptureName::nth(capture).unwrap_or(CaptureName::FIRST),
+            users: sel.users.iter().map(|u| u.name.clone()).collect(),
+            files: est.files,
+            bytes: est.bytes,
+            left_out: left_out(&sel.skipped),
+        },
+        store_bytes: est.store_bytes,
     }
 }
 
@@ -452,24 +694,36 @@ fn list(v: &[u32]) -> String {
 
 /// The plan in words, one line each.
 pub fn describe(disk: &Disk, p: &JobPlan) -> Vec<String> {
-    let os = p.source.os.as_ref().map(|o| o.name.clone()).unwrap_or_default();
-    let mut v = vec![
-        format!("job {:?} on {}", p.preset.name, select::describe(disk)),
-        format!(
-            "capture: partition {} ({}, {os}), users {}: {} files, {}",
-            p.source.number,
-            p.source.fs.as_deref().unwrap_or("?"),
-            if p.users.is_empty() { "none".to_string() } else { p.users.join(", ") },
-            p.files,
-            human(p.bytes)
-        ),
-    ];
-    for l in &p.left_out {
-        v.push(format!("  left out: {} item(s), {}, {}: {}", l.items, human(l.bytes), l.why, l.examples.join(", ")));
+    let mut v = vec![format!("job {:?} on {}", p.preset.name, disk_select::describe(disk))];
+    for s in &p.sources {
+        let what = match (s.role, s.partition.os.as_ref()) {
+            (Role::Os, Some(os)) => os.name.clone(),
+            (Role::Os, None) => "the old OS".to_string(),
+            (Role::Data, _) => format!("data partition{}, {} rules", s.partition.label.as_deref().map(|l| format!(" {l:?}")).unwrap_or_default(), s.family),
+        };
+        v.push(format!(
+            "capture: partition {} ({}, {what}) into {}/, users {}: {} files, {}",
+            s.partition.number,
+            s.partition.fs.as_deref().unwrap_or("?"),
+            s.capture,
+            if s.users.is_empty() { "none".to_string() } else { s.users.join(", ") },
+            s.files,
+            human(s.bytes)
+        ));
+        for l in &s.left_out {
+            v.push(format!("  left out: {} item(s), {}, {}: {}", l.items, human(l.bytes), l.why, l.examples.join(", ")));
+        }
+    }
+    if !p.sources.iter().any(|s| s.partition.number == p.os.number) {
+        v.push(format!("not captured: partition {} (the old OS): the preset's sources leave it out", p.os.number));
     }
     v.push(format!(
-        "store: {} for the capture{} — {}",
+        "store: {} for {}{} — {}",
         human(p.store_bytes),
+        match p.sources.len() {
+            1 => "the capture".to_string(),
+            n => format!("{n} captures"),
+        },
         if p.stage { " and a copy of the image" } else { "" },
         match p.carve.strategy {
             crate::carve::model::Strategy::Unallocated => "in unallocated space".to_string(),
@@ -506,4 +760,103 @@ pub fn describe(disk: &Disk, p: &JobPlan) -> Vec<String> {
         _ => "kept as it is",
     }));
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carve::model::{Layout, Part, Request, Role as PartRole, Scheme};
+
+    const MIB: u64 = 1 << 20;
+
+    fn partition(number: u32, start: u64, size: u64, fs: &str) -> Partition {
+        Partition { number, start_bytes: start, size_bytes: size, fs: Some(fs.into()), ..Partition::default() }
+    }
+
+    fn source(p: Partition, role: Role, family: &str, capture: u32, users: &[&str]) -> SourcePlan {
+        SourcePlan {
+            partition: p,
+            role,
+            family: family.into(),
+            capture: CaptureName::nth(capture).unwrap(),
+            users: users.iter().map(|u| u.to_string()).collect(),
+            files: 3,
+            bytes: 300,
+            left_out: vec![LeftOut { why: "excluded by the rule .cache/**".into(), items: 1, bytes: 9, examples: vec!["/home/alice/.cache".into()] }],
+        }
+    }
+
+    /// A plan for a disk of an ESP, the OS (ext4) and a data partition (NTFS).
+    fn job_plan() -> JobPlan {
+        let part = |number, start, size, fs: &str| Part { number, start, size, role: PartRole::Primary, ebr: None, fs: Some(fs.into()) };
+        let layout = Layout {
+            scheme: Scheme::Gpt,
+            sector_size: 512,
+            disk_bytes: 4096 * MIB,
+            usable_start: 34 * 512,
+            usable_end: 4096 * MIB - 33 * 512,
+            slots: 128,
+            parts: vec![part(1, MIB, 256 * MIB, "vfat"), part(2, 257 * MIB, 2048 * MIB, "ext4"), part(3, 3000 * MIB, 1000 * MIB, "ntfs")],
+        };
+        let carve = crate::carve::plan::plan(&layout, &[], &Request { store_bytes: 100 * MIB, replace: vec![1, 2] }).unwrap();
+        let os = Partition { os: Some(crate::inventory::Os { family: "linux".into(), name: "Debian".into(), version: None, users: vec!["alice".into()] }), ..partition(2, 257 * MIB, 2048 * MIB, "ext4") };
+        JobPlan {
+            preset: Preset { name: "lab".into(), ..Preset::default() },
+            disk_path: "/dev/vda".into(),
+            os: os.clone(),
+            sources: vec![
+                source(os, Role::Os, "linux", 1, &["alice"]),
+                source(partition(3, 3000 * MIB, 1000 * MIB, "ntfs"), Role::Data, "windows", 2, &["Carol"]),
+            ],
+            store_bytes: carve.fs_bytes,
+            stage: false,
+            carve,
+            image: ImagePlan { source: "/img".into(), digest: "ab".repeat(32), pinned_by: "sha256".into(), file_len: 1, logical_bytes: 1, remote: false },
+            replace: vec![1, 2],
+            keep: vec![3],
+            placement: Placement { placed: Vec::new(), kept: vec![3], removed: Vec::new() },
+            store_after: "keep".into(),
+        }
+    }
+
+    #[test]
+    fn the_journal_keeps_every_source_and_reads_a_plan_of_one_source_from_before() {
+        let plan = job_plan();
+        let v = serde_json::to_value(&plan).unwrap();
+        assert_eq!(v["sources"][1]["capture"], "capture.2");
+        assert_eq!(v["sources"][1]["role"], "data");
+        assert_eq!(serde_json::from_value::<JobPlan>(v.clone()).unwrap(), plan);
+        assert_eq!(plan.totals(), (6, 600));
+
+        // As a journal written before a job had several sources has it.
+        let mut old = v.clone();
+        let o = old.as_object_mut().unwrap();
+        let first = o["sources"][0].clone();
+        o.remove("sources");
+        o.remove("os");
+        o.insert("source".into(), first["partition"].clone());
+        for k in ["family", "users", "files", "bytes", "left_out"] {
+            o.insert(k.into(), first[k].clone());
+        }
+        let back: JobPlan = serde_json::from_value(old).unwrap();
+        assert_eq!(back.sources, plan.sources[..1]);
+        assert_eq!(back.os, plan.os);
+        assert_eq!((back.carve, back.placement, back.keep), (plan.carve.clone(), plan.placement.clone(), plan.keep.clone()));
+    }
+
+    #[test]
+    fn the_plan_in_words_has_a_line_for_each_source() {
+        let plan = job_plan();
+        let disk = Disk { name: "/dev/vda".into(), size_bytes: 4096 * MIB, partitions: vec![plan.os.clone()], ..Disk::default() };
+        let lines = describe(&disk, &plan);
+        let captures: Vec<&String> = lines.iter().filter(|l| l.starts_with("capture:")).collect();
+        assert_eq!(captures.len(), 2, "{lines:#?}");
+        assert!(captures[0].contains("partition 2 (ext4, Debian) into capture/, users alice"), "{lines:#?}");
+        assert!(captures[1].contains("partition 3 (ntfs, data partition, windows rules) into capture.2/, users Carol"), "{lines:#?}");
+        assert!(lines.iter().any(|l| l.contains("for 2 captures")), "{lines:#?}");
+        let mut os_left_out = plan.clone();
+        os_left_out.sources.remove(0);
+        let lines = describe(&disk, &os_left_out);
+        assert!(lines.iter().any(|l| l.contains("not captured: partition 2 (the old OS)")), "{lines:#?}");
+    }
 }

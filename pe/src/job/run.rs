@@ -167,7 +167,7 @@ fn drive(mut j: Record, dev: &RwDevice, at: u64, env: &Env, sink: &dyn Sink, can
         let result = match step {
             Step::Carve => steps::carve(&j, &tee, cancel),
             // The capture keeps its own events in the store.
-            Step::Capture => steps::capture_step(&j, sink, cancel),
+            Step::Capture => steps::capture_step(&mut j, env, &mut |j| j.write(dev, at), sink, cancel),
             Step::Stage => super::stage::stage(&j, env, &tee, cancel),
             Step::LayDown => steps::lay_down(&j, env, &tee, cancel),
             Step::HandOff => steps::hand_off(&j, env, &tee, cancel),

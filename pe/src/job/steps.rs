@@ -4,14 +4,18 @@
 use std::path::Path;
 
 use super::find::Record;
-use super::plan::Env;
+use super::plan::{Env, Role, SourcePlan};
 use crate::carve::model::Layout;
 use crate::carve::CarveOptions;
 use crate::error::{Error, Hint, Result, Written};
 use crate::image::apply;
+use crate::inventory::Partition;
 use crate::migrate::capture::{capture, CaptureOptions, CapturePlan};
 use crate::migrate::job_info::JobInfo;
-use crate::migrate::store::Store;
+use crate::migrate::rules::{self, Family};
+use crate::migrate::select;
+use crate::migrate::source::open_partition;
+use crate::migrate::store::{CaptureState, Store};
 use crate::progress::{Cancel, Sink};
 use crate::step::Step;
 
@@ -49,23 +53,71 @@ pub fn carve(j: &Record, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
     Ok(plan.carve.store.size)
 }
 
-/// Capture: the old OS's files through the extent it had when the job was planned, into the
-/// store, read back and verified. The capture resumes on its own after a cut.
-pub fn capture_step(j: &Record, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
-    let plan = &j.plan;
+/// Capture: every source of the plan, each into its own capture of the store, read through
+/// the extent it had when the job was planned, read back and verified. A capture finished and
+/// verified is recorded in the journal (`save` writes it) and is not touched again; after a
+/// cut, the capture that was running resumes on its own.
+pub fn capture_step(
+    j: &mut Record,
+    env: &Env,
+    save: &mut dyn FnMut(&mut Record) -> Result<()>,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<u64> {
+    let plan = j.plan.clone();
     let mut store = Store::open(&plan.disk_path, true).map_err(|e| e.in_step(Step::Capture))?;
-    let subject = format!("{}/partition {}", j.disk.name, plan.source.number);
-    let mut src = crate::migrate::source::open_partition(&plan.disk_path, &plan.source, &subject).map_err(|e| e.in_step(Step::Capture))?;
-    let rules = crate::migrate::rules::effective(None, Some(&plan.family), &plan.preset.migrate).map_err(|e| e.in_step(Step::Capture))?;
-    let sel = crate::migrate::select::select(src.reader.as_mut(), &rules, sink, cancel).map_err(|e| e.in_step(Step::Capture))?;
+    let mut bytes = 0;
+    for source in &plan.sources {
+        cancel.check(Step::Capture, Written::StoreOnly)?;
+        store.select(source.capture);
+        let subject = format!("{}/partition {}", j.disk.name, source.partition.number);
+        let finished = store.capture_state().map_err(|e| e.error(Step::Capture))? == CaptureState::Complete;
+        if finished && j.captured.contains(&source.capture) {
+            let m = store.manifest().map_err(|e| e.error(Step::Capture))?;
+            sink.log(&format!("{subject}: captured into {}/ and verified before: kept as it is", source.capture));
+            bytes += m.totals.bytes;
+            continue;
+        }
+        bytes += capture_source(j, source, &mut store, env, sink, cancel)?;
+        j.captured.push(source.capture);
+        save(j)?;
+    }
+    Ok(bytes)
+}
+
+/// One source into its capture.
+fn capture_source(j: &Record, source: &SourcePlan, store: &mut Store, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
+    let plan = &j.plan;
+    let in_step = |e: Error| e.in_step(Step::Capture);
+    let subject = |p: &Partition| format!("{}/partition {}", j.disk.name, p.number);
+    let mut src = open_partition(&plan.disk_path, &source.partition, &subject(&source.partition)).map_err(in_step)?;
+    let (rules, mut os) = match source.role {
+        Role::Os => (rules::effective(None, Some(&source.family), &plan.preset.migrate).map_err(in_step)?, None),
+        Role::Data => {
+            let family = if source.family == "linux" { Family::Linux } else { Family::Windows };
+            let os_linux = plan.os.os.as_ref().is_some_and(|o| o.family == "linux");
+            // A Linux data partition's homes and owners are the old OS's accounts.
+            let os = (family == Family::Linux && os_linux)
+                .then(|| open_partition(&plan.disk_path, &plan.os, &subject(&plan.os)))
+                .transpose()
+                .map_err(in_step)?;
+            (rules::effective_for(family, &plan.preset.migrate).map_err(in_step)?, os)
+        }
+    };
+    let role = match (source.role, os.as_mut()) {
+        (Role::Os, _) => select::Role::Os,
+        (Role::Data, Some(os)) => select::Role::Data { accounts: Some(os.reader.as_mut()) },
+        (Role::Data, None) => select::Role::Data { accounts: None },
+    };
+    let sel = select::select_as(src.reader.as_mut(), &rules, role, sink, cancel).map_err(in_step)?;
     let mut restore = plan.preset.restore.clone();
     restore.cleanup = Some(plan.store_after.clone());
     let info = JobInfo {
         disk: plan.disk_path.display().to_string(),
-        partition: plan.source.number,
-        fs: plan.source.fs.clone(),
-        os: plan.source.os.clone(),
-        family: plan.family.clone(),
+        partition: source.partition.number,
+        fs: source.partition.fs.clone(),
+        os: source.partition.os.clone(),
+        family: source.family.clone(),
         rules: rules.to_toml(),
         preset: Some(plan.preset.name.clone()),
         restore,
@@ -73,11 +125,17 @@ pub fn capture_step(j: &Record, sink: &dyn Sink, cancel: &Cancel) -> Result<u64>
         accounts: Vec::new(),
     };
     let cp = CapturePlan::new(sel, info);
-    let summary = capture(src.reader.as_mut(), &cp, &mut store, &CaptureOptions::default(), sink, cancel)?;
+    let mut opts = CaptureOptions::default();
+    if let Some((name, after)) = env.cut_capture {
+        opts.abort_after_bytes = (name == source.capture).then_some(after);
+    }
+    let summary = capture(src.reader.as_mut(), &cp, store, &opts, sink, cancel)?;
     sink.log(&format!(
-        "captured {} files ({}) into the store, read back and verified; {} item(s) left out",
+        "{}: captured {} files ({}) into {}/, read back and verified; {} item(s) left out",
+        subject(&source.partition),
         summary.files,
         crate::units::human(summary.bytes),
+        source.capture,
         summary.skipped
     ));
     Ok(summary.bytes)

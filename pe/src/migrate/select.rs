@@ -63,11 +63,32 @@ impl SelectError {
 /// Largest /etc/passwd or /etc/group read.
 const ACCOUNTS_CAP: u64 = 8 << 20;
 
+/// What a source is to its job.
+pub enum Role<'a> {
+    /// The one source of a capture: its profiles, its settings and the accounts of its own
+    /// `/etc/passwd`. Every user the rules name must have a profile on it.
+    Only,
+    /// The old OS's partition in a job that may capture partitions beside it: as [`Role::Only`],
+    /// but a user the rules name may have a profile elsewhere (the job checks them all).
+    Os,
+    /// A data partition beside the old OS: profiles only, never settings (they are the OS's);
+    /// a user the rules name may have no profile here. A Linux data partition's profiles are
+    /// the homes (`/home/<name>`, as `/etc/passwd` has them) of the accounts of `accounts`, the
+    /// old OS's filesystem, which also names the owners of its files and gives the captured
+    /// users' account records; without it, the partition's own `/etc/passwd` does.
+    Data { accounts: Option<&'a mut dyn FsReader> },
+}
+
 /// Walks `fs` with `rules`, reporting the entries it looks at; checks `cancel` at each.
 pub fn select(fs: &mut dyn FsReader, rules: &Rules, sink: &dyn Sink, cancel: &Cancel) -> crate::error::Result<Selection> {
+    select_as(fs, rules, Role::Only, sink, cancel)
+}
+
+/// [`select`] of a source playing `role` in its job.
+pub fn select_as(fs: &mut dyn FsReader, rules: &Rules, role: Role<'_>, sink: &dyn Sink, cancel: &Cancel) -> crate::error::Result<Selection> {
     let meter = Meter::start(sink, PHASE, 0);
     let mut seen = Seen { meter: &meter, cancel, looked_at: 0 };
-    walk(fs, rules, &mut seen).map_err(SelectError::error)
+    walk(fs, rules, role, &mut seen).map_err(SelectError::error)
 }
 
 /// How far the walk is, and whether to stop.
@@ -88,13 +109,23 @@ impl Seen<'_> {
     }
 }
 
-fn walk(fs: &mut dyn FsReader, rules: &Rules, seen: &mut Seen<'_>) -> Result<Selection, SelectError> {
-    let accounts = Accounts::read(fs, rules.family);
+fn walk(fs: &mut dyn FsReader, rules: &Rules, role: Role<'_>, seen: &mut Seen<'_>) -> Result<Selection, SelectError> {
+    let (is_os, strict, mut accounts_fs) = match role {
+        Role::Only => (true, true, None),
+        Role::Os => (true, false, None),
+        Role::Data { accounts } => (false, false, accounts),
+    };
+    let accounts = match &mut accounts_fs {
+        Some(os) => Accounts::read(&mut **os, rules.family),
+        None => Accounts::read(fs, rules.family),
+    };
     let found = match rules.family {
+        // A data partition without a `Users` folder holds no profile.
+        Family::Windows if !is_os && !fs.is_dir(b"/Users") => Vec::new(),
         Family::Windows => windows_profiles(fs, rules)?,
         Family::Linux => linux_homes(fs, rules, &accounts),
     };
-    for wanted in &rules.users {
+    for wanted in rules.users.iter().filter(|_| strict) {
         let same = |u: &User| match rules.family {
             Family::Windows => u.name.eq_ignore_ascii_case(wanted),
             Family::Linux => &u.name == wanted,
@@ -107,16 +138,26 @@ fn walk(fs: &mut dyn FsReader, rules: &Rules, seen: &mut Seen<'_>) -> Result<Sel
     let mut sel = Selection::default();
     for user in found.into_iter().filter(|u| rules.wants_user(&u.name)) {
         let compiled = rules.for_user(&user.name)?;
+        let before = sel.entries.len();
         let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::Profile { user: &user, rules: &compiled }, seen);
         walk.dir(&Bytes::from(&user.home), &Bytes::default())?;
-        sel.users.push(user);
+        // On a data partition, a profile of which the rules keep nothing but folders is no
+        // profile: its folders are not taken either.
+        if is_os || sel.entries[before..].iter().any(|e| e.kind != Kind::Dir) {
+            sel.users.push(user);
+        } else {
+            sel.entries.truncate(before);
+        }
     }
     if rules.family == Family::Linux {
         let names: Vec<&str> = sel.users.iter().map(|u| u.name.as_str()).collect();
-        sel.accounts = super::accounts::read(fs, &names);
+        sel.accounts = match accounts_fs {
+            Some(os) => super::accounts::read(os, &names),
+            None => super::accounts::read(fs, &names),
+        };
     }
     let settings = rules.settings()?;
-    if !settings.is_empty() {
+    if is_os && !settings.is_empty() {
         let mut walk = Walk::new(fs, &mut sel, &accounts, Scope::System { rules: &settings }, seen);
         walk.dir(&Bytes::from("/"), &Bytes::default())?;
     }
@@ -635,6 +676,54 @@ pub(crate) mod tests {
         let o: crate::migrate::rules::Overrides = toml::from_str("users = [\"mallory\"]\n").unwrap();
         let e = select(&mut fs, &Rules::builtin(Family::Linux).with(&o).unwrap(), &Silent, &Cancel::new()).unwrap_err();
         assert!(e.to_string().contains("mallory") && e.to_string().contains("alice, bob"), "{e}");
+    }
+
+    #[test]
+    fn a_data_partition_gives_profiles_only() {
+        // Windows: Carol's profile, nothing else; a user the rules name may be on another source.
+        let mut data = MemFs::default();
+        data.file("/Users/Carol/Documents/r.docx", b"doc", 0, 0);
+        data.file("/Users/Public/Documents/p.txt", b"p", 0, 0);
+        data.file("/Users/Dave/AppData/Local/Temp/junk", b"j", 0, 0);
+        data.file("/etc/hostname", b"not a setting here\n", 0, 0);
+        let picked: crate::migrate::rules::Overrides = toml::from_str("users = [\"alice\", \"carol\"]\n").unwrap();
+        let windows = Rules::builtin(Family::Windows).with(&picked).unwrap();
+        let data_role = || Role::Data { accounts: None };
+        let sel = select_as(&mut data, &windows, data_role(), &Silent, &Cancel::new()).unwrap();
+        assert_eq!(paths(&sel), ["Carol:Documents", "Carol:Documents/r.docx"]);
+        let everyone = select_as(&mut data, &Rules::builtin(Family::Windows), data_role(), &Silent, &Cancel::new()).unwrap();
+        let users: Vec<&str> = everyone.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(users, ["Carol"], "Dave's profile has nothing the rules keep");
+        assert!(everyone.skipped.iter().any(|s| s.source == "/Users/Dave/AppData/Local/Temp"), "{:?}", everyone.skipped);
+        let o: crate::migrate::rules::Overrides = toml::from_str("users = [\"alice\"]\n").unwrap();
+        let alice_only = Rules::builtin(Family::Windows).with(&o).unwrap();
+        let sel = select_as(&mut data, &alice_only, data_role(), &Silent, &Cancel::new()).unwrap();
+        assert!(sel.users.is_empty() && sel.entries.is_empty(), "{:?}", sel.users);
+        assert!(select(&mut data, &alice_only, &Silent, &Cancel::new()).is_err(), "as the one source, alice must be on it");
+        let sel = select_as(&mut data, &alice_only, Role::Os, &Silent, &Cancel::new()).unwrap();
+        assert!(sel.users.is_empty(), "as the OS of a job, alice may be on another source");
+        // No Users folder: no profiles, no error.
+        let mut empty = MemFs::default();
+        empty.file("/photos/a.jpg", b"jpg", 0, 0);
+        let sel = select_as(&mut empty, &Rules::builtin(Family::Windows), data_role(), &Silent, &Cancel::new()).unwrap();
+        assert!(sel.users.is_empty() && sel.entries.is_empty());
+
+        // Linux: the homes of the OS's accounts, owners named by the OS, its account records,
+        // and no settings (the data partition's /etc is not the OS's).
+        let mut os = linux_fs();
+        let mut home = MemFs::default();
+        home.file("/home/alice/music/a.ogg", b"ogg", 1000, 100);
+        home.file("/home/carl/c.txt", b"c", 1002, 1002);
+        home.file("/etc/hostname", b"other\n", 0, 0);
+        let linux = Rules::builtin(Family::Linux);
+        let sel = select_as(&mut home, &linux, Role::Data { accounts: Some(&mut os) }, &Silent, &Cancel::new()).unwrap();
+        assert_eq!(paths(&sel), ["alice:music", "alice:music/a.ogg"]);
+        let ogg = sel.entries.iter().find(|e| e.path == "music/a.ogg").unwrap();
+        assert_eq!((ogg.owner.as_deref(), ogg.group.as_deref()), (Some("alice"), Some("users")));
+        assert_eq!(sel.accounts.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["alice"]);
+        // Without the OS's accounts, a data partition with no /etc/passwd has no Linux profile.
+        let sel = select_as(&mut home, &linux, data_role(), &Silent, &Cancel::new()).unwrap();
+        assert!(sel.users.is_empty() && sel.entries.is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::error::CaptureError;
 use super::plan::{now, CaptureOptions, CapturePlan};
 use super::CaptureSummary;
 use crate::migrate::entry::{Kind, Skipped, Why};
-use crate::migrate::store::format::{self, CAPTURE_DIR, CHUNK};
+use crate::migrate::store::format::{self, CHUNK};
 use crate::migrate::store::manifest::{Manifest, StoredEntry, Totals};
 use crate::migrate::store::progress::{self, Position};
 use crate::migrate::store::verify::{self, VerifyReport};
@@ -98,16 +98,15 @@ pub(super) fn write_manifest(store: &Store, m: &Manifest) -> Result<(), CaptureE
     let fs = store.mount()?;
     let d = store.describe();
     let r = (|| -> Result<(), StoreError> {
-        let io = |what: &'static str| {
+        let io = |what: String| {
             let d = d.clone();
-            move |source| StoreError::Io { store: d, what: what.into(), source }
+            move |source| StoreError::Io { store: d, what, source }
         };
-        let dir = fs.root_dir().open_dir(CAPTURE_DIR).map_err(io("opening capture/"))?;
-        write_in(&dir, format::MANIFEST, &json)
-            .map_err(io("writing capture/manifest.json"))?;
+        let dir = store.capture_dir(&fs).map_err(io(format!("opening {}/", store.selected())))?;
+        write_in(&dir, format::MANIFEST, &json).map_err(io(format!("writing {}", store.capture_file(format::MANIFEST))))?;
         store.sync()?;
         write_in(&dir, format::MANIFEST_SHA, line.as_bytes())
-            .map_err(io("writing capture/manifest.sha256"))?;
+            .map_err(io(format!("writing {}", store.capture_file(format::MANIFEST_SHA))))?;
         Ok(())
     })();
     if r.is_err() {
@@ -134,6 +133,7 @@ pub(super) fn verify_written(
     if &again != m {
         return Err(CaptureError::Verify(StoreError::BadManifest {
             store: store.describe(),
+            capture: store.selected().dir(),
             detail: "the manifest read back differs from the one written".into(),
         }));
     }
@@ -147,10 +147,10 @@ pub(super) fn verify_written(
 /// The capture is verified: the resume state goes.
 pub(super) fn remove_resume_state(store: &Store) -> Result<(), CaptureError> {
     let fs = store.mount()?;
-    let r = fs.root_dir().open_dir(CAPTURE_DIR).and_then(|dir| progress::remove(&dir));
+    let r = store.capture_dir(&fs).and_then(|dir| progress::remove(&dir));
     let r = r.map_err(|source| StoreError::Io {
         store: store.describe(),
-        what: "removing capture/progress.json".into(),
+        what: format!("removing {}", store.capture_file(format::PROGRESS)),
         source,
     });
     store.unmount(fs)?;

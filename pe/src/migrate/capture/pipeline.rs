@@ -14,7 +14,7 @@ use super::resume::Start;
 use super::PHASE_CAPTURE;
 use crate::fs::FsReader;
 use crate::migrate::entry::Kind;
-use crate::migrate::store::format::{self, CAPTURE_DIR, CHUNK};
+use crate::migrate::store::format::{self, CHUNK};
 use crate::migrate::store::progress::Position;
 use crate::migrate::store::writer::{Body, Chunk, Item, PackError, PackStart, Packed, PackedBatch, Packer, Pool};
 use crate::migrate::store::{Store, StoreError};
@@ -146,9 +146,9 @@ fn write_all(
     };
     let mut written = 0u64;
     let r = (|| {
-        let dir = fs.root_dir().open_dir(CAPTURE_DIR).map_err(|source| StoreError::Io {
+        let dir = store.capture_dir(&fs).map_err(|source| StoreError::Io {
             store: store.describe(),
-            what: "opening capture/".into(),
+            what: format!("opening {}/", store.selected()),
             source,
         })?;
         let mut packer = Packer::new(store, &dir, pool, start);

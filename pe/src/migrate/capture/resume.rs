@@ -7,7 +7,7 @@ use std::io;
 use super::error::CaptureError;
 use super::plan::{now, CaptureOptions};
 use super::PHASE_RESUME;
-use crate::migrate::store::format::{self, CAPTURE_DIR, CHUNK};
+use crate::migrate::store::format::{self, CHUNK};
 use crate::migrate::store::progress::{self, Position, ResumeState};
 use crate::migrate::store::verify;
 use crate::migrate::store::writer::{PackStart, Packed};
@@ -36,11 +36,12 @@ pub(crate) fn prepare(
         let d = d.clone();
         move |source| StoreError::Io { store: d, what, source }
     };
+    let capture = store.selected().dir();
     let fs = store.mount()?;
     let saved = {
         let root = fs.root_dir();
-        let dir = store.create_dir(&root, CAPTURE_DIR, true).map_err(io("creating capture/"))?;
-        progress::load(&dir).map_err(io("reading capture/progress.json"))?
+        let dir = store.create_dir(&root, &capture, true).map_err(io(&format!("creating {capture}/")))?;
+        progress::load(&dir).map_err(io(&store.capture_file(format::PROGRESS)))?
     };
     store.unmount(fs)?;
     let fresh = || ResumeState {
@@ -126,7 +127,7 @@ pub(crate) fn prepare(
     // Remove what came after the kept segments: an incomplete segment, a stale manifest.
     let fs = store.mount()?;
     let r = (|| -> io::Result<()> {
-        let dir = fs.root_dir().open_dir(CAPTURE_DIR)?;
+        let dir = store.capture_dir(&fs)?;
         let names: Vec<String> = dir.iter().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
         for n in names {
             let stale_segment = n

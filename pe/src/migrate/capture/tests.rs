@@ -14,7 +14,7 @@ use crate::migrate::job_info::JobInfo;
 use crate::migrate::store::dir::{read_in, write_in};
 use crate::migrate::store::format::{self, CAPTURE_DIR};
 use crate::migrate::store::{
-    manifest, verify, CaptureState, EntrySink, FileSink, Manifest, Store, StoreError, StoreKind,
+    manifest, verify, CaptureName, CaptureState, EntrySink, FileSink, Manifest, Store, StoreError, StoreKind,
 };
 use crate::migrate::testing::store_image as image;
 use crate::progress::{Cancel, Silent};
@@ -638,4 +638,146 @@ fn a_volume_made_by_mkfs_fat_works_too() {
     run(&mut fs, &plan, &path, &opts(2 << 20)).unwrap();
     check_contents(&path, &fs);
     assert_fsck_clean(&path, false);
+}
+
+/// Reads capture `name` of the store at `path` back and compares it with the source.
+fn check_capture(path: &Path, name: CaptureName, fs: &GenFs) -> Manifest {
+    let mut store = Store::open(path, false).unwrap();
+    store.select(name);
+    let m = store.manifest().unwrap();
+    for (i, e) in m.entries.iter().enumerate().filter(|(_, e)| e.entry.kind == Kind::File) {
+        let mut c = Compare { content: fs.files[&e.entry.source.to_string()], next: 0, finished: false };
+        assert_eq!(store.read_entry(&m, i, &mut c).unwrap(), e.entry.size, "{name}: {}", e.entry.source);
+        assert!(c.finished);
+    }
+    verify(&store, &Silent, &Cancel::new()).unwrap();
+    m
+}
+
+/// The bytes of every file of the capture directory `dir` in the store volume at `path`.
+fn capture_files(path: &Path, dir: &str) -> BTreeMap<String, Vec<u8>> {
+    let store = Store::open(path, false).unwrap();
+    let fs = store.mount().unwrap();
+    let mut out = BTreeMap::new();
+    {
+        let d = fs.root_dir().open_dir(dir).unwrap();
+        for e in d.iter().map(Result::unwrap).filter(|e| e.is_file()) {
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut e.to_file(), &mut bytes).unwrap();
+            out.insert(e.file_name(), bytes);
+        }
+    }
+    store.unmount(fs).unwrap();
+    out
+}
+
+/// A second source: Windows-like, another user.
+fn second_source() -> (GenFs, CapturePlan) {
+    let (mut fs, mut plan) = setup(&[
+        ("/home/carol/Documents/report.docx", Content::Random { seed: 11, len: 1_800_000 }),
+        ("/home/carol/Pictures/beach.jpg", Content::Random { seed: 12, len: 2_300_000 }),
+    ]);
+    plan.info = JobInfo { disk: "test".into(), partition: 3, fs: Some("ntfs".into()), family: "windows".into(), ..JobInfo::default() };
+    for e in &mut plan.entries {
+        e.user = Some("Carol".into());
+    }
+    plan.users = vec!["Carol".into()];
+    fs.files.insert("/unused".into(), Content::Text { len: 1 });
+    (fs, plan)
+}
+
+#[test]
+fn a_store_holds_several_captures_each_on_its_own() {
+    let (_d, path) = image(64);
+    let (mut fs1, plan1) = setup(&mixed());
+    let (mut fs2, plan2) = second_source();
+    let o = opts(1 << 20);
+    let second = CaptureName::nth(2).unwrap();
+    assert_eq!(Store::open(&path, false).unwrap().captures().unwrap(), []);
+    run(&mut fs1, &plan1, &path, &o).unwrap();
+    // A store with one capture is as before: `capture/`, the first, what a store opens on.
+    let store = Store::open(&path, false).unwrap();
+    assert_eq!((store.captures().unwrap(), store.selected()), (vec![CaptureName::FIRST], CaptureName::FIRST));
+    drop(store);
+    let before = capture_files(&path, "capture");
+
+    let mut store = Store::open(&path, true).unwrap();
+    store.select(second);
+    assert_eq!(store.capture_state().unwrap(), CaptureState::Empty);
+    assert!(matches!(store.manifest(), Err(StoreError::NoCapture { capture, .. }) if capture == "capture.2"));
+    let s = capture(&mut fs2, &plan2, &mut store, &o, &Silent, &Cancel::new()).unwrap();
+    assert!(!s.already_complete && s.segments >= 3, "{s:?}");
+    assert_eq!(store.captures().unwrap(), [CaptureName::FIRST, second]);
+    // A capture of another plan into a finished capture is refused there, not in the other.
+    let mut other = plan1.clone();
+    other.entries.pop();
+    let err = capture(&mut fs1, &other, &mut store, &o, &Silent, &Cancel::new()).unwrap_err();
+    assert!(err.problem.contains("not overwritten"), "{err}");
+    drop(store);
+
+    let m1 = check_capture(&path, CaptureName::FIRST, &fs1);
+    let m2 = check_capture(&path, second, &fs2);
+    assert_ne!(m1.plan_sha256, m2.plan_sha256);
+    assert_eq!((m2.info.partition, m2.users.clone()), (3, vec!["Carol".to_string()]));
+    assert_eq!(capture_files(&path, "capture"), before, "the first capture is untouched");
+    let second_files = capture_files(&path, "capture.2");
+    assert!(second_files.contains_key("manifest.sha256") && second_files.contains_key("seg-00001.ipa"), "{:?}", second_files.keys());
+    assert_fsck_clean(&path, false);
+
+    // The capture's files are not the small-file calls' to write; clearing one leaves the other.
+    let mut store = Store::open(&path, true).unwrap();
+    assert!(matches!(store.write_file("capture.2/x", b""), Err(StoreError::BadPath { .. })));
+    assert!(matches!(store.remove_file("CAPTURE.2/manifest.json"), Err(StoreError::BadPath { .. })));
+    store.write_file("capture.x/fine", b"not a capture").unwrap();
+    store.select(second);
+    store.clear_capture().unwrap();
+    assert_eq!(store.captures().unwrap(), [CaptureName::FIRST]);
+    drop(store);
+    assert_eq!(capture_files(&path, "capture"), before);
+    check_capture(&path, CaptureName::FIRST, &fs1);
+    assert_fsck_clean(&path, false);
+}
+
+#[test]
+fn a_cut_in_the_second_capture_resumes_it_and_leaves_the_first() {
+    let (mut fs1, plan1) = setup(&mixed());
+    let (mut fs2, plan2) = second_source();
+    let o = opts(1 << 20);
+    let second = CaptureName::nth(2).unwrap();
+    // What an uninterrupted run gives.
+    let (_d0, whole) = image(64);
+    run(&mut fs1, &plan1, &whole, &o).unwrap();
+    let mut store = Store::open(&whole, true).unwrap();
+    store.select(second);
+    capture(&mut fs2, &plan2, &mut store, &o, &Silent, &Cancel::new()).unwrap();
+    drop(store);
+    let want = check_capture(&whole, second, &fs2);
+
+    let mut resumed_some = false;
+    for cut in [200_000u64, 1_300_000, 2_600_000] {
+        let (_d, path) = image(64);
+        run(&mut fs1, &plan1, &path, &o).unwrap();
+        let first = capture_files(&path, "capture");
+        let mut store = Store::open(&path, true).unwrap();
+        store.select(second);
+        store.simulate_cut(cut, false);
+        let err = capture(&mut fs2, &plan2, &mut store, &o, &Silent, &Cancel::new()).unwrap_err();
+        assert!(err.to_string().contains("simulated power cut"), "{err}");
+        drop(store);
+        let mut store = Store::open(&path, false).unwrap();
+        assert_eq!(store.capture_state().unwrap(), CaptureState::Complete, "the first capture is finished");
+        store.select(second);
+        assert!(matches!(store.capture_state().unwrap(), CaptureState::InProgress { .. }), "cut at {cut}");
+        drop(store);
+        let mut store = Store::open(&path, true).unwrap();
+        store.select(second);
+        let s = capture(&mut fs2, &plan2, &mut store, &o, &Silent, &Cancel::new()).unwrap();
+        resumed_some |= s.resumed_segments > 0;
+        drop(store);
+        let got = check_capture(&path, second, &fs2);
+        assert_eq!((got.entries, got.segments), (want.entries.clone(), want.segments.clone()), "cut at {cut}");
+        assert_eq!(capture_files(&path, "capture"), first, "cut at {cut}: the first capture is untouched");
+        assert_fsck_clean(&path, true);
+    }
+    assert!(resumed_some);
 }

@@ -1,6 +1,7 @@
 //! After the restore, the store as configured:
 //! - `keep`: left as it is;
-//! - `empty`: the partition stays (extra storage), the capture data goes (`clear_capture`);
+//! - `empty`: the partition stays (extra storage), the data of every capture goes
+//!   (`clear_capture`);
 //! - `delete`: the store partition leaves the partition table and the partition right before
 //!   it (the OS partition) grows over the freed space, then its ext2/3/4 filesystem.
 //!
@@ -129,7 +130,15 @@ pub fn empty(store: &mut Store, dry_run: bool) -> CleanupReport {
     if dry_run {
         return report(Cleanup::Empty, false, vec![format!("would remove the capture data from {}; the partition stays", store.describe())]);
     }
-    match store.clear_capture() {
+    let cleared = store.captures().and_then(|names| {
+        for name in names {
+            store.select(name);
+            store.clear_capture()?;
+        }
+        Ok(())
+    });
+    store.select(crate::migrate::store::CaptureName::FIRST);
+    match cleared {
         Ok(()) => report(Cleanup::Empty, true, vec![format!("removed the capture data from {}; the partition stays as extra storage", store.describe())]),
         Err(e) => report(Cleanup::Empty, false, vec![format!("could not remove the capture data: {e}")]),
     }

@@ -20,11 +20,20 @@ use serde::{Deserialize, Serialize};
 use super::report::EntryReport;
 use super::state::State;
 use crate::migrate::store::manifest::MAX_MANIFEST_BYTES;
-use crate::migrate::store::Store;
+use crate::migrate::store::{CaptureName, Store};
 use crate::progress::Sink;
 
-/// Where the record lives in the store volume.
+/// Where the record of the store's first capture lives in the store volume; capture `n`'s is
+/// `restore/progress.n.jsonl` ([`progress_path`]).
 pub const PROGRESS: &str = "restore/progress.jsonl";
+
+/// Where the record of the restore of capture `name` lives in the store volume.
+pub fn progress_path(name: CaptureName) -> String {
+    match name.number() {
+        1 => PROGRESS.to_string(),
+        n => format!("restore/progress.{n}.jsonl"),
+    }
+}
 /// Longest time between two writes of the record while entries are restored.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -48,8 +57,10 @@ pub struct Done {
     pub entry: EntryReport,
 }
 
-/// The record of the current run.
+/// The record of the current run of one capture's restore.
 pub struct Journal {
+    /// Its file in the store volume.
+    path: String,
     /// The whole file to write at the next flush (a fresh record, or one with a torn last
     /// line); `None`: append.
     rewrite: Option<Vec<u8>>,
@@ -60,10 +71,12 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// The record of an unfinished earlier run of this restore (same capture, same root,
-    /// newer than the mark `marked`), with the entries it lists by item; else a fresh one.
+    /// The record of an unfinished earlier run of this restore of the capture `name` (same
+    /// capture, same root, newer than the mark `marked`), with the entries it lists by item;
+    /// else a fresh one.
     pub fn load(
         store: &Store,
+        name: CaptureName,
         plan_sha256: &str,
         root: &str,
         marked: Option<&State>,
@@ -71,8 +84,9 @@ impl Journal {
         sink: &dyn Sink,
     ) -> (Journal, HashMap<usize, Done>) {
         let fresh = Header { plan_sha256: plan_sha256.into(), root: root.into(), started };
-        let mut journal = Journal { rewrite: Some(line(&fresh)), pending: Vec::new(), last: Instant::now(), broken: false };
-        let bytes = match store.read_file(PROGRESS, MAX_MANIFEST_BYTES) {
+        let path = progress_path(name);
+        let mut journal = Journal { rewrite: Some(line(&fresh)), pending: Vec::new(), last: Instant::now(), broken: false, path };
+        let bytes = match store.read_file(&journal.path, MAX_MANIFEST_BYTES) {
             Ok(Some(b)) => b,
             Ok(None) => return (journal, HashMap::new()),
             Err(e) => {
@@ -130,9 +144,9 @@ impl Journal {
         let r = match self.rewrite.take() {
             Some(mut all) => {
                 all.extend_from_slice(&self.pending);
-                store.write_file(PROGRESS, &all)
+                store.write_file(&self.path, &all)
             }
-            None => store.append_file(PROGRESS, &self.pending),
+            None => store.append_file(&self.path, &self.pending),
         };
         self.pending.clear();
         if let Err(e) = r {
@@ -144,9 +158,9 @@ impl Journal {
         }
     }
 
-    /// The restore is finished and marked: the record goes.
-    pub fn remove(store: &Store) -> Result<bool, crate::migrate::store::StoreError> {
-        store.remove_file(PROGRESS)
+    /// The restore is finished and marked: the record of capture `name` goes.
+    pub fn remove(store: &Store, name: CaptureName) -> Result<bool, crate::migrate::store::StoreError> {
+        store.remove_file(&progress_path(name))
     }
 }
 

@@ -1,21 +1,26 @@
 //! Restore (first boot, inside the new OS): put a store's files and settings back under a
-//! root directory (`/` on first boot), report, mark the store restored, clean up.
+//! root directory (`/` on first boot), report, mark the store restored, clean up. A store may
+//! hold several captures (one per source partition of the job: `capture/`, `capture.2/`, …);
+//! every one is restored, in order, into one report.
 //!
 //! Order, with nothing written before step 5:
-//! 1. The store's mark ([`state`]): a store already restored is reported and left alone.
-//! 2. The manifest (its SHA-256 and bounds, by the store) and every entry ([`plan::check`]):
-//!    paths, users, links, sizes. One unsafe entry refuses the whole store.
-//! 3. The store read back in full ([`crate::migrate::store::verify`]); any damage refuses it.
+//! 1. The store's mark ([`state`]): a store whose mark names every capture it holds is reported
+//!    and left alone.
+//! 2. Each capture's manifest (its SHA-256 and bounds, by the store) and every entry
+//!    ([`plan::check`]): paths, users, links, sizes. One unsafe entry refuses the whole store.
+//! 3. Each capture read back in full ([`crate::migrate::store::verify`]); any damage refuses
+//!    the store.
 //! 4. Users mapped by name to the new OS's accounts ([`users`]); free space checked for the
-//!    data of each filesystem it goes to.
-//! 5. Missing accounts created (if allowed) whole, as the old OS had them where the new OS
-//!    can take it ([`users`], [`newuser`]), then every entry written ([`apply`], under the
+//!    data of all captures on each filesystem it goes to.
+//! 5. For each capture in turn: missing accounts created (if allowed) whole, as the old OS had
+//!    them where the new OS can take it ([`users`], [`newuser`]; the accounts are read again,
+//!    an earlier capture may have made one), then every entry written ([`apply`], under the
 //!    conflict policy; paths resolved by [`paths`], never through a link; extended attributes
-//!    and ACLs by [`xattrs`], their users mapped by name), each recorded in the store as it
-//!    goes ([`journal`]).
+//!    and ACLs by [`xattrs`], their users mapped by name), each recorded in the store, in the
+//!    capture's own record, as it goes ([`journal`]).
 //! 6. The report ([`report`]) written into the new OS (`/var/log/inplace/restore-report.json`
 //!    and `.txt`, mode 0600) and into the store (`restore/report.json`, `restore/report.txt`),
-//!    then, when everything is in, the mark (`restore/state.json`).
+//!    then, when everything of every capture is in, the mark (`restore/state.json`).
 //! 7. When marked, the cleanup ([`cleanup`]): keep, empty or delete the store.
 //!
 //! The store is marked restored only when every entry was restored or left out on purpose
@@ -76,7 +81,7 @@ use users::{Accounts, Carry, CreateAccount, UserMap, UserStatus};
 use crate::error::{Error, Hint, Written};
 use crate::migrate::entry::{Entry, Kind};
 use crate::migrate::job_info::RestoreChoices;
-use crate::migrate::store::{verify, Manifest, Store, StoreError};
+use crate::migrate::store::{verify, CaptureName, Manifest, Store, StoreError};
 use crate::progress::{Cancel, Meter, Sink};
 use crate::step::Step;
 
@@ -275,6 +280,24 @@ pub fn restore(
     run(store, opts, creator, sink, cancel).map_err(RestoreError::error)
 }
 
+/// One capture of the store, checked and read back: nothing is written before every capture
+/// of the store is.
+struct Checked {
+    name: CaptureName,
+    manifest: Manifest,
+    plan: Plan,
+    choices: Choices,
+}
+
+/// How a capture is named in messages: the store alone for the first, as before stores held
+/// several.
+fn shown(store: &str, name: CaptureName) -> String {
+    match name.number() {
+        1 => store.to_string(),
+        _ => format!("{store}, {name}/"),
+    }
+}
+
 fn run(
     mut store: Store,
     opts: &Options,
@@ -292,59 +315,162 @@ fn run(
         Some(st) if !st.complete => (None, true),
         m => (m, false),
     };
-    let manifest = match (store.manifest(), &marked) {
-        (Err(StoreError::NoCapture { .. }), Some(st)) if !opts.again => return Ok(Finished::AlreadyRestored(st.clone())),
-        (Ok(m), Some(st)) if st.plan_sha256 == m.plan_sha256 && !opts.again => return Ok(Finished::AlreadyRestored(st.clone())),
-        (Ok(m), _) => m,
-        (Err(e), _) => return Err(RestoreError::Store(Box::new(e))),
-    };
-    let plan = plan::check(&manifest).map_err(|refusal| RestoreError::Refused { store: describe.clone(), refusal })?;
-    let mut notes = Vec::new();
-    let Choices { conflict, create_users: create, passwords, cleanup: cleanup_mode } = choices(opts, &manifest, &mut notes);
-
-    let meter = Meter::start(sink, verify::PHASE, manifest.totals.stored_bytes);
-    verify::check_against(&store, &manifest, &meter, cancel).map_err(|e| RestoreError::Verify(Box::new(e)))?;
-    drop(meter);
-
-    let mut accounts = match Accounts::load(&root).map_err(RestoreError::target)? {
-        Some(a) => a,
-        None if plan.profiles.is_empty() => Accounts::default(),
-        None => {
-            return Err(RestoreError::Target {
-                problem: format!(
-                    "{} has no etc/passwd: it does not look like the root of an installed OS, so the {} user(s) of \
-                     the store ({}) cannot be mapped to accounts{}",
-                    root_path.display(),
-                    plan.profiles.len(),
-                    plan.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
-                    if create { " (and useradd needs an etc/passwd to add to)" } else { " and creating users is not allowed" }
-                ),
-                hints: vec![Hint::Advice { text: "check that the root given is the new OS's root directory".into() }],
-            })
-        }
-    };
-    // Without writing: who maps where, and is there room.
-    let new_os = if create { newuser::NewOs::probe(&root) } else { newuser::NewOs::default() };
-    let carry = Carry { records: &manifest.info.accounts, passwords, new_os: &new_os };
-    let preview = UserMap::build(&root, &mut accounts.clone(), &plan.profiles, create, None, &carry);
-    let mut bases = Vec::new();
-    for (base, bytes) in &plan.bytes {
-        let abs = match base {
-            Base::Root => Some(RelPath::parse_abs("/").unwrap_or_else(|_| unreachable!())),
-            Base::Home(p) => preview.accounts.get(p).and_then(|a| home_of(a).ok()),
+    let names = store.captures().map_err(|e| RestoreError::Store(Box::new(e)))?;
+    if names.is_empty() {
+        // Emptied by the cleanup after its restore, or never captured into.
+        return match marked {
+            Some(st) if !opts.again => Ok(Finished::AlreadyRestored(st)),
+            _ => Err(RestoreError::Store(Box::new(StoreError::NoCapture { store: describe, capture: CaptureName::FIRST.dir() }))),
         };
-        bases.extend(abs.map(|a| (a, *bytes)));
     }
-    check_space(&root, &bases, manifest.totals.bytes.saturating_sub(manifest.totals.hole_bytes))?;
+    let mut notes = Vec::new();
+    let mut checked = Vec::with_capacity(names.len());
+    for name in names {
+        store.select(name);
+        let manifest = store.manifest().map_err(|e| RestoreError::Store(Box::new(e)))?;
+        let plan = plan::check(&manifest).map_err(|refusal| RestoreError::Refused { store: shown(&describe, name), refusal })?;
+        let choices = choices(opts, &manifest, &mut notes);
+        checked.push(Checked { name, manifest, plan, choices });
+    }
+    let fingerprints: Vec<(CaptureName, String)> = checked.iter().map(|c| (c.name, c.manifest.plan_sha256.clone())).collect();
+    if let Some(st) = marked.as_ref().filter(|st| !opts.again && st.covers(&fingerprints)) {
+        return Ok(Finished::AlreadyRestored(st.clone()));
+    }
+    let mut said = std::collections::HashSet::new();
+    notes.retain(|n| said.insert(n.clone()));
+    let cleanup_mode = checked[0].choices.cleanup;
+    let conflict = checked[0].choices.conflict;
+
+    for c in &checked {
+        store.select(c.name);
+        let meter = Meter::start(sink, verify::PHASE, c.manifest.totals.stored_bytes);
+        verify::check_against(&store, &c.manifest, &meter, cancel).map_err(|e| RestoreError::Verify(Box::new(e)))?;
+    }
+
+    let profiles: BTreeMap<String, u64> = checked.iter().flat_map(|c| c.plan.profiles.iter().map(|(p, n)| (p.clone(), *n))).collect();
+    let loaded = Accounts::load(&root).map_err(RestoreError::target)?;
+    if loaded.is_none() && !profiles.is_empty() {
+        let create = checked.iter().any(|c| c.choices.create_users);
+        return Err(RestoreError::Target {
+            problem: format!(
+                "{} has no etc/passwd: it does not look like the root of an installed OS, so the {} user(s) of \
+                 the store ({}) cannot be mapped to accounts{}",
+                root_path.display(),
+                profiles.len(),
+                profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+                if create { " (and useradd needs an etc/passwd to add to)" } else { " and creating users is not allowed" }
+            ),
+            hints: vec![Hint::Advice { text: "check that the root given is the new OS's root directory".into() }],
+        });
+    }
+    // Without writing: who maps where, and is there room.
+    let mut bases = Vec::new();
+    let mut previews = Vec::with_capacity(checked.len());
+    for c in &checked {
+        let new_os = if c.choices.create_users { newuser::NewOs::probe(&root) } else { newuser::NewOs::default() };
+        let carry = Carry { records: &c.manifest.info.accounts, passwords: c.choices.passwords, new_os: &new_os };
+        let preview = UserMap::build(&root, &mut loaded.clone().unwrap_or_default(), &c.plan.profiles, c.choices.create_users, None, &carry);
+        for (base, bytes) in &c.plan.bytes {
+            let abs = match base {
+                Base::Root => Some(RelPath::parse_abs("/").unwrap_or_else(|_| unreachable!())),
+                Base::Home(p) => preview.accounts.get(p).and_then(|a| home_of(a).ok()),
+            };
+            bases.extend(abs.map(|a| (a, *bytes)));
+        }
+        previews.push(preview);
+    }
+    let data_bytes = checked.iter().map(|c| c.manifest.totals.bytes.saturating_sub(c.manifest.totals.hole_bytes)).sum();
+    check_space(&root, &bases, data_bytes)?;
     if cancel.is_cancelled() {
         return Err(RestoreError::Cancelled { written: Written::Nothing });
     }
 
-    let user_map =
-        if opts.dry_run { preview } else { UserMap::build(&root, &mut accounts, &plan.profiles, create, Some(creator), &carry) };
-    let mut applier = Applier::new(conflict, opts.dry_run);
+    let root_shown = root_path.display().to_string();
+    let mut rep = Report {
+        version: 1,
+        dry_run: opts.dry_run,
+        started,
+        finished: 0,
+        store: describe.clone(),
+        root: root_shown.clone(),
+        plan_sha256: checked[0].manifest.plan_sha256.clone(),
+        captures: Vec::with_capacity(checked.len()),
+        conflict: conflict.as_str().into(),
+        users: Vec::new(),
+        settings_applied: Vec::new(),
+        totals: report::Totals::default(),
+        entries: Vec::new(),
+        capture_skipped: Vec::new(),
+        cleanup: None,
+        notes: Vec::new(),
+    };
+    let mut applied = Ok(());
+    for (c, preview) in checked.iter().zip(previews) {
+        store.select(c.name);
+        let (failed_before, entries_before) = (rep.totals.failed, rep.totals.entries);
+        applied = restore_capture(&mut store, c, preview, &root, opts, creator, &mut rep, marked.as_ref(), &mut notes, sink, cancel);
+        let i = &c.manifest.info;
+        rep.captures.push(report::CaptureReport {
+            capture: c.name,
+            plan_sha256: c.manifest.plan_sha256.clone(),
+            disk: i.disk.clone(),
+            partition: i.partition,
+            fs: i.fs.clone(),
+            family: i.family.clone(),
+            users: c.plan.profiles.keys().cloned().collect(),
+            entries: rep.totals.entries - entries_before,
+            failed: rep.totals.failed - failed_before,
+        });
+        rep.capture_skipped.extend(c.manifest.skipped.iter().cloned());
+        if applied.is_err() {
+            break;
+        }
+    }
+    applied?;
+    rep.notes.extend(notes);
+    rep.finished = now();
+    if opts.dry_run {
+        rep.cleanup = Some(if rep.complete() { dry_cleanup(&mut store, cleanup_mode) } else { not_cleaned(cleanup_mode, true) });
+        return Ok(Finished::of(rep));
+    }
+    if !rep.complete() {
+        return Ok(Finished::of(unfinished(store, &root, rep, cleanup_mode, stale_mark, sink)));
+    }
+    finish(store, &root, rep, cleanup_mode, sink, cancel).map(Finished::of)
+}
+
+/// Restores one checked capture (the store has it selected) into the report: its users mapped
+/// (accounts created when allowed; the accounts are read again, another capture may have
+/// made some), then every entry, recorded in the capture's record as it goes.
+#[allow(clippy::too_many_arguments)]
+fn restore_capture(
+    store: &mut Store,
+    c: &Checked,
+    preview: UserMap,
+    root: &Root,
+    opts: &Options,
+    creator: &mut dyn CreateAccount,
+    rep: &mut Report,
+    marked: Option<&state::State>,
+    notes: &mut Vec<String>,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+) -> Result<(), RestoreError> {
+    let (manifest, plan) = (&c.manifest, &c.plan);
+    let mut accounts = Accounts::load(root).map_err(RestoreError::target)?.unwrap_or_default();
+    let new_os = if c.choices.create_users && !opts.dry_run { newuser::NewOs::probe(root) } else { newuser::NewOs::default() };
+    let carry = Carry { records: &manifest.info.accounts, passwords: c.choices.passwords, new_os: &new_os };
+    let user_map = if opts.dry_run {
+        preview
+    } else {
+        UserMap::build(root, &mut accounts, &plan.profiles, c.choices.create_users, Some(creator), &carry)
+    };
+    let mut applier = Applier::new(c.choices.conflict, opts.dry_run);
     if !applier.sets_owners() {
-        notes.push("not running as root: owners were not set".into());
+        let note = "not running as root: owners were not set".to_string();
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
     }
     let mut base_errors: BTreeMap<Base, String> = BTreeMap::new();
     applier.add_base(Base::Root, RelPath::parse_abs("/").unwrap_or_else(|_| unreachable!()), rustix::io::dup(root.fd()).ok());
@@ -360,7 +486,7 @@ fn run(
                     base_errors.insert(base, e);
                 }
             },
-            (_, Some(a)) => match open_home(&root, a, opts.dry_run) {
+            (_, Some(a)) => match open_home(root, a, opts.dry_run) {
                 Ok((abs, fd)) => applier.add_base(base, abs, fd),
                 Err(e) => {
                     base_errors.insert(base, e);
@@ -368,46 +494,20 @@ fn run(
             },
         }
     }
-
-    let root_shown = root_path.display().to_string();
-    let mut rep = Report {
-        version: 1,
-        dry_run: opts.dry_run,
-        started,
-        finished: 0,
-        store: describe.clone(),
-        root: root_shown.clone(),
-        plan_sha256: manifest.plan_sha256.clone(),
-        conflict: conflict.as_str().into(),
-        users: user_map.outcomes.clone(),
-        settings_applied: Vec::new(),
-        totals: report::Totals::default(),
-        entries: Vec::with_capacity(plan.items.len()),
-        capture_skipped: manifest.skipped.clone(),
-        cleanup: None,
-        notes: Vec::new(),
-    };
-    let (mut journal, done) = Journal::load(&store, &manifest.plan_sha256, &root_shown, marked.as_ref(), started, sink);
+    rep.add_users(user_map.outcomes.clone());
+    let (mut journal, done) = Journal::load(store, c.name, &manifest.plan_sha256, &rep.root, marked, rep.started, sink);
     if !done.is_empty() {
-        notes.push(format!("{} entries were restored by an earlier, interrupted run and are not written again", done.len()));
+        let of = if c.name == CaptureName::FIRST { String::new() } else { format!(" of {}/", c.name) };
+        notes.push(format!("{} entries{of} were restored by an earlier, interrupted run and are not written again", done.len()));
     }
-    let work = Apply { m: &manifest, plan: &plan, user_map: &user_map, accounts: &accounts, base_errors: &base_errors, sink, cancel };
-    let applied = work.all(&mut store, &mut applier, &mut rep, &mut journal, done);
+    let tag = (c.name != CaptureName::FIRST).then_some(c.name);
+    let work = Apply { m: manifest, plan, user_map: &user_map, accounts: &accounts, base_errors: &base_errors, tag, sink, cancel };
+    let applied = work.all(store, &mut applier, rep, &mut journal, done);
     notes.extend(applier.finish());
     if !opts.dry_run {
-        journal.flush(&store, sink);
+        journal.flush(store, sink);
     }
-    applied?;
-    rep.notes.extend(notes);
-    rep.finished = now();
-    if opts.dry_run {
-        rep.cleanup = Some(if rep.complete() { dry_cleanup(&mut store, cleanup_mode) } else { not_cleaned(cleanup_mode, true) });
-        return Ok(Finished::of(rep));
-    }
-    if !rep.complete() {
-        return Ok(Finished::of(unfinished(store, &root, rep, cleanup_mode, stale_mark, sink)));
-    }
-    finish(store, &root, rep, cleanup_mode, sink, cancel).map(Finished::of)
+    applied
 }
 
 /// What every entry needs to be written.
@@ -417,6 +517,8 @@ struct Apply<'a> {
     user_map: &'a UserMap,
     accounts: &'a Accounts,
     base_errors: &'a BTreeMap<Base, String>,
+    /// The capture, when it is not the store's first (its entries say so in the report).
+    tag: Option<CaptureName>,
     sink: &'a dyn Sink,
     cancel: &'a Cancel,
 }
@@ -459,7 +561,17 @@ impl Apply<'_> {
                 return Err(stopped());
             }
             let setting = item.base == Base::Root;
-            let report = EntryReport { source: e.source.to_string(), user: e.user.clone(), kind: e.kind, bytes: e.size, target, setting, outcome, note };
+            let report = EntryReport {
+                source: e.source.to_string(),
+                user: e.user.clone(),
+                kind: e.kind,
+                bytes: e.size,
+                target,
+                setting,
+                outcome,
+                note,
+                capture: self.tag,
+            };
             if !dry_run && !matches!(report.outcome, Outcome::Failed { .. }) {
                 journal.push(&Done { item: no, finish_dir: applier.dirs_pending() > dirs_before, entry: report.clone() });
                 journal.flush_due(store, self.sink);
@@ -576,6 +688,7 @@ fn finish(mut store: Store, root: &Root, mut rep: Report, mode: Cleanup, sink: &
     let st = state::State {
         state: "restored".into(),
         plan_sha256: rep.plan_sha256.clone(),
+        captures: rep.captures.iter().map(|c| state::Marked { capture: c.capture, plan_sha256: c.plan_sha256.clone() }).collect(),
         finished: rep.finished,
         root: rep.root.clone(),
         complete: rep.complete(),
@@ -593,8 +706,10 @@ fn finish(mut store: Store, root: &Root, mut rep: Report, mode: Cleanup, sink: &
         let _ = report::write_to_target(root, &rep);
         return Ok(rep);
     }
-    if let Err(e) = Journal::remove(&store) {
-        rep.notes.push(format!("the record of this restore could not be removed from the store: {e}"));
+    for c in &rep.captures {
+        if let Err(e) = Journal::remove(&store, c.capture) {
+            rep.notes.push(format!("the record of this restore of {}/ could not be removed from the store: {e}", c.capture));
+        }
     }
     let (c, store_left) = match mode {
         _ if cancel.is_cancelled() => {

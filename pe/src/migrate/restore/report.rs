@@ -1,5 +1,6 @@
-//! The restore report: one outcome per entry, the users, the settings applied, what the
-//! capture left out, and the cleanup. Written as JSON and as a short text into the new OS
+//! The restore report, one for all the captures of the store: each capture (where it came
+//! from), one outcome per entry, the users, the settings applied, what the captures left out,
+//! and the cleanup. Written as JSON and as a short text into the new OS
 //! ([`TARGET_JSON`], [`TARGET_TEXT`] under the root) and into the store ([`STORE_JSON`],
 //! [`STORE_TEXT`]).
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::paths::{Root, RelPath};
 use super::users::{UserOutcome, UserStatus};
 use crate::migrate::entry::{Kind, Skipped};
+use crate::migrate::store::CaptureName;
 
 /// Report locations in the new OS (absolute, inside the root).
 pub const TARGET_JSON: &str = "/var/log/inplace/restore-report.json";
@@ -53,6 +55,29 @@ pub struct EntryReport {
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The capture it comes from, when it is not the store's first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureName>,
+}
+
+/// One capture of the store, as the restore took it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CaptureReport {
+    pub capture: CaptureName,
+    /// Its fingerprint.
+    pub plan_sha256: String,
+    /// Where it was captured from (the manifest's `info`): the disk as named to the capture,
+    /// the partition, its filesystem, the rules' family.
+    pub disk: String,
+    pub partition: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs: Option<String>,
+    pub family: String,
+    /// Its profiles.
+    pub users: Vec<String>,
+    /// Its entries, and of those, the ones that failed.
+    pub entries: u64,
+    pub failed: u64,
 }
 
 /// Counts over the entries.
@@ -89,16 +114,18 @@ pub struct Report {
     pub finished: u64,
     pub store: String,
     pub root: String,
-    /// The capture's fingerprint, naming the job.
+    /// The first capture's fingerprint, naming the job.
     pub plan_sha256: String,
-    /// `keep-new`, `overwrite` or `skip`.
+    /// Every capture restored, in order.
+    pub captures: Vec<CaptureReport>,
+    /// `keep-new`, `overwrite` or `skip` (as the first capture has it).
     pub conflict: String,
     pub users: Vec<UserOutcome>,
     /// Targets of the settings applied (or, in a dry run, to be applied).
     pub settings_applied: Vec<String>,
     pub totals: Totals,
     pub entries: Vec<EntryReport>,
-    /// Items the capture did not put in the store, with the reason.
+    /// Items the captures did not put in the store, with the reason.
     pub capture_skipped: Vec<Skipped>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<CleanupReport>,
@@ -129,6 +156,29 @@ impl Report {
         self.entries.push(e);
     }
 
+    /// Takes in the users of one more capture: a profile already there (another capture of the
+    /// same user) counts its entries once more and is missing if it is missing in either.
+    pub fn add_users(&mut self, users: Vec<UserOutcome>) {
+        for u in users {
+            match self.users.iter_mut().find(|have| have.profile == u.profile) {
+                Some(have) => {
+                    have.entries += u.entries;
+                    if u.status == UserStatus::Missing && have.status != UserStatus::Missing {
+                        have.status = UserStatus::Missing;
+                        have.reason = u.reason;
+                        have.hint = u.hint;
+                    }
+                    for n in u.notes {
+                        if !have.notes.contains(&n) {
+                            have.notes.push(n);
+                        }
+                    }
+                }
+                None => self.users.push(u),
+            }
+        }
+    }
+
     /// Whether everything is in: every entry restored or left out on purpose (conflict policy,
     /// protected files), and every user had an account. Only then is the store marked
     /// restored.
@@ -148,12 +198,32 @@ impl Report {
         let mut s = String::new();
         let would = if self.dry_run { "would be " } else { "" };
         let t = &self.totals;
-        let _ = writeln!(s, "inplace restore{} from {} into {}", if self.dry_run { " (dry run: nothing written)" } else { "" }, self.store, self.root);
+        let captures = match self.captures.len() {
+            0 | 1 => String::new(),
+            n => format!(" ({n} captures)"),
+        };
+        let _ = writeln!(s, "inplace restore{} from {}{captures} into {}", if self.dry_run { " (dry run: nothing written)" } else { "" }, self.store, self.root);
         let _ = writeln!(
             s,
             "{} entries: {} {would}restored, {} {would}restored beside an existing file, {} skipped (conflict), {} left out by policy, {} failed; {} bytes",
             t.entries, t.restored, t.restored_beside, t.skipped_conflict, t.left_out, t.failed, t.bytes
         );
+        if self.captures.len() > 1 {
+            for c in &self.captures {
+                let _ = writeln!(
+                    s,
+                    "{}/: partition {} of {} ({}, {} rules), users {}: {} entries, {} failed",
+                    c.capture,
+                    c.partition,
+                    c.disk,
+                    c.fs.as_deref().unwrap_or("-"),
+                    c.family,
+                    if c.users.is_empty() { "none".to_string() } else { c.users.join(", ") },
+                    c.entries,
+                    c.failed
+                );
+            }
+        }
         for u in &self.users {
             let acct = u.account.as_deref().unwrap_or("-");
             let status = match u.status {
@@ -247,6 +317,7 @@ mod tests {
             store: "s.img".into(),
             root: "/r".into(),
             plan_sha256: "ab".into(),
+            captures: Vec::new(),
             conflict: "keep-new".into(),
             users: vec![UserOutcome {
                 profile: "Erin".into(),
@@ -280,6 +351,7 @@ mod tests {
             setting,
             outcome,
             note: None,
+            capture: None,
         };
         r.push(e(Outcome::Restored, true));
         r.push(e(Outcome::RestoredBeside { name: "x.restored".into() }, false));
@@ -310,5 +382,47 @@ mod tests {
         r.users[0].notes.push("password: the old one".into());
         assert!(r.complete());
         assert!(r.text().contains("\n  password: the old one\n"), "{}", r.text());
+    }
+
+    #[test]
+    fn users_of_several_captures_merge_by_profile() {
+        let mut r = report();
+        r.users[0].status = UserStatus::Created;
+        let user = |profile: &str, status, entries| UserOutcome {
+            profile: profile.into(),
+            status,
+            account: Some(profile.to_lowercase()),
+            uid: None,
+            home: None,
+            reason: (status == UserStatus::Missing).then(|| "no account".to_string()),
+            hint: None,
+            entries,
+            notes: vec![format!("{profile} note")],
+        };
+        r.add_users(vec![user("Erin", UserStatus::Mapped, 4), user("Carol", UserStatus::Created, 7)]);
+        let got: Vec<(&str, UserStatus, u64)> = r.users.iter().map(|u| (u.profile.as_str(), u.status, u.entries)).collect();
+        assert_eq!(got, [("Erin", UserStatus::Created, 7), ("Carol", UserStatus::Created, 7)]);
+        assert_eq!(r.users[0].notes, ["Erin note"], "a note said once");
+        assert!(r.complete());
+        r.add_users(vec![user("Carol", UserStatus::Missing, 1)]);
+        assert_eq!((r.users[1].status, r.users[1].entries), (UserStatus::Missing, 8));
+        assert!(!r.complete(), "missing in one capture is missing");
+        let capture = |n, partition, fs: &str, family: &str, user: &str, entries| CaptureReport {
+            capture: CaptureName::nth(n).unwrap(),
+            plan_sha256: format!("{n:064}"),
+            disk: "/dev/vda".into(),
+            partition,
+            fs: Some(fs.into()),
+            family: family.into(),
+            users: vec![user.into()],
+            entries,
+            failed: 0,
+        };
+        r.captures = vec![capture(1, 2, "ext4", "linux", "Erin", 7), capture(2, 3, "ntfs", "windows", "Carol", 8)];
+        let text = r.text();
+        assert!(text.contains("(2 captures)"), "{text}");
+        assert!(text.contains("capture.2/: partition 3 of /dev/vda (ntfs, windows rules), users Carol: 8 entries, 0 failed"), "{text}");
+        let v: serde_json::Value = serde_json::from_slice(&r.json()).unwrap();
+        assert_eq!(v["captures"][1]["capture"], "capture.2");
     }
 }

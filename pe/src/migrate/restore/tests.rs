@@ -14,7 +14,8 @@ use crate::error::Written;
 use crate::migrate::capture::{capture, CaptureOptions, CapturePlan};
 use crate::fs::Bytes;
 use crate::migrate::entry::{Entry, Kind};
-use crate::migrate::job_info::JobInfo;
+use crate::migrate::job_info::{JobInfo, RestoreChoices};
+use crate::migrate::store::CaptureName;
 use crate::migrate::testing::MemFs;
 use crate::progress::Silent;
 
@@ -684,6 +685,7 @@ fn a_mark_with_failures_from_an_older_run_is_not_taken_as_restored() {
     let old = state::State {
         state: "restored".into(),
         plan_sha256,
+        captures: Vec::new(),
         finished: 1,
         root: w.root.display().to_string(),
         complete: false,
@@ -756,4 +758,111 @@ fn created_accounts_carry_the_old_password_shell_and_full_name() {
     complete(run(&w.img, &opts(&w.root)));
     let shadow = fs::read_to_string(w.root.join("etc/shadow")).unwrap();
     assert!(shadow.contains("erin::0:0:99999:7:::\n"), "{shadow}");
+}
+
+/// Captures `entries` of `fs_` into capture `name` of the store.
+fn capture_into_as(img: &Path, name: CaptureName, fs_: &mut MemFs, entries: Vec<Entry>, info: JobInfo) {
+    let users: Vec<String> = entries.iter().filter_map(|e| e.user.clone()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let plan = CapturePlan { entries, skipped: Vec::new(), users, info };
+    let mut store = Store::open(img, true).unwrap();
+    store.select(name);
+    let opts = CaptureOptions { workers: 2, reread_from_device: false, ..CaptureOptions::default() };
+    capture(fs_, &plan, &mut store, &opts, &Silent, &Cancel::new()).unwrap();
+}
+
+/// The store's records of restores in progress, by capture.
+fn records(img: &Path) -> Vec<String> {
+    let store = Store::open(img, false).unwrap();
+    [CaptureName::FIRST, CaptureName::nth(2).unwrap()]
+        .into_iter()
+        .filter(|n| store.read_file(&journal::progress_path(*n), 1 << 20).unwrap().is_some())
+        .map(|n| n.dir())
+        .collect()
+}
+
+#[test]
+fn every_capture_is_restored_and_the_store_marked_only_when_all_are_in() {
+    let w = world();
+    let second = CaptureName::nth(2).unwrap();
+    // The old OS: Erin (who the new OS lacks) and a setting; a data partition: Carol's profile.
+    let mut os = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut os, &mut es, Some("erin"), "notes.txt", b"erin's notes");
+    file(&mut os, &mut es, None, "etc/hostname", b"oldbox\n");
+    let info = |partition, family: &str| JobInfo {
+        disk: "/dev/vda".into(),
+        partition,
+        family: family.into(),
+        restore: RestoreChoices { create_users: Some(true), cleanup: Some("empty".into()), ..Default::default() },
+        ..JobInfo::default()
+    };
+    capture_into(&w.img, &mut os, es, info(2, "linux"));
+    let mut data = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut data, &mut es, Some("Carol"), "Documents/report.docx", b"quarterly");
+    file(&mut data, &mut es, Some("Carol"), "Desktop/todo.txt", b"call the bank");
+    capture_into_as(&w.img, second, &mut data, es, info(3, "windows"));
+
+    // A cause of failure in the second capture only.
+    let documents = w.root.join("home/carol/Documents");
+    std::os::unix::fs::symlink(&w.outside, &documents).unwrap();
+    let r = done(run(&w.img, &opts(&w.root)));
+    assert!(!r.complete(), "{}", r.text());
+    assert_eq!(r.captures.iter().map(|c| (c.capture, c.partition, c.failed)).collect::<Vec<_>>(), [(CaptureName::FIRST, 2, 0), (second, 3, 1)]);
+    assert_eq!(fs::read(w.root.join("home/erin/notes.txt")).unwrap(), b"erin's notes", "the first capture is in");
+    assert_eq!(fs::read_to_string(w.root.join("etc/hostname")).unwrap(), "oldbox\n");
+    assert_eq!(marks(&w.img).0, None, "not marked: the second capture is not all in");
+    assert_eq!(records(&w.img), ["capture", "capture.2"], "both records kept for the next run");
+    let store = Store::open(&w.img, false).unwrap();
+    assert_eq!(store.captures().unwrap(), [CaptureName::FIRST, second], "nothing cleaned up");
+    drop(store);
+    let erin_ino = fs::metadata(w.root.join("home/erin/notes.txt")).unwrap().ino();
+
+    // Fixed: the rerun writes what is missing, marks the store for both captures, cleans up.
+    fs::remove_file(&documents).unwrap();
+    let r = complete(run(&w.img, &opts(&w.root)));
+    assert_eq!(r.captures.len(), 2);
+    assert_eq!(fs::read(documents.join("report.docx")).unwrap(), b"quarterly");
+    assert_eq!(fs::read(w.root.join("home/carol/Desktop/todo.txt")).unwrap(), b"call the bank");
+    assert_eq!(fs::metadata(w.root.join("home/erin/notes.txt")).unwrap().ino(), erin_ino, "not written again");
+    let users: Vec<(&str, UserStatus)> = r.users.iter().map(|u| (u.profile.as_str(), u.status)).collect();
+    assert_eq!(users, [("erin", UserStatus::Mapped), ("Carol", UserStatus::Mapped)], "erin was created by the first run");
+    let report_docx = outcome(&r, "report.docx");
+    assert_eq!(report_docx.capture, Some(second));
+    assert_eq!(outcome(&r, "erin/notes.txt").capture, None);
+    let (mark, _) = marks(&w.img);
+    let mark = mark.expect("marked");
+    assert!(mark.complete);
+    assert_eq!(mark.captures.iter().map(|m| m.capture).collect::<Vec<_>>(), [CaptureName::FIRST, second]);
+    assert_eq!(records(&w.img), Vec::<String>::new(), "the records go with the mark");
+    let c = r.cleanup.as_ref().unwrap();
+    assert!(c.done && c.mode == "empty", "{c:?}");
+    assert_eq!(Store::open(&w.img, false).unwrap().captures().unwrap(), [], "empty: every capture removed");
+    let text = fs::read_to_string(w.root.join("var/log/inplace/restore-report.txt")).unwrap();
+    assert!(text.contains("(2 captures)") && text.contains("capture.2/: partition 3 of /dev/vda"), "{text}");
+    assert!(matches!(run(&w.img, &opts(&w.root)).unwrap(), Finished::AlreadyRestored(_)));
+    assert_eq!(snapshot(&w.outside).len(), 1);
+}
+
+#[test]
+fn a_mark_for_the_first_capture_alone_does_not_cover_a_second() {
+    let w = world();
+    let mut m = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut m, &mut es, Some("Carol"), "Documents/a.txt", b"a");
+    capture_into(&w.img, &mut m, es, JobInfo::default());
+    complete(run(&w.img, &opts(&w.root)));
+    assert!(matches!(run(&w.img, &opts(&w.root)).unwrap(), Finished::AlreadyRestored(_)));
+    // A capture added after the mark was written (as an older version marks: the first alone).
+    let mut st = marks(&w.img).0.unwrap();
+    st.captures.clear();
+    state::mark(&Store::open(&w.img, true).unwrap(), &st).unwrap();
+    let mut d = MemFs::default();
+    let mut es = Vec::new();
+    file(&mut d, &mut es, Some("Carol"), "Pictures/b.jpg", b"b");
+    capture_into_as(&w.img, CaptureName::nth(2).unwrap(), &mut d, es, JobInfo::default());
+    let r = complete(run(&w.img, &opts(&w.root)));
+    assert_eq!(fs::read(w.root.join("home/carol/Pictures/b.jpg")).unwrap(), b"b");
+    assert_eq!(outcome(&r, "Documents/a.txt").outcome, report::Outcome::Restored, "already there, identical");
+    assert_eq!(marks(&w.img).0.unwrap().captures.len(), 2);
 }

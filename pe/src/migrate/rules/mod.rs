@@ -120,6 +120,21 @@ pub struct Overrides {
     pub all: UserRules,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub user: BTreeMap<String, UserRules>,
+    /// The job's, not the rules': the partitions a job captures, by number; default: the old
+    /// OS's partition and every data partition holding profiles. Never empty.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "some_partitions")]
+    pub sources: Option<Vec<u32>>,
+}
+
+/// A `sources` list: partition numbers, at least one.
+fn some_partitions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u32>>, D::Error> {
+    let v = Vec::<u32>::deserialize(d)?;
+    if v.is_empty() {
+        return Err(serde::de::Error::custom(
+            "sources = [] captures nothing; leave the key out to capture the old OS and every data partition with profiles",
+        ));
+    }
+    Ok(Some(v))
 }
 
 /// A rules file that could not be used.
@@ -158,6 +173,15 @@ pub fn effective(spec: Option<&str>, detected: Option<&str>, overrides: &Overrid
             .hint(crate::error::Hint::ChooseRules)
     })?;
     Rules::load(spec).and_then(|r| r.with(overrides)).map_err(RulesError::error)
+}
+
+/// The rules for one of a job's sources beside the old OS (a data partition), whose files
+/// call for the rules of `family`: the base set the overrides name when it is of that family,
+/// else the built-in set of `family`; with the overrides applied.
+pub fn effective_for(family: Family, overrides: &Overrides) -> crate::error::Result<Rules> {
+    let named = overrides.rules.as_deref().map(Rules::load).transpose().map_err(RulesError::error)?;
+    let base = named.filter(|r| r.family == family).unwrap_or_else(|| Rules::builtin(family));
+    base.with(overrides).map_err(RulesError::error)
 }
 
 impl Rules {
@@ -321,6 +345,26 @@ mod tests {
         let bad: Overrides = toml::from_str("[all]\ninclude = [\"../x\"]\n").unwrap();
         let e = effective(Some("linux"), None, &bad).unwrap_err();
         assert_eq!(e.hints, [crate::error::Hint::FixPreset], "{e}");
+    }
+
+    #[test]
+    fn a_data_source_takes_the_named_rules_only_of_its_own_family() {
+        let o: Overrides = toml::from_str("rules = \"linux\"\n[all]\nexclude = [\"**/*.iso\"]\n").unwrap();
+        let w = effective_for(Family::Windows, &o).unwrap();
+        assert_eq!(w.family, Family::Windows);
+        assert!(w.for_user("Carol").unwrap().exclude.first_match("Documents/x.iso").is_some(), "the overrides apply");
+        assert_eq!(effective_for(Family::Linux, &o).unwrap(), Rules::builtin(Family::Linux).with(&o).unwrap());
+        let bad: Overrides = toml::from_str("rules = \"/nonexistent/rules.toml\"\n").unwrap();
+        assert!(effective_for(Family::Windows, &bad).is_err(), "a rules file that cannot be read is said");
+    }
+
+    #[test]
+    fn sources_are_partition_numbers_never_none() {
+        let o: Overrides = toml::from_str("sources = [2, 3]\n").unwrap();
+        assert_eq!(o.sources, Some(vec![2, 3]));
+        let e = toml::from_str::<Overrides>("sources = []\n").unwrap_err();
+        assert!(e.to_string().contains("captures nothing"), "{e}");
+        assert_eq!(toml::from_str::<Overrides>("").unwrap().sources, None);
     }
 
     #[test]

@@ -12,12 +12,13 @@ pub enum StoreError {
     Open { path: String, detail: String },
     #[error("store {store}: {what}: {source}")]
     Io { store: String, what: String, source: io::Error },
-    #[error("store {store} holds no capture (there is no capture/manifest.json)")]
-    NoCapture { store: String },
-    #[error("store {store}: the capture in it is not finished ({detail})")]
-    Unfinished { store: String, detail: String },
-    #[error("store {store}: capture/manifest.json cannot be trusted: {detail}")]
-    BadManifest { store: String, detail: String },
+    /// `capture` names the capture's directory (`capture`, `capture.2`, …).
+    #[error("store {store} holds no capture (there is no {capture}/manifest.json)")]
+    NoCapture { store: String, capture: String },
+    #[error("store {store}: the capture in {capture}/ is not finished ({detail})")]
+    Unfinished { store: String, capture: String, detail: String },
+    #[error("store {store}: {capture}/manifest.json cannot be trusted: {detail}")]
+    BadManifest { store: String, capture: String, detail: String },
     #[error("store {store}: {entry} is damaged ({segment} at byte {offset}): {detail}")]
     Damaged { store: String, entry: String, segment: String, offset: u64, detail: String },
     #[error("store {store}: {segment} is damaged: {detail}")]

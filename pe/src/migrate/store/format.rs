@@ -1,8 +1,11 @@
 //! Byte layout of capture segments: the segment header and the record header, both fixed-size
 //! and little-endian. The full description is in `docs/store-format.md` ("Capture store").
 
-/// Directory of the FAT volume that holds everything of a capture.
+/// Directory of the FAT volume that holds everything of the store's first capture; a store
+/// with several captures has `capture.2`, `capture.3`, … besides ([`CaptureName`]).
 pub const CAPTURE_DIR: &str = "capture";
+/// Most captures one store holds.
+pub const MAX_CAPTURES: u32 = 99;
 /// The manifest, its SHA-256 (in `sha256sum` format), and the resume state.
 pub const MANIFEST: &str = "manifest.json";
 pub const MANIFEST_SHA: &str = "manifest.sha256";
@@ -25,6 +28,68 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"INPLSEGM";
 pub const SEGMENT_HEADER_LEN: usize = 32;
 pub const RECORD_MAGIC: &[u8; 4] = b"INPR";
 pub const RECORD_HEADER_LEN: usize = 40;
+
+/// One capture of a store, numbered from 1 in the order the job took its sources: the first
+/// lives in `capture/` (as in a store that holds one), capture `n` in `capture.n/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CaptureName(u32);
+
+impl CaptureName {
+    /// The first capture, `capture/`.
+    pub const FIRST: CaptureName = CaptureName(1);
+
+    /// Capture `n` (from 1), if a store can hold that many.
+    pub fn nth(n: u32) -> Option<CaptureName> {
+        (1..=MAX_CAPTURES).contains(&n).then_some(CaptureName(n))
+    }
+
+    /// Its number, from 1.
+    pub fn number(self) -> u32 {
+        self.0
+    }
+
+    /// Its directory in the store volume: `capture`, `capture.2`, ….
+    pub fn dir(self) -> String {
+        match self.0 {
+            1 => CAPTURE_DIR.to_string(),
+            n => format!("{CAPTURE_DIR}.{n}"),
+        }
+    }
+
+    /// The capture a directory name of the volume's root is (case-insensitive, as FAT
+    /// matches names), if it is one.
+    pub fn parse(dir: &str) -> Option<CaptureName> {
+        let lower = dir.to_ascii_lowercase();
+        if lower == CAPTURE_DIR {
+            return Some(CaptureName::FIRST);
+        }
+        let n = lower.strip_prefix(CAPTURE_DIR)?.strip_prefix('.')?;
+        // `capture.2`, not `capture.02` or `capture.1`: one name for each capture.
+        if n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n.parse().ok().filter(|n| *n >= 2).and_then(CaptureName::nth)
+    }
+}
+
+impl std::fmt::Display for CaptureName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.dir())
+    }
+}
+
+impl serde::Serialize for CaptureName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.dir())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CaptureName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        CaptureName::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a capture's name")))
+    }
+}
 
 /// The name of segment `n` (numbered from 1): `seg-00001.ipa`.
 pub fn segment_name(n: u32) -> String {
@@ -214,6 +279,24 @@ pub fn is_zero(buf: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capture_names() {
+        assert_eq!(CaptureName::FIRST.dir(), "capture");
+        let second = CaptureName::nth(2).unwrap();
+        assert_eq!((second.dir(), second.number()), ("capture.2".to_string(), 2));
+        assert_eq!(CaptureName::nth(0), None);
+        assert_eq!(CaptureName::nth(MAX_CAPTURES + 1), None);
+        for (dir, want) in [("capture", Some(1)), ("CAPTURE", Some(1)), ("capture.2", Some(2)), ("Capture.17", Some(17))] {
+            assert_eq!(CaptureName::parse(dir).map(CaptureName::number), want, "{dir}");
+        }
+        for dir in ["capture.1", "capture.02", "capture.", "capture.x", "capture2", "captures", "capture.100", "journal"] {
+            assert_eq!(CaptureName::parse(dir), None, "{dir}");
+        }
+        assert_eq!(serde_json::to_value(second).unwrap(), "capture.2");
+        assert_eq!(serde_json::from_value::<CaptureName>("capture.2".into()).unwrap(), second);
+        assert!(serde_json::from_value::<CaptureName>("restore".into()).is_err());
+    }
 
     #[test]
     fn record_header_round_trip_and_checks() {

@@ -1,8 +1,12 @@
 //! The capture store: a FAT32 volume (an image, a partition, or found on a whole disk by its
 //! locator) whose `capture/` directory holds a capture as zstd-compressed, checksummed
 //! records in segment files of bounded size, a manifest, and while a capture runs, a resume
-//! state; `journal/` holds its event log. The byte layout is in `docs/store-format.md`
-//! ("Capture store").
+//! state; a job with several sources puts its further captures in `capture.2/`, `capture.3/`,
+//! … ([`CaptureName`]), each laid out the same and on its own. `journal/` holds the event log.
+//! The byte layout is in `docs/store-format.md` ("Capture store").
+//!
+//! A [`Store`] acts on one capture at a time: the first when opened, another after
+//! [`Store::select`]; [`Store::captures`] lists them.
 //!
 //! - [`volume`]: opening the store, mounting it, removing a capture; `io`, `fat`: the bytes
 //!   under it; `dir`: small files in one of its directories.
@@ -33,6 +37,7 @@ pub(crate) mod writer;
 mod tests;
 
 pub use error::StoreError;
+pub use format::CaptureName;
 pub use journal::EventLog;
 pub use manifest::{DataLoc, Manifest, SegmentInfo, StoredEntry, Totals};
 pub use reader::{EntrySink, FileSink};

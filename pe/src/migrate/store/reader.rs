@@ -106,6 +106,7 @@ impl Store {
         scratch: &mut Scratch,
     ) -> Result<u64, StoreError> {
         let store = self.describe();
+        let capture = self.selected();
         let e = &manifest.entries[index];
         let size = e.entry.size;
         let Some(loc) = e.data else { return Ok(0) };
@@ -116,7 +117,7 @@ impl Store {
             let damaged = |seg: u32, at: u64, detail: String| StoreError::Damaged {
                 store: store.clone(),
                 entry: e.entry.source.to_string(),
-                segment: format::segment_name(seg),
+                segment: format!("{capture}/{}", format::segment_name(seg)),
                 offset: at,
                 detail,
             };
@@ -176,7 +177,7 @@ impl Store {
         let fail = |detail: String| StoreError::Damaged {
             store: store.clone(),
             entry: e.entry.source.to_string(),
-            segment: format::segment_name(loc.segment),
+            segment: format!("{capture}/{}", format::segment_name(loc.segment)),
             offset: loc.offset,
             detail,
         };

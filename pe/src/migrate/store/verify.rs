@@ -60,12 +60,12 @@ pub(crate) fn walk_segment(
 ) -> Result<SegmentScan, StoreError> {
     let name = format::segment_name(number);
     let damaged =
-        |detail: String| StoreError::SegmentDamaged { store: store.describe(), segment: name.clone(), detail };
+        |detail: String| StoreError::SegmentDamaged { store: store.describe(), segment: store.capture_file(&name), detail };
     let map = store.load_segment_map(number)?;
     let mut r = BufReader::with_capacity(4 << 20, Hashing { inner: store.map_reader(&map), sha: Sha256::new() });
     let io = |at: u64| {
         let name = name.clone();
-        move |source| StoreError::Io { store: store.describe(), what: format!("reading {name} at byte {at}"), source }
+        move |source| StoreError::Io { store: store.describe(), what: format!("reading {} at byte {at}", store.capture_file(&name)), source }
     };
     let mut sh = [0u8; SEGMENT_HEADER_LEN];
     r.read_exact(&mut sh).map_err(io(0))?;
@@ -138,7 +138,7 @@ struct Open {
     crc: u32,
 }
 
-/// Reads everything back; see the module doc. `Ok` only when every check passed. The
+/// Reads the selected capture back; see the module doc. `Ok` only when every check passed. The
 /// damage found first is named: [`StoreError::Damaged`] names the entry, segment and offset;
 /// [`StoreError::SegmentDamaged`] a segment; [`StoreError::BadManifest`] the manifest.
 /// Checks `cancel` at every record.
@@ -241,13 +241,13 @@ pub(crate) fn check_against(
             Some(i) => StoreError::Damaged {
                 store: store.describe(),
                 entry: m.entries[i].entry.source.to_string(),
-                segment: format::segment_name(segment),
+                segment: store.capture_file(&format::segment_name(segment)),
                 offset: at,
                 detail,
             },
             None => StoreError::SegmentDamaged {
                 store: store.describe(),
-                segment: format::segment_name(segment),
+                segment: store.capture_file(&format::segment_name(segment)),
                 detail: format!("the record at byte {at} (of a file that was not captured): {detail}"),
             },
         };
@@ -277,7 +277,7 @@ fn follow(
     batch: &mut PayloadBatch,
 ) -> Result<VerifyReport, ((u32, u64), StoreError)> {
     let capture_id = capture_id(&m.plan_sha256).ok_or_else(|| {
-        ((0, 0), StoreError::BadManifest { store: store.describe(), detail: "plan_sha256 is not hex".into() })
+        ((0, 0), StoreError::BadManifest { store: store.describe(), capture: store.selected().dir(), detail: "plan_sha256 is not hex".into() })
     })?;
     let by_id: HashMap<u32, usize> = m.entries.iter().enumerate().map(|(i, e)| (e.id, i)).collect();
     let total: u64 = m.segments.iter().map(|s| s.bytes).sum();
@@ -293,7 +293,7 @@ fn follow(
         let damaged = |index: usize, at: u64, detail: String| StoreError::Damaged {
             store: store.describe(),
             entry: m.entries[index].entry.source.to_string(),
-            segment: seg_name.clone(),
+            segment: store.capture_file(&seg_name),
             offset: at,
             detail,
         };
@@ -363,7 +363,7 @@ fn follow(
         let seg_damaged = |detail: String| {
             (
                 (number, u64::MAX),
-                StoreError::SegmentDamaged { store: store.describe(), segment: info.name.clone(), detail },
+                StoreError::SegmentDamaged { store: store.describe(), segment: store.capture_file(&info.name), detail },
             )
         };
         if scan.bytes != info.bytes || scan.records != info.records {
@@ -398,6 +398,7 @@ fn follow(
             end,
             StoreError::BadManifest {
                 store: store.describe(),
+                capture: store.selected().dir(),
                 detail: format!(
                     "{with_data} entries have data in the manifest, but the data of only {closed} was found in the segments"
                 ),
@@ -415,7 +416,7 @@ fn close(m: &Manifest, o: Open, store: &Store) -> Result<(), StoreError> {
     let fail = |detail: String| StoreError::Damaged {
         store: store.describe(),
         entry: e.entry.source.to_string(),
-        segment: format::segment_name(loc.segment),
+        segment: store.capture_file(&format::segment_name(loc.segment)),
         offset: loc.offset,
         detail,
     };

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::dir::{append_in, read_in, write_in, Dir};
 use super::error::StoreError;
 use super::fat::{Extent, Geometry};
-use super::format::{self, CAPTURE_DIR};
+use super::format::{self, CaptureName};
 pub(crate) use super::io::VolumeIo;
 use super::io::{Disk, IoCache, WriteBudget};
 use super::manifest::{Manifest, MAX_MANIFEST_BYTES};
@@ -30,6 +30,8 @@ pub struct Store {
     len: u64,
     writable: bool,
     kind: StoreKind,
+    /// The capture that the capture-level calls act on ([`Store::select`]).
+    capture: CaptureName,
     geometry: Geometry,
     budget: Option<WriteBudget>,
     /// FAT blocks and pending data writes, shared by the mounts of this store.
@@ -52,10 +54,10 @@ pub enum StoreKind {
     Disk { store_start: u64, job_name: String },
 }
 
-/// Whether the store holds a capture.
+/// Whether the store holds the selected capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaptureState {
-    /// No `capture/` data.
+    /// No data in the capture's directory.
     Empty,
     /// Started but not finished: a resume state (`progress.json`) and some segments.
     InProgress { segments_done: u32 },
@@ -106,7 +108,8 @@ fn io_at(store: &str, what: impl Into<String>) -> impl FnOnce(io::Error) -> Stor
 impl Store {
     /// Opens `path`: a FAT32 volume (an image file or a partition device: a FAT32 boot
     /// sector at byte 0), or a whole disk whose store is found by its locator. With
-    /// `writable`, a partition device is opened exclusively (it must not be mounted).
+    /// `writable`, a partition device is opened exclusively (it must not be mounted). The
+    /// store opens on its first capture ([`Store::select`] another).
     pub fn open(path: &Path, writable: bool) -> crate::error::Result<Store> {
         Store::open_store(path, writable).map_err(|e| e.error(crate::step::Step::Inspect))
     }
@@ -165,6 +168,7 @@ impl Store {
             len,
             writable,
             kind,
+            capture: CaptureName::FIRST,
             geometry,
             budget: None,
             cache: IoCache::new((geometry.fat_start, geometry.data_start)),
@@ -314,12 +318,53 @@ impl Store {
         Ok(dir)
     }
 
-    /// Whether the store holds a capture, finished or not.
+    /// The capture that the capture-level calls act on: [`Store::capture_state`],
+    /// [`Store::manifest`], [`Store::clear_capture`], [`Store::read_entry`], verification, and a
+    /// capture into the store.
+    pub fn selected(&self) -> CaptureName {
+        self.capture
+    }
+
+    /// Makes `name` the capture the capture-level calls act on (see [`Store::selected`]).
+    pub fn select(&mut self, name: CaptureName) {
+        if name != self.capture {
+            self.maps.clear();
+            self.capture = name;
+        }
+    }
+
+    /// The captures in the store, finished or not, in order (`capture`, `capture.2`, …): the
+    /// directories of the volume's root that are a capture's and hold anything.
+    pub fn captures(&self) -> Result<Vec<CaptureName>, StoreError> {
+        let d = self.describe();
+        let fs = self.mount()?;
+        let found = (|| -> io::Result<Vec<CaptureName>> {
+            let root = fs.root_dir();
+            let mut v = Vec::new();
+            for e in root.iter() {
+                let e = e?;
+                let Some(name) = CaptureName::parse(&e.file_name()).filter(|_| e.is_dir()) else { continue };
+                let used = e.to_dir().iter().filter_map(|c| c.ok()).any(|c| c.file_name() != "." && c.file_name() != "..");
+                if used {
+                    v.push(name);
+                }
+            }
+            v.sort();
+            v.dedup();
+            Ok(v)
+        })()
+        .map_err(io_at(&d, "listing the captures"));
+        self.unmount(fs)?;
+        found
+    }
+
+    /// Whether the store holds the selected capture, finished or not.
     pub fn capture_state(&self) -> Result<CaptureState, StoreError> {
+        let dir_name = self.capture.dir();
         let fs = self.mount()?;
         let state = {
             let root = fs.root_dir();
-            match root.open_dir(CAPTURE_DIR) {
+            match root.open_dir(&dir_name) {
                 Err(_) => CaptureState::Empty,
                 Ok(dir) => {
                     let names: Vec<String> = dir.iter().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
@@ -341,14 +386,15 @@ impl Store {
         Ok(state)
     }
 
-    /// The manifest of the finished capture, after checking its SHA-256 and its bounds.
-    /// Does not read the segments: [`super::verify()`] does.
+    /// The manifest of the selected capture, finished, after checking its SHA-256 and its
+    /// bounds. Does not read the segments: [`super::verify()`] does.
     pub fn manifest(&self) -> Result<Manifest, StoreError> {
         let store = self.describe();
+        let capture = self.capture.dir();
         let fs = self.mount()?;
         let read = {
             let root = fs.root_dir();
-            match root.open_dir(CAPTURE_DIR) {
+            match root.open_dir(&capture) {
                 Err(_) => None,
                 Ok(dir) => Some((
                     read_in(&dir, format::MANIFEST, MAX_MANIFEST_BYTES),
@@ -362,26 +408,38 @@ impl Store {
             }
         };
         self.unmount(fs)?;
-        let bad = |detail: String| StoreError::BadManifest { store: store.clone(), detail };
+        let bad = |detail: String| StoreError::BadManifest { store: store.clone(), capture: capture.clone(), detail };
         match read {
-            None => Err(StoreError::NoCapture { store }),
+            None => Err(StoreError::NoCapture { store, capture }),
             Some((json, sha, progress)) => {
                 let json = json.map_err(|e| bad(format!("reading it: {e}")))?;
-                let sha = sha.map_err(|e| bad(format!("reading manifest.sha256: {e}")))?;
+                let sha = sha.map_err(|e| bad(format!("reading {capture}/manifest.sha256: {e}")))?;
                 match (json, sha) {
                     (Some(json), Some(sha)) => {
                         let line = String::from_utf8(sha).map_err(|_| bad("manifest.sha256 is not text".into()))?;
                         Manifest::decode(&json, &line).map_err(bad)
                     }
-                    _ if progress => {
-                        Err(StoreError::Unfinished { store, detail: "the manifest is not written yet".into() })
-                    }
-                    (None, None) => Err(StoreError::NoCapture { store }),
-                    (Some(_), None) => Err(bad("capture/manifest.sha256 is missing".into())),
-                    (None, Some(_)) => Err(bad("capture/manifest.json is missing".into())),
+                    _ if progress => Err(StoreError::Unfinished {
+                        store,
+                        capture,
+                        detail: "the manifest is not written yet".into(),
+                    }),
+                    (None, None) => Err(StoreError::NoCapture { store, capture }),
+                    (Some(_), None) => Err(bad(format!("{capture}/manifest.sha256 is missing"))),
+                    (None, Some(_)) => Err(bad(format!("{capture}/manifest.json is missing"))),
                 }
             }
         }
+    }
+
+    /// Where a message names the selected capture's file `name`: `capture.2/manifest.json`.
+    pub(crate) fn capture_file(&self, name: &str) -> String {
+        format!("{}/{name}", self.capture.dir())
+    }
+
+    /// Opens the selected capture's directory in a mounted volume.
+    pub(crate) fn capture_dir<'f, 's>(&self, fs: &'f Fs<'s>) -> io::Result<Dir<'f, 's>> {
+        fs.root_dir().open_dir(&self.capture.dir())
     }
 
     /// Writes a small file (a report, a mark) at `path` (`/`-separated, relative to the
@@ -405,8 +463,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.check_writable()?;
         let parts = check_path(path)?;
-        if parts[0].eq_ignore_ascii_case(CAPTURE_DIR) {
-            return Err(StoreError::BadPath { path: path.into(), why: "capture/ is written only by a capture".into() });
+        if CaptureName::parse(parts[0]).is_some() {
+            return Err(StoreError::BadPath { path: path.into(), why: format!("{}/ is written only by a capture", parts[0]) });
         }
         let d = self.describe();
         let fs = self.mount()?;
@@ -449,8 +507,8 @@ impl Store {
     pub fn remove_file(&self, path: &str) -> Result<bool, StoreError> {
         self.check_writable()?;
         let parts = check_path(path)?;
-        if parts[0].eq_ignore_ascii_case(CAPTURE_DIR) {
-            return Err(StoreError::BadPath { path: path.into(), why: "use clear_capture for capture/".into() });
+        if CaptureName::parse(parts[0]).is_some() {
+            return Err(StoreError::BadPath { path: path.into(), why: format!("use clear_capture for {}/", parts[0]) });
         }
         let d = self.describe();
         let fs = self.mount()?;
@@ -474,17 +532,18 @@ impl Store {
         r
     }
 
-    /// Removes the capture (`capture/` and everything in it), finished or not, keeping the
-    /// rest of the volume. The manifest's SHA-256 goes first, so a cut part-way leaves an
-    /// unfinished capture, never a finished one with segments missing.
+    /// Removes the selected capture (its directory and everything in it), finished or not,
+    /// keeping the rest of the volume. The manifest's SHA-256 goes first, so a cut part-way
+    /// leaves an unfinished capture, never a finished one with segments missing.
     pub fn clear_capture(&mut self) -> Result<(), StoreError> {
         self.check_writable()?;
         self.maps.clear();
         let d = self.describe();
+        let capture = self.capture.dir();
         let fs = self.mount()?;
         let r = (|| {
             let root = fs.root_dir();
-            let dir = match root.open_dir(CAPTURE_DIR) {
+            let dir = match root.open_dir(&capture) {
                 Ok(d) => d,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => return Err(e),
@@ -495,9 +554,9 @@ impl Store {
             for n in names {
                 dir.remove(&n)?;
             }
-            root.remove(CAPTURE_DIR)
+            root.remove(&capture)
         })()
-        .map_err(io_at(&d, "removing capture/"));
+        .map_err(io_at(&d, format!("removing {capture}/")));
         self.unmount(fs)?;
         r
     }
@@ -517,7 +576,7 @@ impl Store {
         let probe = &self.probe;
         let fs = self.mount()?;
         let r = (|| {
-            let dir = fs.root_dir().open_dir(CAPTURE_DIR)?;
+            let dir = self.capture_dir(&fs)?;
             let entry = dir
                 .iter()
                 .filter_map(|e| e.ok())
@@ -539,7 +598,7 @@ impl Store {
             let extents = self.geometry.extents(&self.file, self.start, first, size)?;
             Ok(SegmentMap { size, extents })
         })()
-        .map_err(io_at(&d, format!("opening capture/{name}")));
+        .map_err(io_at(&d, format!("opening {}", self.capture_file(&name))));
         self.unmount(fs)?;
         r
     }

@@ -351,7 +351,7 @@ impl<'a, 's> Packer<'a, 's> {
         // BufWriter passes writes of at least its capacity straight through (after its
         // buffer): large frames are not copied.
         let r = s.file.write_all(&hb).and_then(|()| s.file.write_all(payload));
-        r.map_err(|e| write_err(store, format!("writing capture/{}", format::segment_name(s.number)))(e))?;
+        r.map_err(|e| write_err(store, format!("writing {}", store.capture_file(&format::segment_name(s.number))))(e))?;
         s.bytes += len;
         s.records += 1;
         let number = s.number;
@@ -366,7 +366,7 @@ impl<'a, 's> Packer<'a, 's> {
     fn open_segment(&mut self) -> Result<(), PackError> {
         let number = self.state.segments.len() as u32 + 1;
         let name = format::segment_name(number);
-        let err = || write_err(self.store, format!("creating capture/{name}"));
+        let err = || write_err(self.store, format!("creating {}", self.store.capture_file(&name)));
         let mut file = self.dir.create_file(&name).map_err(err())?;
         file.truncate().map_err(err())?;
         let header = SegmentHeader { number, capture_id: self.capture_id }.encode();
@@ -393,15 +393,15 @@ impl<'a, 's> Packer<'a, 's> {
         let name = format::segment_name(s.number);
         let store = self.store;
         let mut file =
-            s.file.into_inner().map_err(|e| write_err(store, format!("writing capture/{name}"))(e.into_error()))?;
-        file.flush().map_err(write_err(store, format!("closing capture/{name}")))?;
+            s.file.into_inner().map_err(|e| write_err(store, format!("writing {}", store.capture_file(&name)))(e.into_error()))?;
+        file.flush().map_err(write_err(store, format!("closing {}", store.capture_file(&name))))?;
         drop(file);
         self.store.sync()?;
         let info =
             SegmentInfo { name: name.clone(), bytes: s.bytes, sha256: hex(&s.sha.finalize()), records: s.records };
         self.state.segments.push(DoneSegment { info, next });
         self.state.failed.sort_by_key(|f| f.id);
-        progress::save(self.dir, &self.state).map_err(write_err(store, "writing capture/progress.json".into()))?;
+        progress::save(self.dir, &self.state).map_err(write_err(store, store.capture_file("progress.json")))?;
         self.store.sync()?;
         Ok(())
     }
