@@ -216,7 +216,8 @@ fn a_host_run_keeps_carol_in_a_second_capture_and_a_cut_there_resumes_it() {
     let o = inplace(&["resume", "--disk", &d, "--agent", &a]);
     let out = text(&o);
     assert!(o.status.success() && out.contains("handed-off"), "{out}");
-    assert!(out.contains("captured into capture/ and verified before: kept as it is"), "{out}");
+    assert!(out.contains("captured into capture/ before: kept as it is"), "{out}");
+    assert!(out.contains("capture/ read back and verified") && out.contains("capture.2/ read back and verified"), "{out}");
     let store = Store::open(&disk, false).unwrap();
     assert_eq!(store.read_file("capture/manifest.json", 64 << 20).unwrap().unwrap(), first_json, "the first capture is not written again");
     drop(store);

@@ -58,8 +58,8 @@ pub struct Journal<P> {
     pub disk: DiskId,
     pub plan: P,
     pub steps: Vec<StepRecord>,
-    /// The captures of the store the capture step finished and verified, one source each:
-    /// a resume leaves them as they are.
+    /// The captures of the store the capture step finished, one source each: a resume leaves
+    /// them as they are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub captured: Vec<CaptureName>,
     /// The last failure, kept until the step it stopped is done.

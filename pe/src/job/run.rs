@@ -168,6 +168,7 @@ fn drive(mut j: Record, dev: &RwDevice, at: u64, env: &Env, sink: &dyn Sink, can
             Step::Carve => steps::carve(&j, &tee, cancel),
             // The capture keeps its own events in the store.
             Step::Capture => steps::capture_step(&mut j, env, &mut |j| j.write(dev, at), sink, cancel),
+            Step::Verify => steps::verify(&j, &tee, cancel),
             Step::Stage => super::stage::stage(&j, env, &tee, cancel),
             Step::LayDown => steps::lay_down(&j, env, &tee, cancel),
             Step::HandOff => steps::hand_off(&j, env, &tee, cancel),

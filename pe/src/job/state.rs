@@ -14,8 +14,12 @@ pub enum State {
     Carving,
     Carved,
     Capturing,
-    /// The capture is in the store and was read back and verified.
+    /// Every capture is in the store.
     Captured,
+    Verifying,
+    /// Every capture was read back from the disk and checked: the last state before the first
+    /// write outside the store.
+    Verified,
     Staging,
     Staged,
     LayingDown,
@@ -40,7 +44,8 @@ impl State {
         Some(match self {
             Planned | Carving => Step::Carve,
             Carved | Capturing => Step::Capture,
-            Captured | Staging => Step::Stage,
+            Captured | Verifying => Step::Verify,
+            Verified | Staging => Step::Stage,
             Staged | LayingDown => Step::LayDown,
             LaidDown | HandingOff => Step::HandOff,
             HandedOff | Restoring => Step::Restore,
@@ -55,6 +60,7 @@ impl State {
         Some(match step {
             Step::Carve => State::Carving,
             Step::Capture => State::Capturing,
+            Step::Verify => State::Verifying,
             Step::Stage => State::Staging,
             Step::LayDown => State::LayingDown,
             Step::HandOff => State::HandingOff,
@@ -70,6 +76,7 @@ impl State {
         Some(match step {
             Step::Carve => State::Carved,
             Step::Capture => State::Captured,
+            Step::Verify => State::Verified,
             Step::Stage => State::Staged,
             Step::LayDown => State::LaidDown,
             Step::HandOff => State::HandedOff,
@@ -105,6 +112,8 @@ impl State {
             Carved => "carved",
             Capturing => "capturing",
             Captured => "captured",
+            Verifying => "verifying",
+            Verified => "verified",
             Staging => "staging",
             Staged => "staged",
             LayingDown => "laying-down",

@@ -54,9 +54,9 @@ pub fn carve(j: &Record, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
 }
 
 /// Capture: every source of the plan, each into its own capture of the store, read through
-/// the extent it had when the job was planned, read back and verified. A capture finished and
-/// verified is recorded in the journal (`save` writes it) and is not touched again; after a
-/// cut, the capture that was running resumes on its own.
+/// the extent it had when the job was planned. A finished capture is recorded in the journal
+/// (`save` writes it) and is not touched again; after a cut, the capture that was running
+/// resumes on its own.
 pub fn capture_step(
     j: &mut Record,
     env: &Env,
@@ -74,7 +74,7 @@ pub fn capture_step(
         let finished = store.capture_state().map_err(|e| e.error(Step::Capture))? == CaptureState::Complete;
         if finished && j.captured.contains(&source.capture) {
             let m = store.manifest().map_err(|e| e.error(Step::Capture))?;
-            sink.log(&format!("{subject}: captured into {}/ and verified before: kept as it is", source.capture));
+            sink.log(&format!("{subject}: captured into {}/ before: kept as it is", source.capture));
             bytes += m.totals.bytes;
             continue;
         }
@@ -125,13 +125,14 @@ fn capture_source(j: &Record, source: &SourcePlan, store: &mut Store, env: &Env,
         accounts: Vec::new(),
     };
     let cp = CapturePlan::new(sel, info);
-    let mut opts = CaptureOptions::default();
+    // The verify step reads every capture back once they are all in.
+    let mut opts = CaptureOptions { verify: false, ..CaptureOptions::default() };
     if let Some((name, after)) = env.cut_capture {
         opts.abort_after_bytes = (name == source.capture).then_some(after);
     }
     let summary = capture(src.reader.as_mut(), &cp, store, &opts, sink, cancel)?;
     sink.log(&format!(
-        "{}: captured {} files ({}) into {}/, read back and verified; {} item(s) left out",
+        "{}: captured {} files ({}) into {}/; {} item(s) left out",
         subject(&source.partition),
         summary.files,
         crate::units::human(summary.bytes),
@@ -139,6 +140,29 @@ fn capture_source(j: &Record, source: &SourcePlan, store: &mut Store, env: &Env,
         summary.skipped
     ));
     Ok(summary.bytes)
+}
+
+/// Verify: every capture read back from the disk (the page cache dropped first) and checked
+/// against its manifest: segment digests, record and entry checksums.
+pub fn verify(j: &Record, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
+    let plan = &j.plan;
+    let mut store = Store::open(&plan.disk_path, false).map_err(|e| e.in_step(Step::Verify))?;
+    let mut bytes = 0;
+    for source in &plan.sources {
+        store.select(source.capture);
+        store.drop_cache().map_err(|e| e.error(Step::Verify))?;
+        let r = crate::migrate::store::verify(&store, sink, cancel)?;
+        sink.log(&format!(
+            "{}/partition {}: {}/ read back and verified: {} files, {}",
+            j.disk.name,
+            source.partition.number,
+            source.capture,
+            r.files,
+            crate::units::human(r.bytes)
+        ));
+        bytes += r.stored_bytes;
+    }
+    Ok(bytes)
 }
 
 /// Lay-down: the image over the replaced partitions, never over the store or a kept one.

@@ -49,6 +49,9 @@ pub struct CaptureOptions {
     /// Drop the store's cached pages before verifying, so verification reads the device
     /// (default true).
     pub reread_from_device: bool,
+    /// Read the capture back before returning (default true). `false` leaves that to the
+    /// caller ([`crate::migrate::store::verify`]), as the job's verify step does.
+    pub verify: bool,
     /// Tests: abort the process (no flush, no unmount: a power cut) after this many bytes
     /// were written into the store.
     #[doc(hidden)]
@@ -62,6 +65,7 @@ impl Default for CaptureOptions {
             zstd_level: 1,
             workers: 0,
             reread_from_device: true,
+            verify: true,
             abort_after_bytes: None,
         }
     }
