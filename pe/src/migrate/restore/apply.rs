@@ -715,6 +715,14 @@ impl Applier {
                 problems.push(format!("{shown}: setting the directory's mode and time: {e}"));
             }
         }
+        problems.extend(self.sync());
+        problems
+    }
+
+    /// Syncs each base's filesystem: what was written so far is on the disk. Returns problems,
+    /// one line each.
+    pub fn sync(&self) -> Vec<String> {
+        let mut problems = Vec::new();
         for b in self.bases.values() {
             if let Some(fd) = &b.fd {
                 if let Err(e) = rustix::fs::syncfs(fd.as_fd()) {

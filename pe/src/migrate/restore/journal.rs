@@ -128,11 +128,10 @@ impl Journal {
         }
     }
 
-    /// Writes what is pending when the last write is a second old.
-    pub fn flush_due(&mut self, store: &Store, sink: &dyn Sink) {
-        if self.last.elapsed() >= FLUSH_EVERY {
-            self.flush(store, sink);
-        }
+    /// Whether the last write is a second old: time to [`Journal::flush`], once what the
+    /// pending lines list is on the disk.
+    pub fn due(&self) -> bool {
+        self.last.elapsed() >= FLUSH_EVERY
     }
 
     /// Writes what is pending into the store.

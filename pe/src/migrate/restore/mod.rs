@@ -465,6 +465,14 @@ fn restore_capture(
     } else {
         UserMap::build(root, &mut accounts, &plan.profiles, c.choices.create_users, Some(creator), &carry)
     };
+    // The accounts just made, their homes filled from /etc/skel, are on the disk before any entry
+    // is weighed against what those homes hold: after a power cut, a skeleton file left empty
+    // would pass for the new OS's own and keep the user's file out.
+    if !opts.dry_run {
+        if let Err(e) = rustix::fs::syncfs(root.fd()) {
+            notes.push(format!("{}: sync after making the accounts: {e}", root.path().display()));
+        }
+    }
     let mut applier = Applier::new(c.choices.conflict, opts.dry_run);
     if !applier.sets_owners() {
         let note = "not running as root: owners were not set".to_string();
@@ -574,7 +582,12 @@ impl Apply<'_> {
             };
             if !dry_run && !matches!(report.outcome, Outcome::Failed { .. }) {
                 journal.push(&Done { item: no, finish_dir: applier.dirs_pending() > dirs_before, entry: report.clone() });
-                journal.flush_due(store, self.sink);
+                if journal.due() {
+                    // What the record lists as done is on the disk before the record is: a
+                    // later run takes those entries as they are.
+                    let _ = applier.sync();
+                    journal.flush(store, self.sink);
+                }
             }
             self.count(&meter, e, no, entries_total);
             rep.push(report);
