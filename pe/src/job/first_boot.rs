@@ -49,16 +49,21 @@ fn place_of(store: &Store) -> Result<Place> {
     Ok(Place { dev, at })
 }
 
+/// Writes the copy in the new OS, on the disk when this returns (the file, then its folder): the
+/// cleanup deletes the store, and with it the journal, right after recording `cleaning-up` here;
+/// a power cut then finds the job only through this copy.
 fn save_copy(root: &Path, j: &Record) {
     let path = root.join(JOURNAL_COPY);
-    if let Some(d) = path.parent() {
-        let _ = std::fs::create_dir_all(d);
-    }
-    if let Ok(json) = serde_json::to_vec_pretty(j) {
-        let tmp = path.with_extension("json.new");
-        if std::fs::write(&tmp, json).is_ok() {
-            let _ = std::fs::rename(&tmp, &path);
-        }
+    let Some(dir) = path.parent() else { return };
+    let _ = std::fs::create_dir_all(dir);
+    let Ok(json) = serde_json::to_vec_pretty(j) else { return };
+    let tmp = path.with_extension("json.new");
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        std::io::Write::write_all(&mut f, &json)?;
+        f.sync_all()
+    });
+    if written.is_ok() && std::fs::rename(&tmp, &path).is_ok() {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
 }
 

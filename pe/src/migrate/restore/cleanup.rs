@@ -5,8 +5,9 @@
 //! - `delete`: the store partition leaves the partition table and the partition right before
 //!   it (the OS partition) grows over the freed space, then its ext2/3/4 filesystem.
 //!
-//! `delete` in order: the store's signatures (both locator copies and the FAT boot sectors)
-//! are zeroed first, so no later `locate` or `rollback` can act on a stale locator; then the
+//! `delete` in order: the store's signatures (both locator copies, the FAT boot sectors, and
+//! the last MiB with the saved table and the job's journal reserve) are zeroed first, so no
+//! later `locate`, `rollback` or search for a job can act on a stale one; then the
 //! table is edited with the table writers (`disk::write::{gpt, mbr}`: the store's slot is
 //! cleared, the OS entry's end moved); then, on a block device, the kernel is told
 //! (`partx --delete`, `resizepart`) and the filesystem grown online with `resize2fs`. On a
@@ -227,7 +228,11 @@ fn wipe_signatures(dev: &RwDevice, disk: &SharedDisk, start: u64, size: u64, ss:
             }
         }
     }
-    dev.zero_at(start + size - s, s)?;
+    // The last MiB (docs/store-format.md): the saved table, the job's journal reserve and the
+    // tail copy. The space goes to the OS partition, where a journal left behind would be found
+    // at the disk's end as a job still to finish.
+    let tail = size.min(1 << 20);
+    dev.zero_at(start + size - tail, tail)?;
     dev.sync()
 }
 

@@ -539,6 +539,10 @@ fn delete_on_image(label: &str) {
         assert_eq!(blocks * bsize, p1.size);
     }
     assert!(crate::locator::locate(shared.as_ref()).is_err(), "no stale locator left");
+    // Nor the store's last MiB (the saved table, the job's journal reserve, the tail copy).
+    let mut tail = vec![0xffu8; 1 << 20];
+    crate::disk::device::ReadAt::read_exact_at(shared.as_ref(), plan.store.end() - (1 << 20), &mut tail).unwrap();
+    assert!(tail.iter().all(|b| *b == 0), "the store's last MiB is left on the disk");
     // The report in the new OS says so too.
     assert!(fs::read_to_string(w.root.join("var/log/inplace/restore-report.txt")).unwrap().contains("cleanup delete: done"));
 }
