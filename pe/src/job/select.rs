@@ -3,7 +3,7 @@
 //! match is accepted.
 
 use crate::error::{Error, Hint};
-use crate::inventory::Disk;
+use crate::inventory::{Disk, Partition};
 use crate::preset::{DiskMatch, DiskSelector};
 use crate::step::Step;
 use crate::units::{human, parse_size};
@@ -20,6 +20,9 @@ pub fn select<'a>(disks: &'a [Disk], excluded: &[String], selector: &DiskSelecto
     match matching.as_slice() {
         [one] => Ok(one),
         [] => {
+            if let (DiskSelector::Os, Some(e)) = (selector, locked_system(&candidates)) {
+                return Err(e);
+            }
             let seen: Vec<String> = candidates.iter().map(|d| describe(d)).collect();
             let mut problem = format!("no disk matches {what}");
             problem.push_str(&if seen.is_empty() {
@@ -35,6 +38,30 @@ pub fn select<'a>(disks: &'a [Disk], excluded: &[String], selector: &DiskSelecto
                 .hint(Hint::Advice { text: "name the disk in the preset's [disk] table by its serial or WWN".into() }))
         }
     }
+}
+
+/// `BitLocker` or `LUKS` when partition `p` is encrypted with it.
+pub fn encryption(p: &Partition) -> Option<&'static str> {
+    match p.fs.as_deref() {
+        Some("bitlocker") => Some("BitLocker"),
+        Some("luks") => Some("LUKS"),
+        _ => None,
+    }
+}
+
+/// An OS on an encrypted partition shows no OS at all: when no disk holds one, say which
+/// partitions are encrypted instead of only that no disk matches.
+fn locked_system(candidates: &[&Disk]) -> Option<Error> {
+    let locked: Vec<(String, &str)> = candidates
+        .iter()
+        .flat_map(|d| d.partitions.iter().filter_map(move |p| encryption(p).map(|what| (format!("partition {} of {}", p.number, d.name), what))))
+        .collect();
+    let (_, what) = locked.first()?;
+    let list: Vec<String> = locked.iter().map(|(p, w)| format!("{p} is encrypted with {w}")).collect();
+    Some(
+        Error::refused(Step::Plan, format!("no disk holds an installed OS that inplace can read: {}, and inplace cannot read it", list.join("; ")))
+            .advice(format!("decrypt it in the old OS first (turn {what} off), then run the migration")),
+    )
 }
 
 fn matches(d: &Disk, selector: &DiskSelector) -> bool {
@@ -136,6 +163,20 @@ mod tests {
         assert_eq!(select(&disks, &["sda".into()], &DiskSelector::Os).unwrap().name, "vda");
         let e = select(&disks, &["sda".into()], &by(Some("STICK"), None)).unwrap_err();
         assert!(e.problem.contains("no disk matches"), "{e}");
+    }
+
+    #[test]
+    fn an_encrypted_system_is_named_when_no_disk_shows_an_os() {
+        let mut locked = disk("vda", "A", 4 << 30, false);
+        locked.partitions[0].fs = Some("bitlocker".into());
+        let e = select(&[locked.clone()], &[], &DiskSelector::Os).unwrap_err();
+        assert!(e.problem.contains("partition 2 of vda is encrypted with BitLocker"), "{e}");
+        // A disk holding a readable OS is still the one chosen.
+        let disks = [locked.clone(), disk("vdb", "B", 4 << 30, true)];
+        assert_eq!(select(&disks, &[], &DiskSelector::Os).unwrap().name, "vdb");
+        // A selector by serial that matches nothing says just that.
+        let e = select(&[locked], &[], &by(Some("Z"), None)).unwrap_err();
+        assert!(e.problem.starts_with("no disk matches"), "{e}");
     }
 
     #[test]
