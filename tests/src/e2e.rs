@@ -19,24 +19,30 @@ pub fn new_os_image() -> (PathBuf, String) {
         let digest_file = out.with_extension("sha256");
         if !(out.exists() && digest_file.exists()) {
             let tmp = out.with_extension("partial");
-            let o = Command::new(crate::inplace_bin())
-                .args(["image", "create", "--from"])
-                .arg(&disk.path)
-                .arg("--out")
-                .arg(&tmp)
-                .output()
-                .expect("running inplace image create");
-            assert!(o.status.success(), "inplace image create: {}", String::from_utf8_lossy(&o.stderr));
-            let digest = String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .find_map(|l| l.strip_prefix("sha256 ").map(|d| d.trim().to_string()))
-                .expect("image create prints the digest");
+            let digest = image_create(&disk.path, &tmp);
             std::fs::rename(&tmp, &out).unwrap();
             std::fs::write(&digest_file, &digest).unwrap();
         }
         (out, std::fs::read_to_string(&digest_file).unwrap().trim().to_string())
     })
     .clone()
+}
+
+/// `inplace image create --from DISK --out OUT`; panics when it fails. Returns the image's
+/// digest as it prints it.
+pub fn image_create(disk: &Path, out: &Path) -> String {
+    let o = Command::new(crate::inplace_bin())
+        .args(["image", "create", "--from"])
+        .arg(disk)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("running inplace image create");
+    assert!(o.status.success(), "inplace image create --from {}: {}", disk.display(), String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 ").map(|d| d.trim().to_string()))
+        .expect("image create prints the digest")
 }
 
 /// A preset for an unattended job: `image` is the preset's image source, pinned by `sha256`;

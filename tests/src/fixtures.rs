@@ -429,46 +429,24 @@ pub fn signatures(dir: &Path) -> Fixture {
     let btrfs = tool_fs(&work, "btrfs", 128 * MIB, &["mkfs.btrfs", "-q", "-L", "bdata"]);
     let xfs = tool_fs(&work, "xfs", 300 * MIB, &["mkfs.xfs", "-q", "-f", "-L", "xdata"]);
     let exfat = tool_fs(&work, "exfat", 16 * MIB, &["mkfs.exfat", "-L", "edata"]);
-    let luks = work.join("luks.img");
-    sparse(&luks, 20 * MIB);
-    run_input(
-        Command::new("cryptsetup")
-            .args(["luksFormat", "--batch-mode", "--type", "luks2", "--label", "cryptdata"])
-            .args(["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--key-file=-"])
-            .arg(&luks),
-        "fixture-passphrase",
-    );
-    let bitlocker = work.join("bitlocker.img");
-    sparse(&bitlocker, 16 * MIB);
-    run(Command::new("mkntfs").args(["-F", "-Q"]).arg(&bitlocker));
-    write_at(&bitlocker, 3, b"-FVE-FS-");
+    let luks = luks2_volume(&work, "luks", 20 * MIB, "cryptdata");
+    let bitlocker = bitlocker_volume(&work, "bitlocker", 16 * MIB, &[]);
     let hib = mkntfs_windows(&work, "hib", 32 * MIB, "Hibernated", &["Erin"], true);
 
     let image = dir.join("signatures.img");
     let size = 528 * MIB;
-    sparse(&image, size);
-    let layout: [(u64, &Path, &str, &str); 7] = [
-        (8, &swap, "8200", "swap"),
-        (128, &btrfs, "8300", "btrfs"),
-        (300, &xfs, "8300", "xfs"),
-        (16, &exfat, "0700", "exfat"),
-        (20, &luks, "8309", "luks"),
-        (16, &bitlocker, "0700", "bitlocker"),
-        (32, &hib, "0700", "hibernated"),
-    ];
-    let mut parts = Vec::new();
-    let mut start = MIB;
-    for (mib, _, code, name) in layout {
-        parts.push(GptPart { start, size: mib * MIB, code, name });
-        start += mib * MIB;
-    }
-    sgdisk(&image, &parts);
-    for (p, (_, file, _, _)) in parts.iter().zip(layout) {
-        place(&image, p.start, file);
-    }
+    let starts = gpt_image(&image, size, &[
+        (&swap, "8200", "swap"),
+        (&btrfs, "8300", "btrfs"),
+        (&xfs, "8300", "xfs"),
+        (&exfat, "0700", "exfat"),
+        (&luks, "8309", "luks"),
+        (&bitlocker, "0700", "bitlocker"),
+        (&hib, "0700", "hibernated"),
+    ]);
     cleanup(&work);
 
-    let s = |i: usize| parts[i].start;
+    let s = |i: usize| starts[i];
     Fixture {
         name: "signatures",
         path: image,
@@ -534,14 +512,16 @@ fn windows(users: &[&str]) -> Os {
 
 // ---- building blocks -----------------------------------------------------------------------
 
-fn workdir(dir: &Path, name: &str) -> PathBuf {
+/// An empty `NAME.work` folder in `dir` for a builder's pieces ([`cleanup`] removes it).
+pub fn workdir(dir: &Path, name: &str) -> PathBuf {
     let w = dir.join(format!("{name}.work"));
     let _ = fs::remove_dir_all(&w);
     fs::create_dir_all(&w).unwrap_or_else(|e| panic!("creating {}: {e}", w.display()));
     w
 }
 
-fn cleanup(work: &Path) {
+/// Removes a [`workdir`].
+pub fn cleanup(work: &Path) {
     let _ = fs::remove_dir_all(work);
 }
 
@@ -614,6 +594,26 @@ fn sgdisk(image: &Path, parts: &[GptPart]) {
         cmd.arg(format!("-n{n}:{first}:{last}")).arg(format!("-t{n}:{}", p.code)).arg(format!("-c{n}:{}", p.name));
     }
     run(cmd.arg(image));
+}
+
+/// A fresh sparse disk image of `size` bytes with a GPT holding `parts` one after the other
+/// from byte 1 MiB, each as large as its filesystem image (whole MiBs) and copied into place:
+/// (filesystem image, sgdisk type code, GPT name). Returns each partition's first byte.
+pub fn gpt_image(image: &Path, size: u64, parts: &[(&Path, &str, &str)]) -> Vec<u64> {
+    sparse(image, size);
+    let mut table = Vec::new();
+    let mut start = MIB;
+    for (file, code, name) in parts {
+        let len = fs::metadata(file).unwrap_or_else(|e| panic!("stat {}: {e}", file.display())).len();
+        assert!(len % MIB == 0, "{} is not a whole number of MiB", file.display());
+        table.push(GptPart { start, size: len, code, name });
+        start += len;
+    }
+    sgdisk(image, &table);
+    for (p, (file, _, _)) in table.iter().zip(parts) {
+        place(image, p.start, file);
+    }
+    table.iter().map(|p| p.start).collect()
 }
 
 /// Copies `src` into `image` at `offset` without truncating, skipping holes and zero blocks so
@@ -701,7 +701,8 @@ fn linux_tree(work: &Path, name: &str, version: &str, users: &[&str]) -> PathBuf
     t
 }
 
-fn debian_tree(work: &Path, users: &[&str]) -> PathBuf {
+/// [`linux_tree`] of Debian GNU/Linux 12 with `users`.
+pub fn debian_tree(work: &Path, users: &[&str]) -> PathBuf {
     linux_tree(work, "Debian GNU/Linux", "12", users)
 }
 
@@ -740,6 +741,31 @@ fn mkswap(work: &Path, name: &str, size: u64, label: &str) -> PathBuf {
     let img = work.join(format!("{name}.swap"));
     sparse(&img, size);
     run(Command::new("mkswap").args(["-L", label]).arg(&img));
+    img
+}
+
+/// A LUKS2 container of `size` bytes labelled `label` (`cryptsetup luksFormat` on the file, a
+/// fixed passphrase, a cheap key derivation; no loop device).
+pub fn luks2_volume(work: &Path, name: &str, size: u64, label: &str) -> PathBuf {
+    let img = work.join(format!("{name}.luks"));
+    sparse(&img, size);
+    run_input(
+        Command::new("cryptsetup")
+            .args(["luksFormat", "--batch-mode", "--type", "luks2", "--label", label])
+            .args(["--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000", "--key-file=-"])
+            .arg(&img),
+        "fixture-passphrase",
+    );
+    img
+}
+
+/// A volume as BitLocker leaves it: an NTFS (mkntfs, with `mkntfs_args`) whose boot sector
+/// carries BitLocker's `-FVE-FS-` id; nothing in it is readable.
+pub fn bitlocker_volume(work: &Path, name: &str, size: u64, mkntfs_args: &[&str]) -> PathBuf {
+    let img = work.join(format!("{name}.bitlocker"));
+    sparse(&img, size);
+    run(Command::new("mkntfs").args(["-F", "-Q"]).args(mkntfs_args).arg(&img));
+    write_at(&img, 3, b"-FVE-FS-");
     img
 }
 

@@ -6,6 +6,7 @@ pub mod debian;
 pub mod e2e;
 pub mod fixtures;
 pub mod http_server;
+pub mod job_fixtures;
 pub mod migrate_fixtures;
 pub mod qemu;
 
