@@ -323,3 +323,178 @@ pub fn old_machine_copy(dir: &Path, with_ntfs: bool) -> (PathBuf, Manifest, Debi
     let m = if with_ntfs { debian::old_machine_with_ntfs() } else { debian::old_machine() };
     (m.disk.copy_to(dir), m.manifest, m.disk)
 }
+
+// ---- the job's own record, read on the host ----------------------------------------------------
+
+/// The job's journal on `disk`, as a resume or a rollback finds it (decoded by inplace's own
+/// `job::rollback::find_job`): in the store partition's reserve, before the carve in the
+/// reserve of the store the plan makes, or through the store's locator. `None` when there is
+/// none (no job yet, a rollback cleared it, or the cleanup deleted the store).
+pub fn journal(disk: &Path) -> Option<inplace::job::find::Record> {
+    inplace::job::rollback::find_job(disk)
+        .unwrap_or_else(|e| panic!("reading the job journal of {}: {e}", disk.display()))
+        .map(|f| f.journal)
+}
+
+/// The journal's copy that the first boot keeps in the new OS (`/var/log/inplace/journal.json`
+/// on the root), read with debugfs; `None` before the new OS's first boot wrote one. After a
+/// power cut the root filesystem's own journal may hold what was last synced (debugfs does not
+/// replay it): the copy is then read from the root partition copied out and replayed with
+/// `e2fsck -E journal_only`, as the next mount would see it; the disk is not written.
+pub fn journal_copy(disk: &Path) -> Option<serde_json::Value> {
+    const COPY: &str = "/var/log/inplace/journal.json";
+    let root = partitions(disk).into_iter().find(|p| p.3 == "8304" || p.3 == "8300")?;
+    let bytes = if debugfs(disk, root.1, "stats").contains("needs_recovery") {
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        let o = Command::new("dd")
+            .arg(format!("if={}", disk.display()))
+            .arg(format!("of={}", tmp.path().display()))
+            .args(["bs=1M", "iflag=skip_bytes,count_bytes", "conv=sparse,notrunc", "status=none"])
+            .arg(format!("skip={}", root.1))
+            .arg(format!("count={}", root.2))
+            .output()
+            .expect("dd (coreutils)");
+        assert!(o.status.success(), "copying the root partition out of {}: {}", disk.display(), String::from_utf8_lossy(&o.stderr));
+        // Exit status 1: the journal was replayed (the filesystem was changed).
+        let o = Command::new("e2fsck").args(["-E", "journal_only", "-p"]).arg(tmp.path()).output().expect("e2fsck (e2fsprogs)");
+        assert!(matches!(o.status.code(), Some(0 | 1)), "replaying the root's journal: {}", String::from_utf8_lossy(&o.stderr));
+        read_file(tmp.path(), 0, COPY)?
+    } else {
+        read_file(disk, root.1, COPY)?
+    };
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Where the job on `disk` is: the journal's state (`planned`, `capturing`, …), from the store's
+/// reserve while there is a store, else from the copy in the new OS; `None` when neither holds
+/// a job.
+pub fn job_state(disk: &Path) -> Option<String> {
+    match journal(disk) {
+        Some(j) => Some(j.state.name().to_string()),
+        None => journal_copy(disk).and_then(|j| j["state"].as_str().map(str::to_string)),
+    }
+}
+
+/// `inplace rollback --disk DISK --yes` on the host; panics when it fails. Returns what it said.
+pub fn roll_back(disk: &Path) -> String {
+    let o = Command::new(crate::inplace_bin()).args(["rollback", "--yes", "--disk"]).arg(disk).output().expect("running inplace rollback");
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "inplace rollback --disk {} failed:\n{text}", disk.display());
+    text
+}
+
+/// sha256 of the pristine old machine's whole image (the cached disk every test copies), once
+/// per test process.
+pub fn old_machine_sha256() -> String {
+    static SHA: OnceLock<String> = OnceLock::new();
+    SHA.get_or_init(|| crate::sha256_file(&debian::old_machine().disk.path)).clone()
+}
+
+// ---- a migrated disk, checked whole ------------------------------------------------------------
+
+/// Everything a finished job with `after = "delete"` must leave on `disk`, read with debugfs,
+/// sgdisk and mtools: every migrated entry as the manifest says ([`check_migrated`]), the
+/// restored NetworkManager connection, the store partition gone and the root partition and
+/// filesystem grown to the disk's end, the restore report with 0 failed, the journal's copy at
+/// `done`, the restore unit no longer enabled, the ESP's fallback loader. Returns what is
+/// wrong; empty when all is well.
+pub fn check_done(disk: &Path, manifest: &Manifest) -> Vec<String> {
+    let mut bad = check_migrated(disk, manifest);
+    let parts = partitions(disk);
+    if parts.len() != 2 {
+        bad.push(format!("the store partition is not gone: {parts:?}"));
+    }
+    let Some(root) = parts.iter().find(|p| p.3 == "8304" || p.3 == "8300").cloned() else {
+        bad.push(format!("no Linux root partition: {parts:?}"));
+        return bad;
+    };
+    let size = std::fs::metadata(disk).map(|m| m.len()).unwrap_or(0);
+    if root.1 + root.2 < size - (2 << 20) {
+        bad.push(format!("the root partition does not reach the disk's end: {parts:?}"));
+    }
+    let off = root.1;
+    let stats = debugfs(disk, off, "stats");
+    let count: u64 = stats.lines().find_map(|l| l.strip_prefix("Block count:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    if count * 4096 < root.2 - (4 << 20) {
+        bad.push(format!("the root filesystem does not fill its partition: {count} blocks for {} bytes", root.2));
+    }
+    let nm = "etc/NetworkManager/system-connections/office.nmconnection";
+    if read_file(disk, off, &format!("/{nm}")).map(|b| sha256(&b)) != manifest.entry(None, nm).sha256 {
+        bad.push(format!("/{nm} is missing or differs"));
+    }
+    match read_file(disk, off, "/var/log/inplace/restore-report.txt").map(|b| String::from_utf8_lossy(&b).into_owned()) {
+        Some(r) if r.contains("0 failed") => {}
+        Some(r) => bad.push(format!("the restore report does not say 0 failed:\n{r}")),
+        None => bad.push("no restore report in /var/log/inplace".into()),
+    }
+    match journal_copy(disk) {
+        Some(j) if j["state"] == "done" => {}
+        other => bad.push(format!("the journal's copy in the new OS is not at done: {other:?}")),
+    }
+    if stat(disk, off, b"/etc/systemd/system/multi-user.target.wants/inplace-restore.service").is_some() {
+        bad.push("the restore unit is still enabled (multi-user.target.wants/inplace-restore.service)".into());
+    }
+    match parts.iter().find(|p| p.3 == "EF00") {
+        Some(esp) => {
+            let o = Command::new("mdir").args(["-b", "-i", &format!("{}@@{}", disk.display(), esp.1), "::/EFI/BOOT"]).output().expect("mdir (mtools)");
+            if !String::from_utf8_lossy(&o.stdout).to_uppercase().contains("BOOTX64.EFI") {
+                bad.push("the ESP has no EFI/BOOT/BOOTX64.EFI".into());
+            }
+        }
+        None => bad.push(format!("no ESP: {parts:?}")),
+    }
+    bad
+}
+
+// ---- the PE straight from its kernel, with the job over HTTP ----------------------------------
+
+/// The preset and the new OS's image served over HTTP on 127.0.0.1 (the guest reaches them
+/// as 10.0.2.2 through QEMU's user network); the image is pinned by its sha256, so the PE
+/// checks it chunk by chunk (staged into the store when there is room, else streamed).
+pub struct Served {
+    pub preset: crate::http_server::Server,
+    pub image: crate::http_server::Server,
+    pub dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// An unattended preset named `name` (with `after` as its store's fate) and the new OS's
+    /// image, each on a server of its own.
+    pub fn job(name: &str, after: &str) -> Served {
+        let (image_file, digest) = new_os_image();
+        let image = crate::http_server::Server::start(image_file);
+        let url = format!("http://10.0.2.2:{}/new-os.inplace", image.port);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("preset.toml");
+        std::fs::write(&p, preset(name, &url, &digest, after, "")).unwrap();
+        Served { preset: crate::http_server::Server::start(p), image, dir }
+    }
+
+    /// The PE booted straight from its kernel and initramfs (BIOS, no boot loader) with the
+    /// unattended action and this preset, the old machine's `disk` on virtio.
+    pub fn pe(&self, disk: &Path) -> crate::qemu::Vm {
+        let url = format!("http://10.0.2.2:{}/preset.toml", self.preset.port);
+        crate::qemu::Vm::new(&format!("inplace.action=unattended inplace.preset={url}"))
+            .with_user_net()
+            .disk(disk, crate::qemu::Controller::VirtioBlk, 512, "OLDBOX-1")
+    }
+}
+
+/// Boots the migrated `disk` on OVMF until the login prompt (a first-boot restore still to do
+/// runs before getty), logs alice in with her old password, checks her groups, the restored
+/// hostname and that the restore unit is no longer enabled, and powers off cleanly (so the new
+/// OS's writes are on the disk). Returns the time from power-on to the login prompt.
+pub fn boot_and_log_in(disk: &Path, manifest: &Manifest) -> std::time::Duration {
+    use std::time::Duration;
+    let mut vm = crate::qemu::Vm::installed(disk, crate::qemu::Controller::VirtioBlk).start();
+    let boot = vm.wait_for_login_prompt(Duration::from_secs(8 * 60)).unwrap();
+    vm.login("alice", debian::ALICE_PASSWORD, Duration::from_secs(120)).unwrap();
+    let id = vm.run("id", Duration::from_secs(60)).unwrap();
+    let host = vm.run("hostname", Duration::from_secs(60)).unwrap();
+    let unit = vm.run("systemctl is-enabled inplace-restore.service; true", Duration::from_secs(60)).unwrap();
+    vm.poweroff(Duration::from_secs(120)).unwrap();
+    assert!(id.output.contains("(sudo)") && id.output.contains("(audio)"), "id: {}", id.output);
+    assert_eq!(host.output.trim(), manifest.hostname);
+    assert!(!unit.output.contains("enabled") || unit.output.contains("disabled"), "the unit is still enabled: {}", unit.output);
+    boot
+}

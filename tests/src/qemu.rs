@@ -43,6 +43,38 @@ pub struct Disk {
     pub logical_sector_size: u32,
     /// Reported by the device; tests find their disk in the inventory by it.
     pub serial: String,
+    /// A limit on its reads and writes from power-on (`None`: as fast as the host goes).
+    pub throttle: Option<Throttle>,
+}
+
+/// A limit on a disk's I/O, in bytes a second (QEMU's block throttling: a burst of a tenth of
+/// a second's worth passes at once, then requests wait their turn). It slows a step down so a
+/// test can stop the machine in its middle, or makes each journal write wait so a step that
+/// takes no time cannot run past the point where a test stops the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// Reads and writes together.
+    Total(u64),
+    /// Writes only; reads go at full speed.
+    Writes(u64),
+}
+
+impl Throttle {
+    fn drive_option(self) -> String {
+        match self {
+            Throttle::Total(b) => format!(",throttling.bps-total={b}"),
+            Throttle::Writes(b) => format!(",throttling.bps-write={b}"),
+        }
+    }
+
+    /// `bps bps_rd bps_wr iops iops_rd iops_wr` of HMP's `block_set_io_throttle`.
+    fn hmp_args(this: Option<Self>) -> String {
+        match this {
+            Some(Throttle::Total(b)) => format!("{b} 0 0 0 0 0"),
+            Some(Throttle::Writes(b)) => format!("0 0 {b} 0 0 0"),
+            None => "0 0 0 0 0 0".into(),
+        }
+    }
 }
 
 /// What the machine boots.
@@ -86,6 +118,9 @@ pub struct Vm {
     pub serial_replies: Vec<(String, String)>,
     /// HMP monitor commands (e.g. `sendkey p`) to send after a serial line containing the key.
     pub monitor_commands: Vec<(String, String)>,
+    /// A virtio NIC on QEMU's user network: the guest reaches the host's loopback as 10.0.2.2
+    /// (DHCP from QEMU). `Boot::Pxe` has one anyway.
+    pub user_net: bool,
 }
 
 /// What a boot printed and how it ended.
@@ -131,11 +166,24 @@ impl Vm {
             timeout: Duration::from_secs(240),
             serial_replies: Vec::new(),
             monitor_commands: Vec::new(),
+            user_net: false,
         }
     }
 
+    /// Adds a virtio NIC on QEMU's user network (the host's loopback is 10.0.2.2).
+    pub fn with_user_net(mut self) -> Vm {
+        self.user_net = true;
+        self
+    }
+
     pub fn disk(mut self, path: &Path, controller: Controller, logical_sector_size: u32, serial: &str) -> Vm {
-        self.disks.push(Disk { path: path.to_path_buf(), controller, logical_sector_size, serial: serial.to_string() });
+        self.disks.push(Disk { path: path.to_path_buf(), controller, logical_sector_size, serial: serial.to_string(), throttle: None });
+        self
+    }
+
+    /// Limits the I/O of the last disk added from power-on.
+    pub fn throttled(mut self, throttle: Throttle) -> Vm {
+        self.disks.last_mut().expect("throttled() after disk()").throttle = Some(throttle);
         self
     }
 
@@ -199,11 +247,15 @@ impl Vm {
             }
             Boot::Disk => assert!(!self.disks.is_empty(), "Boot::Disk needs a disk"),
         }
+        if self.user_net && !matches!(self.boot, Boot::Pxe(_)) {
+            push(&["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"]);
+        }
         if self.disks.iter().any(|d| d.controller == Controller::Ahci) {
             push(&["-device", "ich9-ahci,id=ahci"]);
         }
         for (i, d) in self.disks.iter().enumerate() {
-            push(&["-drive", &format!("file={},if=none,id=d{i},format=raw", d.path.display())]);
+            let limit = d.throttle.map(Throttle::drive_option).unwrap_or_default();
+            push(&["-drive", &format!("file={},if=none,id=d{i},format=raw{limit}", d.path.display())]);
             let sectors = format!("logical_block_size={0},physical_block_size={0}", d.logical_sector_size);
             let boot = if self.boot == Boot::Disk && i == 0 { ",bootindex=0" } else { "" };
             let dev = match d.controller {
@@ -290,9 +342,33 @@ fn take_matching(list: &mut Vec<(String, String)>, line: &str) -> Vec<(String, S
 /// Sends one HMP command. A short pause first lets the guest finish what the trigger line began.
 fn monitor_command(socket: &Path, cmd: &str) {
     std::thread::sleep(Duration::from_secs(3));
-    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connecting to the QEMU monitor");
-    s.write_all(format!("{cmd}\n").as_bytes()).expect("writing to the QEMU monitor");
-    std::thread::sleep(Duration::from_millis(300));
+    hmp(socket, cmd).unwrap_or_else(|e| panic!("QEMU monitor command {cmd:?}: {e:#}"));
+}
+
+/// Sends one HMP command on the monitor's socket and returns as soon as QEMU has run it (its
+/// prompt is back), with what it answered.
+fn hmp(socket: &Path, cmd: &str) -> anyhow::Result<String> {
+    use std::os::unix::net::UnixStream;
+    let mut s = UnixStream::connect(socket).context("connecting to the QEMU monitor")?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut seen = Vec::new();
+    let prompt = |s: &mut UnixStream, seen: &mut Vec<u8>| -> anyhow::Result<()> {
+        let from = seen.len();
+        let mut buf = [0u8; 1024];
+        while find(&seen[from..], b"(qemu) ").is_none() {
+            let n = s.read(&mut buf).context("reading from the QEMU monitor")?;
+            if n == 0 {
+                bail!("the QEMU monitor closed");
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        Ok(())
+    };
+    prompt(&mut s, &mut seen)?;
+    let from = seen.len();
+    s.write_all(format!("{cmd}\n").as_bytes()).context("writing to the QEMU monitor")?;
+    prompt(&mut s, &mut seen)?;
+    Ok(String::from_utf8_lossy(&seen[from..]).into_owned())
 }
 
 // ---- interactive sessions on the serial console ------------------------------------------------
@@ -421,6 +497,20 @@ impl Session {
         }
     }
 
+    /// Waits for a whole line after the cursor that `accept` takes (given without its line
+    /// end); returns it and moves the cursor past it.
+    pub fn wait_for_line(&mut self, accept: impl Fn(&str) -> bool, timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.wait_for("\n", left)?;
+            let line = line.trim_end_matches(['\r', '\n']);
+            if accept(line) {
+                return Ok(line.to_string());
+            }
+        }
+    }
+
     /// [`Session::wait_for_any`] with one needle.
     pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> anyhow::Result<String> {
         Ok(self.wait_for_any(&[needle], timeout)?.1)
@@ -476,12 +566,37 @@ impl Session {
         Ok(CommandOutput { output: body, status })
     }
 
-    /// Sends one HMP command to QEMU's monitor (e.g. `system_powerdown`, `sendkey ctrl-alt-delete`).
+    /// Sends one HMP command to QEMU's monitor (e.g. `system_powerdown`, `sendkey ctrl-alt-delete`)
+    /// and returns once QEMU has run it.
     pub fn monitor(&self, cmd: &str) -> anyhow::Result<()> {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.monitor).context("connecting to the QEMU monitor")?;
-        s.write_all(format!("{cmd}\n").as_bytes()).context("writing to the QEMU monitor")?;
-        std::thread::sleep(Duration::from_millis(300));
+        self.monitor_done(cmd).map(drop)
+    }
+
+    /// Limits the I/O of attached disk number `index` (in the order the disks were added) from
+    /// now on; `None` lifts the limit.
+    pub fn throttle_disk(&self, index: usize, throttle: Option<Throttle>) -> anyhow::Result<()> {
+        let out = self.monitor_done(&format!("block_set_io_throttle d{index} {}", Throttle::hmp_args(throttle)))?;
+        if out.to_lowercase().contains("error") {
+            bail!("QEMU refused the throttle for d{index}: {out}");
+        }
         Ok(())
+    }
+
+    /// Sends one HMP command and returns as soon as QEMU has run it (its prompt is back), with
+    /// what it answered.
+    pub fn monitor_done(&self, cmd: &str) -> anyhow::Result<String> {
+        hmp(&self.monitor, cmd)
+    }
+
+    /// Power cut: kills QEMU at once (nothing the guest had not handed to QEMU reaches the
+    /// disk) and returns what the console printed.
+    pub fn cut(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (lock, cv) = &*self.out;
+        let g = lock.lock().unwrap();
+        let _ = cv.wait_timeout_while(g, Duration::from_secs(2), |g| !g.1).unwrap();
+        self.serial()
     }
 
     /// Waits for QEMU to exit on its own (the guest powered off or rebooted: `-no-reboot`).
