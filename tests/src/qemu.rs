@@ -271,19 +271,24 @@ impl Vm {
         a
     }
 
-    /// Boots and returns when QEMU exits (power off, reboot) or the time limit passes.
-    pub fn run(&self) -> Run {
+    /// Starts QEMU with piped stdio; its monitor socket is in the returned temporary folder.
+    fn spawn(&self) -> (tempfile::TempDir, PathBuf, Child) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let monitor = tmp.path().join("monitor.sock");
-        let args = self.args(tmp.path());
-        let start = Instant::now();
-        let mut child = Command::new("qemu-system-x86_64")
-            .args(&args)
+        let child = Command::new("qemu-system-x86_64")
+            .args(self.args(tmp.path()))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting qemu-system-x86_64 (scripts/setup installs it)");
+        (tmp, monitor, child)
+    }
+
+    /// Boots and returns when QEMU exits (power off, reboot) or the time limit passes.
+    pub fn run(&self) -> Run {
+        let (_tmp, monitor, mut child) = self.spawn();
+        let start = Instant::now();
         let stdout = child.stdout.take().expect("qemu stdout");
         let mut stdin = child.stdin.take().expect("qemu stdin");
         let (tx, rx) = mpsc::channel::<String>();
@@ -412,17 +417,8 @@ impl Vm {
     /// Starts the machine and returns at once with a [`Session`] on its serial console.
     /// `timeout` is not enforced here: every wait of the session takes its own.
     pub fn start(&self) -> Session {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let monitor = tmp.path().join("monitor.sock");
-        let args = self.args(tmp.path());
+        let (tmp, monitor, mut child) = self.spawn();
         let started = Instant::now();
-        let mut child = Command::new("qemu-system-x86_64")
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting qemu-system-x86_64 (scripts/setup installs it)");
         let mut stdout = child.stdout.take().expect("qemu stdout");
         let stdin = child.stdin.take().expect("qemu stdin");
         let out: Console = Arc::new((Mutex::new((Vec::new(), false)), Condvar::new()));
