@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::find::Record;
+use super::journal::now;
 use super::state::State;
 use crate::disk::device::{Device, ReadAt};
 use crate::disk::write::RwDevice;
@@ -21,10 +22,6 @@ use crate::step::Step;
 /// The journal's copy in the new OS.
 pub const JOURNAL_COPY: &str = "var/log/inplace/journal.json";
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Where the journal is: the device and the reserve's offset on it.
 struct Place {
     dev: RwDevice,
@@ -37,8 +34,7 @@ fn place_of(store: &Store) -> Result<Place> {
     let at = match store.kind() {
         StoreKind::Disk { .. } => {
             let d = Device::open(store.path()).map_err(|e| io(e.to_string()))?;
-            let l = crate::locator::locate(&d).map_err(|e| io(e.to_string()))?.locator;
-            super::find::reserve_at(l.store_start, l.store_len, l.sector_size)
+            super::find::locator_reserve(&d).map_err(|e| io(e.to_string()))?
         }
         StoreKind::Volume => {
             let sector = dev.geometry().map_or(512, |g| g.logical_sector_size);

@@ -16,6 +16,11 @@ use crate::step::Step;
 
 pub const VERSION: u32 = 1;
 
+/// Unix seconds now, as the journal records a step's start and finish.
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// The disk a job runs on, as it was seen when the job was planned.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskId {

@@ -539,16 +539,11 @@ fn found(partition: Partition, role: Role, family: &str, capture: u32, sel: &sel
 /// BitLocker and LUKS cannot be read without their keys, and an encrypted partition would be
 /// replaced with its data unread: refuse.
 fn refuse_locked(disk: &Disk) -> Result<()> {
-    for p in &disk.partitions {
-        let what = match p.fs.as_deref() {
-            Some("bitlocker") => "BitLocker",
-            Some("luks") => "LUKS",
-            _ => continue,
-        };
-        return Err(refused(format!("partition {} of {} is encrypted with {what}; inplace cannot read it", p.number, disk.name))
-            .advice(format!("decrypt it in the old OS first (turn {what} off), then run the migration")));
+    match disk.partitions.iter().find_map(|p| super::select::encryption(p).map(|what| (p, what))) {
+        Some((p, what)) => Err(refused(format!("partition {} of {} is encrypted with {what}; inplace cannot read it", p.number, disk.name))
+            .advice(super::select::decrypt_advice(what))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The old OS's partitions: its own, the ESP, MSR, recovery and swap; data partitions stay.

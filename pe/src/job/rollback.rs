@@ -13,16 +13,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::find::{self, Found, Record};
+use super::journal::now;
 use super::state::State;
-use crate::disk::device::{Device, ReadAt};
+use crate::disk::device::ReadAt;
 use crate::disk::write::{RwDevice, WriteAt};
 use crate::error::{Error, Hint, Result, Written};
 use crate::progress::{Cancel, Event, Meter, Sink};
 use crate::step::Step;
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 /// The job on `path`, found through the table (its store partition) or, when the table no
 /// longer lists the store, through the store's locator.
@@ -33,10 +30,8 @@ pub fn find_job(path: &Path) -> Result<Option<Found>> {
             return Ok(Some(f));
         }
     }
-    let dev = Device::open(path).map_err(|e| Error::io(Step::Inspect, e.to_string()))?;
-    let Ok(loc) = crate::locator::locate(&dev) else { return Ok(None) };
-    let l = loc.locator;
-    let Some(at) = find::reserve_at(l.store_start, l.store_len, l.sector_size) else { return Ok(None) };
+    let dev = find::open(path)?;
+    let Ok(Some(at)) = find::locator_reserve(&dev) else { return Ok(None) };
     Ok(find::read(&dev, at, dev.size())?.map(|journal| Found { at, journal }))
 }
 

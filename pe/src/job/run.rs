@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::find::{self, Found, Record};
-use super::journal::{DiskId, Journal};
+use super::journal::{now, DiskId, Journal};
 use super::plan::{self, Env, Planned};
 use super::state::State;
 use super::steps;
@@ -25,10 +25,6 @@ pub struct Outcome {
     /// The plan in words (a fresh job) or the journal's (a resumed one).
     pub lines: Vec<String>,
     pub resumed: bool,
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn new_id() -> String {

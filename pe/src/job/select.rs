@@ -40,6 +40,11 @@ pub fn select<'a>(disks: &'a [Disk], excluded: &[String], selector: &DiskSelecto
     }
 }
 
+/// What to do about a partition encrypted with `what` (BitLocker, LUKS).
+pub fn decrypt_advice(what: &str) -> String {
+    format!("decrypt it in the old OS first (turn {what} off), then run the migration")
+}
+
 /// `BitLocker` or `LUKS` when partition `p` is encrypted with it.
 pub fn encryption(p: &Partition) -> Option<&'static str> {
     match p.fs.as_deref() {
@@ -60,7 +65,7 @@ fn locked_system(candidates: &[&Disk]) -> Option<Error> {
     let list: Vec<String> = locked.iter().map(|(p, w)| format!("{p} is encrypted with {w}")).collect();
     Some(
         Error::refused(Step::Plan, format!("no disk holds an installed OS that inplace can read: {}, and inplace cannot read it", list.join("; ")))
-            .advice(format!("decrypt it in the old OS first (turn {what} off), then run the migration")),
+            .advice(decrypt_advice(what)),
     )
 }
 
