@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use inplace::inventory::{Disk, Finding, Inventory, Os, Partition, Severity};
+use inplace::os::Account;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -497,17 +498,39 @@ fn part(
     }
 }
 
+/// The OS [`linux_tree`] makes: os-release's names, passwd's people from uid 1000 on.
 fn linux(name: &str, version: Option<&str>, users: &[&str]) -> Os {
     Os {
         family: "linux".into(),
         name: name.into(),
         version: version.map(Into::into),
+        pretty_name: Some(format!("{name} {}", version.unwrap_or_default())),
         users: users.iter().map(|u| u.to_string()).collect(),
+        accounts: users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| Account {
+                name: u.to_string(),
+                uid: Some(1000 + i as u32),
+                profile: Some(format!("/home/{u}")),
+                kind: "local".into(),
+                ..Account::default()
+            })
+            .collect(),
+        users_from: Some("passwd".into()),
+        ..Os::default()
     }
 }
 
+/// A Windows volume without registry hives: its users are the folders under `\Users`.
 fn windows(users: &[&str]) -> Os {
-    Os { family: "windows".into(), name: "Windows".into(), version: None, users: users.iter().map(|u| u.to_string()).collect() }
+    Os {
+        family: "windows".into(),
+        name: "Windows".into(),
+        users: users.iter().map(|u| u.to_string()).collect(),
+        users_from: Some("folders".into()),
+        ..Os::default()
+    }
 }
 
 // ---- building blocks -----------------------------------------------------------------------
@@ -778,7 +801,7 @@ fn tool_fs(work: &Path, name: &str, size: u64, argv: &[&str]) -> PathBuf {
 }
 
 /// An NTFS made by mkntfs and populated through an ntfs-3g FUSE mount like a Windows system
-/// volume: `Windows\System32`, `Users\<each user>` plus `Public`, `Default`, the `All Users` /
+/// volume without registry hives: `Windows\System32`, `Users\<each user>` plus `Public`, `Default`, the `All Users` /
 /// `Default User` links and `desktop.ini`; with `hibernated`, a `hiberfil.sys` whose header is
 /// `HIBR`.
 fn mkntfs_windows(work: &Path, name: &str, size: u64, label: &str, users: &[&str], hibernated: bool) -> PathBuf {
@@ -793,7 +816,6 @@ fn mkntfs_windows(work: &Path, name: &str, size: u64, label: &str, users: &[&str
         fs::create_dir_all(p.parent().unwrap()).unwrap_or_else(|e| panic!("mkdir for {}: {e}", p.display()));
         fs::write(&p, content).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
     };
-    w("Windows/System32/config/SOFTWARE", b"regf fixture hive");
     w("Windows/System32/ntoskrnl.exe", b"MZ fixture kernel");
     for u in users {
         w(&format!("Users/{u}/Documents/report.txt"), format!("report of {u}\r\n").as_bytes());
@@ -903,4 +925,67 @@ pub fn image_fingerprint(path: &Path) -> String {
         at = hole;
     }
     format!("{:x}", h.finalize())
+}
+
+// ---- Windows installs with real registry hives ---------------------------------------------
+
+/// `tests/data/…`
+pub fn data_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(rel)
+}
+
+/// The SOFTWARE and SAM hives of the install `release` (`win10-22h2`, `win11-23h2`): hivex's
+/// empty hive (`data/hivex/minimal`) with `data/windows/<release>-{software,sam}.reg` merged
+/// in by `hivexregedit --merge`, as `regedit` would load them under `HKLM\SOFTWARE` and
+/// `HKLM\SAM`.
+pub fn windows_hives(work: &Path, release: &str) -> (PathBuf, PathBuf) {
+    let hive = |which: &str, prefix: &str| {
+        let out = work.join(format!("{release}-{which}.hive"));
+        fs::copy(data_path("hivex/minimal"), &out).expect("copying hivex's minimal hive");
+        run(Command::new("hivexregedit")
+            .args(["--merge", "--prefix", prefix])
+            .arg(&out)
+            .arg(data_path(&format!("windows/{release}-{which}.reg"))));
+        out
+    };
+    (hive("software", "HKEY_LOCAL_MACHINE\\SOFTWARE"), hive("sam", "HKEY_LOCAL_MACHINE\\SAM"))
+}
+
+/// A GPT disk of the Windows install `release`: partition 1 is `C:` (NTFS "Windows") with
+/// the real hives in `Windows\System32\config`, a folder with a document for each of
+/// `c_profiles` under `Users\`, `Public` and `Default`; partition 2 is `D:` (NTFS "Data")
+/// with `d_profiles` under `Users\`. Written through ntfs-3g.
+pub fn windows_registry_disk(dir: &Path, release: &str, c_profiles: &[&str], d_profiles: &[&str]) -> PathBuf {
+    let work = workdir(dir, release);
+    let (software, sam) = windows_hives(&work, release);
+    let volume = |name: &str, label: &str, files: &[(String, Vec<u8>)]| {
+        let img = work.join(format!("{name}.ntfs"));
+        sparse(&img, 32 * MIB);
+        run(Command::new("mkntfs").args(["-F", "-Q", "-L", label]).arg(&img));
+        let mnt = work.join(format!("{name}.mnt"));
+        fs::create_dir_all(&mnt).unwrap();
+        let m = NtfsMount::mount(&img, &mnt);
+        for (rel, content) in files {
+            let p = mnt.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, content).unwrap_or_else(|e| panic!("writing {}: {e}", p.display()));
+        }
+        m.unmount();
+        img
+    };
+    let profile = |u: &str| (format!("Users/{u}/Documents/report.txt"), format!("report of {u}\r\n").into_bytes());
+    let mut c: Vec<(String, Vec<u8>)> = vec![
+        ("Windows/System32/config/SOFTWARE".into(), fs::read(&software).unwrap()),
+        ("Windows/System32/config/SAM".into(), fs::read(&sam).unwrap()),
+        ("Windows/System32/ntoskrnl.exe".into(), b"MZ fixture kernel".to_vec()),
+        ("Users/Public/Documents/shared.txt".into(), b"shared\r\n".to_vec()),
+        ("Users/Default/NTUSER.DAT".into(), b"regf default".to_vec()),
+    ];
+    c.extend(c_profiles.iter().map(|u| profile(u)));
+    let d: Vec<(String, Vec<u8>)> = d_profiles.iter().map(|u| profile(u)).collect();
+    let (c, d) = (volume("c", "Windows", &c), volume("d", "Data", &d));
+    let image = dir.join(format!("{release}.img"));
+    gpt_image(&image, 66 * MIB, &[(&c, "0700", "windows"), (&d, "0700", "data")]);
+    cleanup(&work);
+    image
 }

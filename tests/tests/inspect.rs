@@ -149,3 +149,50 @@ fn keep_fixtures() {
         eprintln!("{}: {}", f.name, f.path.display());
     }
 }
+
+/// Windows 11 23H2 with real hives (hivexregedit): ProductName still says "Windows 10", the
+/// build says 11; accounts come from ProfileList and SAM — a local one on C:, a domain
+/// profile, a local one whose profile is on D:, a local account that never logged on — and the
+/// folder of no account is a finding.
+#[test]
+fn windows_11_from_its_registry() {
+    let dir = tmp();
+    let img = fixtures::windows_registry_disk(dir.path(), "win11-23h2", &["Carol", "carol.CONTOSO", "OldUser"], &["Dave"]);
+    let run = inspect(&[&img]);
+    let d = &run.json["disks"][0];
+    let os = &d["partitions"][0]["os"];
+    assert_eq!(os["family"], "windows");
+    assert_eq!(os["version"], "Windows 11 Pro 23H2, build 22631.2861");
+    assert_eq!(os["edition"], "Professional");
+    assert_eq!(os["users_from"], "registry");
+    // In ProfileList's order: the hive keeps subkeys sorted by SID.
+    assert_eq!(os["users"], serde_json::json!(["carol.CONTOSO", "Carol", "Dave"]));
+    let m = "S-1-5-21-3623811015-3361044348-30300820";
+    assert_eq!(
+        os["accounts"],
+        serde_json::json!([
+            {"name": "carol.CONTOSO", "sid": "S-1-5-21-1004336348-1177238915-682003330-1105", "profile": "C:\\Users\\carol.CONTOSO", "kind": "domain", "last_use": "2023-11-20T17:45:00Z"},
+            {"name": "Carol", "sid": format!("{m}-1001"), "profile": "C:\\Users\\Carol", "kind": "local", "last_use": "2024-03-05T09:30:00Z"},
+            {"name": "Dave", "sid": format!("{m}-1002"), "profile": "D:\\Users\\Dave", "kind": "local"},
+        ])
+    );
+    let findings: Vec<&str> = run.inventory.disks[0].findings.iter().map(|f| f.message.as_str()).collect();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert!(findings[0].contains("\\Users\\OldUser belongs to no account"), "{findings:#?}");
+    // The data volume is no OS.
+    assert!(d["partitions"][1]["os"].is_null());
+}
+
+/// Windows 10 22H2 Home with real hives: edition, version and build; its one account.
+#[test]
+fn windows_10_from_its_registry() {
+    let dir = tmp();
+    let img = fixtures::windows_registry_disk(dir.path(), "win10-22h2", &["Erin"], &[]);
+    let run = inspect(&[&img]);
+    let os = &run.json["disks"][0]["partitions"][0]["os"];
+    assert_eq!(os["version"], "Windows 10 Home 22H2, build 19045.3803");
+    assert_eq!(os["edition"], "Core");
+    assert_eq!(os["users"], serde_json::json!(["Erin"]));
+    assert_eq!(os["accounts"][0]["kind"], "local");
+    assert!(run.inventory.disks[0].findings.is_empty(), "{:#?}", run.inventory.disks[0].findings);
+}

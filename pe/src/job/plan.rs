@@ -794,7 +794,7 @@ mod tests {
             parts: vec![part(1, MIB, 256 * MIB, "vfat"), part(2, 257 * MIB, 2048 * MIB, "ext4"), part(3, 3000 * MIB, 1000 * MIB, "ntfs")],
         };
         let carve = crate::carve::plan::plan(&layout, &[], &Request { store_bytes: 100 * MIB, replace: vec![1, 2] }).unwrap();
-        let os = Partition { os: Some(crate::inventory::Os { family: "linux".into(), name: "Debian".into(), version: None, users: vec!["alice".into()] }), ..partition(2, 257 * MIB, 2048 * MIB, "ext4") };
+        let os = Partition { os: Some(crate::inventory::Os { family: "linux".into(), name: "Debian".into(), version: None, users: vec!["alice".into()], ..Default::default() }), ..partition(2, 257 * MIB, 2048 * MIB, "ext4") };
         JobPlan {
             preset: Preset { name: "lab".into(), ..Preset::default() },
             disk_path: "/dev/vda".into(),

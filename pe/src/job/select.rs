@@ -130,7 +130,7 @@ mod tests {
     use crate::inventory::{Os, Partition};
 
     fn disk(name: &str, serial: &str, size: u64, os: bool) -> Disk {
-        let os = os.then(|| Os { family: "linux".into(), name: "Debian GNU/Linux 12".into(), version: None, users: vec![] });
+        let os = os.then(|| Os { family: "linux".into(), name: "Debian GNU/Linux 12".into(), version: None, users: vec![], ..Os::default() });
         Disk {
             name: name.into(),
             size_bytes: size,

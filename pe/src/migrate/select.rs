@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::entry::{self, Acls, Entry, Kind, Skipped, Why, Xattr};
+use crate::os::windows;
 use super::rules::{Family, Matcher, Rules, RulesError, UserSelection};
 use crate::error::Error;
 use crate::fs::xattr::{AclEntry, AclTag};
@@ -119,10 +120,21 @@ fn walk(fs: &mut dyn FsReader, rules: &Rules, role: Role<'_>, seen: &mut Seen<'_
         Some(os) => Accounts::read(&mut **os, rules.family),
         None => Accounts::read(fs, rules.family),
     };
+    let mut sel = Selection::default();
     let found = match rules.family {
-        // A data partition without a `Users` folder holds no profile.
-        Family::Windows if !is_os && !fs.is_dir(b"/Users") => Vec::new(),
-        Family::Windows => windows_profiles(fs, rules)?,
+        Family::Windows => {
+            let registry = match (has_hives(fs), accounts_fs.as_mut()) {
+                (true, _) => windows::registry(fs).ok().flatten().map(|r| (r, true)),
+                (false, Some(os)) => windows::registry(&mut **os).ok().flatten().map(|r| (r, false)),
+                (false, None) => None,
+            };
+            match registry {
+                Some((reg, on_system)) => registry_profiles(fs, rules, &reg, on_system, &mut sel.skipped)?,
+                // A data partition without a `Users` folder holds no profile.
+                None if !is_os && !fs.is_dir(b"/Users") => Vec::new(),
+                None => windows_profiles(fs, rules)?,
+            }
+        }
         Family::Linux => linux_homes(fs, rules, &accounts),
     };
     for wanted in rules.users.iter().filter(|_| strict) {
@@ -135,7 +147,6 @@ fn walk(fs: &mut dyn FsReader, rules: &Rules, role: Role<'_>, seen: &mut Seen<'_
             return Err(SelectError::NoSuchUser { name: wanted.clone(), found: names.join(", ") });
         }
     }
-    let mut sel = Selection::default();
     for user in found.into_iter().filter(|u| rules.wants_user(&u.name)) {
         let compiled = rules.for_user(&user.name)?;
         let before = sel.entries.len();
@@ -164,7 +175,70 @@ fn walk(fs: &mut dyn FsReader, rules: &Rules, role: Role<'_>, seen: &mut Seen<'_
     Ok(sel)
 }
 
-/// Profiles under `/Users`, less the built-in ones and links.
+/// Whether `fs` is a Windows system volume with its registry hives.
+fn has_hives(fs: &mut dyn FsReader) -> bool {
+    fs.exists(windows::SOFTWARE)
+}
+
+/// The profiles of the registry's accounts that are on `fs`: the system volume's when
+/// `on_system` (the hives are on `fs`), else those of other volumes whose path, drive letter
+/// dropped, is a folder of `fs`. A folder under `/Users` that is no account's profile is left
+/// out with the reason, unless the rules name it.
+fn registry_profiles(
+    fs: &mut dyn FsReader,
+    rules: &Rules,
+    reg: &windows::Registry,
+    on_system: bool,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<User>, SelectError> {
+    let skip = Matcher::new(&rules.profiles.skip, true)
+        .map_err(|(glob, message)| RulesError::Glob { name: "profiles.skip".into(), glob, message })?;
+    let drive = reg.system_drive();
+    let mut out: Vec<User> = Vec::new();
+    for a in &reg.accounts {
+        let Some(profile) = a.profile.as_deref() else { continue };
+        let home = match (on_system, windows::path_on(drive, profile)) {
+            (true, Some(home)) => home,
+            (false, None) => match windows::path_without_drive(profile) {
+                Some(home) => home,
+                None => continue,
+            },
+            _ => continue,
+        };
+        let folder = home.rsplit('/').next().unwrap_or_default();
+        if skip.matches(folder) || !fs.is_dir(home.as_bytes()) {
+            continue;
+        }
+        out.push(User { name: a.name.clone(), home, uid: None });
+    }
+    if let Ok(entries) = fs.read_dir(b"/Users") {
+        for e in entries.into_iter().filter(|e| e.kind == EntryKind::Dir) {
+            let Some(name) = e.name.to_str().map(str::to_string) else { continue };
+            let home = format!("/Users/{name}");
+            if skip.matches(&name) || out.iter().any(|u| u.home.eq_ignore_ascii_case(&home)) {
+                continue;
+            }
+            if rules.users.iter().any(|u| u.eq_ignore_ascii_case(&name)) {
+                out.push(User { name, home, uid: None });
+            } else {
+                let size = tally(fs, &Bytes::from(&home));
+                skipped.push(Skipped {
+                    source: Bytes::from(&home),
+                    size,
+                    why: Why::NotCarried {
+                        detail: "a profile folder of no account in the registry (a deleted account's?); \
+                                 name it in the preset's [migrate] users to capture it"
+                            .into(),
+                    },
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Profiles under `/Users`, less the built-in ones and links (a volume without hives).
 fn windows_profiles(fs: &mut dyn FsReader, rules: &Rules) -> Result<Vec<User>, SelectError> {
     let skip = Matcher::new(&rules.profiles.skip, true)
         .map_err(|(glob, message)| RulesError::Glob { name: "profiles.skip".into(), glob, message })?;

@@ -1,17 +1,21 @@
-//! Linux: `/etc/os-release` (or `/usr/lib/os-release`) for the name and version, `/etc/passwd`
-//! for the people who log in (1000 ≤ uid < 65534, in file order).
+//! Linux: `/etc/os-release` (or `/usr/lib/os-release`) for the name, pretty name and version,
+//! `/etc/passwd` for the people who log in (1000 ≤ uid < 65534, in file order) and their homes,
+//! wherever they are.
 
 use super::{Detection, SMALL_FILE_CAP};
 use crate::fs::{FsError, FsReader};
-use super::Os;
+use super::{Account, Os};
 
 pub fn detect(fs: &mut dyn FsReader) -> Detection {
     let mut warnings = Vec::new();
     let mut release = None;
+    let mut pretty = None;
     for path in ["/etc/os-release", "/usr/lib/os-release"] {
         match fs.read_small(path.as_bytes(), SMALL_FILE_CAP) {
             Ok(bytes) => {
-                release = Some(parse_os_release(&String::from_utf8_lossy(&bytes)));
+                let text = String::from_utf8_lossy(&bytes);
+                release = Some(parse_os_release(&text));
+                pretty = os_release_value(&text, "PRETTY_NAME");
                 break;
             }
             Err(FsError::NotFound { .. }) => {}
@@ -26,16 +30,46 @@ pub fn detect(fs: &mut dyn FsReader) -> Detection {
             None
         }
     };
-    let (name, version) = match release {
-        Some(r) => r,
+    let (name, version, pretty_name) = match release {
+        Some((n, v)) => (n, v, pretty),
         // No os-release: still a Linux root if it has a user list and an init.
         None if passwd.is_some() && ["/sbin/init", "/usr/lib/systemd/systemd", "/bin/sh"].iter().any(|p| fs.exists(p.as_bytes())) => {
-            ("Linux".to_string(), None)
+            ("Linux".to_string(), None, None)
         }
         None => return Detection { os: None, warnings: Vec::new() },
     };
     let users = passwd.as_deref().map(parse_passwd).unwrap_or_default();
-    Detection { os: Some(Os { family: "linux".into(), name, version, users }), warnings }
+    let accounts = passwd.as_deref().map(passwd_accounts).unwrap_or_default();
+    let users_from = passwd.is_some().then(|| "passwd".to_string());
+    Detection { os: Some(Os { family: "linux".into(), name, version, pretty_name, users, accounts, users_from, ..Os::default() }), warnings }
+}
+
+/// One key of an os-release file, unquoted; `None` when absent or empty.
+pub fn os_release_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .filter(|(k, _)| k.trim() == key)
+        .map(|(_, v)| unquote(v.trim()))
+        .last()
+        .filter(|v| !v.is_empty())
+}
+
+/// The accounts of [`parse_passwd`] with their uids and homes.
+pub fn passwd_accounts(text: &str) -> Vec<Account> {
+    let people = parse_passwd(text);
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            let (name, uid, home) = (f.first()?.trim(), f.get(2)?.trim().parse().ok()?, f.get(5)?.trim());
+            people.iter().any(|p| p == name).then(|| Account {
+                name: name.to_string(),
+                uid: Some(uid),
+                profile: (!home.is_empty()).then(|| home.to_string()),
+                kind: "local".into(),
+                ..Account::default()
+            })
+        })
+        .collect()
 }
 
 /// `NAME` (default "Linux") and `VERSION_ID` from an os-release file.
@@ -116,5 +150,12 @@ mod tests {
                  sys:x:999:999::/:\n\
                  edge:x:65533:1::/:";
         assert_eq!(parse_passwd(t), vec!["bob", "alice", "edge"]);
+        let a = passwd_accounts(t);
+        assert_eq!(a.len(), 3);
+        assert_eq!((a[0].name.as_str(), a[0].uid, a[0].profile.as_deref()), ("bob", Some(1001), Some("/home/bob")));
+        assert_eq!(a[2].profile.as_deref(), Some("/"));
+        let os = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=Debian\n";
+        assert_eq!(os_release_value(os, "PRETTY_NAME").as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(os_release_value(os, "VERSION_ID"), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Installed-OS detection through the userspace filesystem readers.
 
+pub mod hive;
 pub mod linux;
 pub mod windows;
 
@@ -14,7 +15,42 @@ pub struct Os {
     pub family: String,
     pub name: String,
     pub version: Option<String>,
+    /// Linux: os-release's `PRETTY_NAME` ("Debian GNU/Linux 12 (bookworm)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretty_name: Option<String>,
+    /// Windows: the `EditionID` (`Professional`, `Core`, `Enterprise`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edition: Option<String>,
+    /// The people's names, as [`Os::accounts`] has them (the folders under `\Users` when a
+    /// Windows volume has no registry hives).
     pub users: Vec<String>,
+    /// The people's accounts with their profiles, where the OS records them.
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+    /// Where `users` came from: `registry`, `folders` (a Windows volume without hives) or
+    /// `passwd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_from: Option<String>,
+}
+
+/// One account of the installed OS.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Account {
+    pub name: String,
+    /// Windows: the account's SID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Linux: the uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The profile or home as the OS names it (`C:\Users\carol`, `D:\Users\dave`,
+    /// `/srv/home/erin`); `None` when the account never logged on.
+    pub profile: Option<String>,
+    /// `local` or `domain` (a domain or Entra ID SID).
+    pub kind: String,
+    /// When the profile was last loaded (RFC 3339, UTC), where the registry has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_use: Option<String>,
 }
 
 /// The OS found on one filesystem, and anything worth a warning about it.

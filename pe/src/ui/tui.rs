@@ -180,7 +180,7 @@ mod tests {
             ..Default::default()
         };
         let mut root = part(2, 101, 300, "ext4", "root");
-        root.os = Some(Os { family: "linux".into(), name: "Debian GNU/Linux".into(), version: Some("12".into()), users: vec!["alice".into(), "bob".into()] });
+        root.os = Some(Os { family: "linux".into(), name: "Debian GNU/Linux".into(), version: Some("12".into()), users: vec!["alice".into(), "bob".into()], ..Os::default() });
         Inventory {
             disks: vec![Disk {
                 name: "vda".into(),
