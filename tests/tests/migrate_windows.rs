@@ -131,3 +131,28 @@ fn windows_junction_into_the_profile_restores_as_a_working_link() {
     assert_no_diffs("Carol with the junction", &mf::restored_diffs(&root, "Carol", &rest, &ntfs_mode, &pre));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// On a Windows 11 23H2 `C:` with real hives, the rules take the profiles of the registry's
+/// accounts (the local Carol and the domain profile carol.CONTOSO), not the folders: the
+/// orphaned `Users\OldUser` is left out with its reason unless the users are named, and Dave's
+/// profile on `D:` is not looked for on `C:`. `D:` alone has no hives: its profiles are its
+/// folders under `Users\`.
+#[test]
+fn windows_profiles_come_from_the_registry() {
+    let dir = mf::tmp("windows-registry");
+    let img = inplace_tests::fixtures::windows_registry_disk(&dir, "win11-23h2", &["Carol", "carol.CONTOSO", "OldUser"], &["Dave"]);
+    let disk = img.to_str().unwrap();
+    let names = |e: &serde_json::Value| -> Vec<String> {
+        e["users"].as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap().to_string()).collect()
+    };
+    let e = mf::json(&ok(&["capture", "--disk", disk, "--partition", "1", "--estimate", "--json"]));
+    assert_eq!(names(&e), ["Carol", "carol.CONTOSO"], "{e}");
+    assert_eq!(e["skipped"].as_u64(), Some(1), "{e}");
+    assert_eq!(e["skipped_bytes"].as_u64(), Some("report of OldUser\r\n".len() as u64), "{e}");
+    let e = mf::json(&ok(&["capture", "--disk", disk, "--partition", "1", "--users", "Carol,OldUser", "--estimate", "--json"]));
+    assert_eq!(names(&e), ["Carol", "OldUser"], "{e}");
+    assert_eq!(e["skipped"].as_u64(), Some(0), "{e}");
+    let e = mf::json(&ok(&["capture", "--disk", disk, "--partition", "2", "--rules", "windows", "--estimate", "--json"]));
+    assert_eq!(names(&e), ["Dave"], "{e}");
+    fs::remove_dir_all(&dir).unwrap();
+}
