@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use inplace::inventory::{Disk, Finding, Inventory, Os, Partition, Severity};
 use inplace::os::Account;
 
-const MIB: u64 = 1024 * 1024;
+pub const MIB: u64 = 1024 * 1024;
 
 pub const GUID_ESP: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
 pub const GUID_LINUX_FS: &str = "0fc63daf-8483-4772-8e79-3d69d8477de4";
@@ -559,11 +559,12 @@ fn hint(program: &str) -> &'static str {
         "sgdisk" => "gdisk",
         "sfdisk" | "fdisk" | "mkswap" => "fdisk (util-linux)",
         "mkfs.ext4" => "e2fsprogs",
-        "mkfs.fat" | "mcopy" | "mmd" => "dosfstools / mtools",
+        "mkfs.fat" | "mcopy" | "mmd" | "mlabel" => "dosfstools / mtools",
         "mkntfs" | "ntfs-3g" => "ntfs-3g",
         "mkfs.btrfs" => "btrfs-progs",
         "mkfs.xfs" => "xfsprogs",
         "mkfs.exfat" => "exfatprogs",
+        "hivexregedit" => "libwin-hivex-perl",
         "cryptsetup" => "cryptsetup-bin",
         _ => "the package that provides it",
     }
@@ -988,4 +989,84 @@ pub fn windows_registry_disk(dir: &Path, release: &str, c_profiles: &[&str], d_p
     gpt_image(&image, 66 * MIB, &[(&c, "0700", "windows"), (&d, "0700", "data")]);
     cleanup(&work);
     image
+}
+
+// ---- labels and whole-disk filesystems -----------------------------------------------------
+
+/// What `blkid -p -o export` reads from `image`: each `KEY=value` with the value's raw bytes
+/// (blkid prints a FAT label as the bytes on disk).
+pub fn blkid_export(image: &Path) -> Vec<(String, Vec<u8>)> {
+    let out = Command::new("blkid").args(["-p", "-o", "export"]).arg(image).output().unwrap_or_else(|e| panic!("running blkid: {e} ({})", hint("blkid")));
+    out.stdout
+        .split(|b| *b == b'\n')
+        .filter_map(|line| {
+            let eq = line.iter().position(|b| *b == b'=')?;
+            Some((String::from_utf8_lossy(&line[..eq]).into_owned(), blkid_unescape(&line[eq + 1..])))
+        })
+        .collect()
+}
+
+/// blkid's export escapes undone: `\\c` is `c`; a byte over 0x7F is `M-` and the byte less
+/// 0x80, a control byte is `^` and the byte plus 0x40 (`cat -v`'s notation).
+fn blkid_unescape(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let high = if v[i..].starts_with(b"M-") && i + 2 < v.len() { i += 2; 0x80 } else { 0 };
+        let b = match v[i] {
+            b'\\' if i + 1 < v.len() => { i += 1; v[i] }
+            b'^' if i + 1 < v.len() => { i += 1; if v[i] == b'?' { 0x7F } else { v[i].wrapping_sub(0x40) } }
+            b => b,
+        };
+        out.push(b | high);
+        i += 1;
+    }
+    out
+}
+
+/// One key of [`blkid_export`].
+pub fn blkid_value(image: &Path, key: &str) -> Option<Vec<u8>> {
+    blkid_export(image).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// `bytes` decoded from the DOS code page `cp` by iconv (`IBM437`, `IBM850`).
+pub fn iconv_from(cp: &str, bytes: &[u8]) -> String {
+    run_bytes(Command::new("iconv").args(["-f", cp, "-t", "UTF-8"]), bytes)
+}
+
+fn run_bytes(cmd: &mut Command, input: &[u8]) -> String {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawning");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed");
+    String::from_utf8(out.stdout).expect("UTF-8 from iconv")
+}
+
+/// A whole-disk FAT (no partition table) of `size` made by `mkfs.fat ARGS`, labelled by
+/// mtools' `mlabel` in DOS code page `cp` (mkfs.fat 4.2 refuses non-ASCII labels); `None`
+/// keeps mkfs.fat's "NO NAME".
+pub fn fat_superfloppy(dir: &Path, name: &str, size: u64, args: &[&str], label: Option<&str>, cp: u16) -> PathBuf {
+    let img = dir.join(format!("{name}.img"));
+    sparse(&img, size);
+    run(Command::new("mkfs.fat").args(args).arg(&img));
+    if let Some(l) = label {
+        run(Command::new("mlabel").env("MTOOLS_DEFAULT_CODEPAGE", cp.to_string()).env("LC_ALL", "C.UTF-8").arg("-i").arg(&img).arg(format!("::{l}")));
+    }
+    img
+}
+
+/// A whole-disk exFAT labelled `label` (UTF-16 on disk).
+pub fn exfat_superfloppy(dir: &Path, name: &str, size: u64, label: &str) -> PathBuf {
+    let img = dir.join(format!("{name}.img"));
+    sparse(&img, size);
+    run(Command::new("mkfs.exfat").args(["-L", label]).arg(&img));
+    img
+}
+
+/// A whole-disk NTFS labelled `label`.
+pub fn ntfs_superfloppy(dir: &Path, name: &str, size: u64, label: &str) -> PathBuf {
+    let img = dir.join(format!("{name}.img"));
+    sparse(&img, size);
+    run(Command::new("mkntfs").args(["-F", "-Q", "-L", label]).arg(&img));
+    img
 }

@@ -196,3 +196,68 @@ fn windows_10_from_its_registry() {
     assert_eq!(os["accounts"][0]["kind"], "local");
     assert!(run.inventory.disks[0].findings.is_empty(), "{:#?}", run.inventory.disks[0].findings);
 }
+
+fn inspect_with(args: &[&str], path: &Path) -> serde_json::Value {
+    let out = Command::new(inplace_bin()).arg("inspect").arg("--json").args(args).arg(path).output().expect("running inplace");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("inspect's JSON")
+}
+
+/// A whole-disk filesystem is table "none" with one pseudo-partition 0 naming it; returns it.
+fn whole_disk(json: &serde_json::Value, fs: &str) -> serde_json::Value {
+    let d = &json["disks"][0];
+    assert_eq!(d["table"], "none", "{json:#}");
+    assert_eq!(d["partitions"].as_array().unwrap().len(), 1, "{json:#}");
+    let p = d["partitions"][0].clone();
+    assert_eq!((p["number"].as_u64(), p["type"].as_str(), p["fs"].as_str()), (Some(0), Some("whole-disk"), Some(fs)), "{json:#}");
+    assert_eq!(p["start_bytes"].as_u64(), Some(0));
+    assert_eq!(p["size_bytes"], d["size_bytes"]);
+    assert!(d["findings"][0]["message"].as_str().unwrap().contains(&format!("the whole disk is one {fs} filesystem")), "{json:#}");
+    p
+}
+
+/// FAT labels against blkid, which prints the raw OEM bytes: decoded by iconv from the code
+/// page inspect was told (CP437 by default). Õ first (0xE5, stored as 0x05 in the directory
+/// entry), non-ASCII bytes, and mkfs's "NO NAME" marker (no label), on whole-disk FAT32 and
+/// FAT16 sticks.
+#[test]
+fn fat_labels_decode_like_blkid_in_the_code_page() {
+    let dir = tmp();
+    let d = dir.path();
+    let o_first = fixtures::fat_superfloppy(d, "o-first", 64 * fixtures::MIB, &["-F", "32"], Some("ÕDELA"), 850);
+    let raw = fixtures::blkid_value(&o_first, "LABEL").expect("blkid reads a label");
+    assert_eq!(raw[0], 0xE5, "blkid gives 0xE5 for the 0x05 on disk");
+    let p = whole_disk(&inspect_with(&["--codepage", "850"], &o_first), "vfat");
+    assert_eq!(p["label"].as_str().unwrap(), fixtures::iconv_from("IBM850", &raw));
+    assert_eq!(p["label"], "ÕDELA");
+    // The same bytes in the default CP437.
+    let p = whole_disk(&inspect_with(&[], &o_first), "vfat");
+    assert_eq!(p["label"].as_str().unwrap(), fixtures::iconv_from("IBM437", &raw));
+
+    let cafe = fixtures::fat_superfloppy(d, "cafe", 32 * fixtures::MIB, &["-F", "16"], Some("CAFÉ ÑU"), 850);
+    let raw = fixtures::blkid_value(&cafe, "LABEL").unwrap();
+    for (cp, iconv) in [("437", "IBM437"), ("850", "IBM850")] {
+        let p = whole_disk(&inspect_with(&["--codepage", cp], &cafe), "vfat");
+        assert_eq!(p["label"].as_str().unwrap(), fixtures::iconv_from(iconv, &raw), "code page {cp}");
+    }
+
+    let no_name = fixtures::fat_superfloppy(d, "no-name", 64 * fixtures::MIB, &["-F", "32"], None, 437);
+    assert_eq!(fixtures::blkid_value(&no_name, "LABEL"), None);
+    assert!(whole_disk(&inspect_with(&[], &no_name), "vfat")["label"].is_null());
+
+    let out = Command::new(inplace_bin()).args(["inspect", "--codepage", "1252"]).arg(&cafe).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("code page 1252 is not known"));
+}
+
+/// exFAT's UTF-16 label and NTFS's, on whole-disk volumes, as blkid reads them.
+#[test]
+fn exfat_and_ntfs_superfloppies_are_named_with_their_labels() {
+    let dir = tmp();
+    let exfat = fixtures::exfat_superfloppy(dir.path(), "exfat", 64 * fixtures::MIB, "Łódź Daten");
+    let p = whole_disk(&inspect_with(&[], &exfat), "exfat");
+    assert_eq!(p["label"].as_str().unwrap().as_bytes(), fixtures::blkid_value(&exfat, "LABEL").unwrap());
+    assert_eq!(p["label"], "Łódź Daten");
+    let ntfs = fixtures::ntfs_superfloppy(dir.path(), "ntfs", 64 * fixtures::MIB, "Sauvegarde");
+    let p = whole_disk(&inspect_with(&[], &ntfs), "ntfs");
+    assert_eq!(p["label"].as_str().unwrap().as_bytes(), fixtures::blkid_value(&ntfs, "LABEL").unwrap());
+}

@@ -179,3 +179,36 @@ fn a_dry_run_writes_nothing_and_prints_the_plan_that_preset_check_prints() {
         assert!(plan.contains(want), "the plan does not say {want:?}:\n{plan}");
     }
 }
+
+/// A FAT32 stick, an NTFS and an exFAT disk without a partition table (superfloppies): the
+/// plan names the filesystem over the whole disk and refuses to carve on it.
+#[test]
+fn a_disk_without_a_partition_table_is_refused() {
+    let c = Case::new();
+    let mib = inplace_tests::fixtures::MIB;
+    let disks = [
+        (inplace_tests::fixtures::fat_superfloppy(c.path(), "stick", 320 * mib, &["-F", "32"], Some("STICK"), 437), "vfat"),
+        (inplace_tests::fixtures::ntfs_superfloppy(c.path(), "ntfs", 320 * mib, "Data"), "ntfs"),
+        (inplace_tests::fixtures::exfat_superfloppy(c.path(), "exfat", 320 * mib, "Data"), "exfat"),
+    ];
+    for (disk, fs) in &disks {
+        let one = format!("the whole disk is one {fs} filesystem");
+        c.refused(&c.good_preset("\n[disk]\nsize = \"320M\"\n"), &[disk], &["has no partition table", &one, "partition the disk"]);
+    }
+}
+
+/// `inplace capture` of a BitLocker or LUKS partition is refused with what to do, before the
+/// store or the disk is written.
+#[test]
+fn capture_refuses_an_encrypted_partition_before_any_write() {
+    let c = Case::new();
+    let store = inplace_tests::migrate_fixtures::store_volume(c.path(), "store.fat", 64 * inplace_tests::fixtures::MIB);
+    for (disk, n, what, advice) in [(bitlocker_disk(c.path()), "2", "BitLocker", "manage-bde -off"), (luks_disk(c.path()), "3", "LUKS", "turn LUKS off")] {
+        let before = (sha256_file(&disk), sha256_file(&store));
+        let o = Command::new(inplace_bin()).args(["capture", "--disk"]).arg(&disk).args(["--partition", n, "--store"]).arg(&store).output().unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(!o.status.success(), "{said}");
+        assert!(said.contains(&format!("encrypted with {what}")) && said.contains(advice), "{said}");
+        assert_eq!((sha256_file(&disk), sha256_file(&store)), before, "{said}");
+    }
+}

@@ -73,6 +73,7 @@ fn boot() -> anyhow::Result<Never> {
     let params = Params::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     let release = rustix::system::uname().release().to_string_lossy().into_owned();
     events.log(&format!("{} starting on kernel {release}", env!("CARGO_PKG_VERSION")));
+    set_codepage(&events, params.get("codepage"));
     children::start_reaper();
 
     let mut loader = load_drivers(&events, &release)?;
@@ -306,4 +307,16 @@ fn uptime() -> Option<f64> {
 /// An engine error with its hints in plain words, for the console's error screen.
 fn in_words(e: crate::error::Error) -> anyhow::Error {
     anyhow::anyhow!(crate::ui::words::error(&e))
+}
+
+/// `inplace.codepage=N`: the OEM code page of FAT labels (CP437 when absent).
+fn set_codepage(events: &ConsoleLog, value: Option<&str>) {
+    let Some(v) = value else { return };
+    match v.trim_start_matches("cp").parse::<u16>().map_err(|_| v.to_string()) {
+        Ok(cp) => match crate::fs::codepage::set(cp) {
+            Ok(()) => events.log(&format!("FAT labels are read in code page {cp}")),
+            Err(e) => events.warn(&format!("inplace.codepage={v}: {e}; FAT labels are read in code page 437")),
+        },
+        Err(v) => events.warn(&format!("inplace.codepage={v} is not a number; FAT labels are read in code page 437")),
+    }
 }

@@ -7,11 +7,15 @@ pub struct Args {
     /// Print the inventory as JSON (the same document the PE prints).
     #[arg(long)]
     json: bool,
+    /// The OEM code page of FAT labels (437 or 850; the PE's `inplace.codepage=`).
+    #[arg(long, default_value_t = 437)]
+    codepage: u16,
     /// Disk image files or block devices; with none, every disk in /sys/block.
     paths: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
+    crate::fs::codepage::set(args.codepage)?;
     let inventory = if args.paths.is_empty() {
         crate::inventory::scan_system(std::path::Path::new("/sys"), std::path::Path::new("/dev"))
     } else {

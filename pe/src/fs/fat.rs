@@ -11,6 +11,8 @@ use super::{components, shown, Bytes, DirEntry, EntryKind, FsError, FsReader, Me
 
 pub struct FatReader {
     fs: FileSystem<RangeReader>,
+    /// The label's 11 raw bytes: the root directory's volume-label entry, else the BPB's.
+    raw_label: Option<[u8; 11]>,
 }
 
 impl FatReader {
@@ -18,10 +20,56 @@ impl FatReader {
         let mut boot = [0u8; 512];
         range.read_exact_at(0, &mut boot).map_err(|source| FsError::Io { path: "/".into(), source })?;
         check_bpb(&boot).map_err(|detail| FsError::Corrupt { path: "/".into(), fs: "vfat", detail })?;
+        let raw_label = root_dir_label(&mut range, &boot).or_else(|| bpb_label(&boot));
         let fs = FileSystem::new(range, FsOptions::new().update_accessed_date(false))
             .map_err(|e| FsError::Corrupt { path: "/".into(), fs: "vfat", detail: e.to_string() })?;
-        Ok(FatReader { fs })
+        Ok(FatReader { fs, raw_label })
     }
+}
+
+/// The label in the boot sector's extended BPB (signature 0x29), raw.
+pub fn bpb_label(b: &[u8; 512]) -> Option<[u8; 11]> {
+    let at = if Bpb::decode(b).root_entries == 0 && b[22] == 0 && b[23] == 0 { 66 } else { 38 };
+    (b[at] == 0x29).then(|| b[at + 5..at + 16].try_into().ok()).flatten()
+}
+
+/// The most root-directory clusters searched for the label entry.
+const LABEL_CLUSTERS: u64 = 64;
+
+/// The raw name of the root directory's volume-label entry (attribute 0x08), where there is
+/// one. FAT12/16: the fixed root directory; FAT32: the root cluster chain, followed through
+/// the first FAT for at most [`LABEL_CLUSTERS`] clusters.
+fn root_dir_label(range: &mut RangeReader, b: &[u8; 512]) -> Option<[u8; 11]> {
+    let bpb = Bpb::decode(b);
+    let bps = bpb.bytes_per_sector;
+    let first_data = bpb.reserved_sectors + bpb.fats * bpb.sectors_per_fat;
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    if bpb.root_entries > 0 {
+        runs.push((first_data * bps, (bpb.root_entries * 32).min(1 << 16)));
+    } else {
+        let cluster_bytes = bpb.sectors_per_cluster * bps;
+        let data = (first_data + bpb.root_entries * 32 / bps) * bps;
+        let mut c = u64::from(u32::from_le_bytes([b[44], b[45], b[46], b[47]]) & 0x0FFF_FFFF);
+        while (2..0x0FFF_FFF0).contains(&c) && (runs.len() as u64) < LABEL_CLUSTERS {
+            runs.push((data.checked_add((c - 2).checked_mul(cluster_bytes)?)?, cluster_bytes.min(1 << 20)));
+            let mut next = [0u8; 4];
+            range.read_exact_at(bpb.reserved_sectors * bps + c * 4, &mut next).ok()?;
+            c = u64::from(u32::from_le_bytes(next) & 0x0FFF_FFFF);
+        }
+    }
+    for (at, len) in runs {
+        let mut dir = vec![0u8; len as usize];
+        range.read_exact_at(at, &mut dir).ok()?;
+        for e in dir.chunks_exact(32) {
+            match (e[0], e[11]) {
+                (0, _) => return None,
+                (0xE5, _) | (_, 0x0F) => continue,
+                (_, attr) if attr & 0x08 != 0 && attr & 0x10 == 0 => return e[..11].try_into().ok(),
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// The BPB arithmetic `fatfs` does in `u32` without overflow checks (a panic in debug builds,
@@ -84,11 +132,7 @@ impl FsReader for FatReader {
     }
 
     fn label(&mut self) -> Option<String> {
-        let from_root = self.fs.read_volume_label_from_root_dir().ok().flatten();
-        from_root
-            .or_else(|| Some(self.fs.volume_label()))
-            .map(|s| s.trim_end().to_string())
-            .filter(|s| !s.is_empty() && s != "NO NAME")
+        super::codepage::fat_label(&self.raw_label?, super::codepage::current())
     }
 
     fn stat(&mut self, path: &[u8]) -> Result<DirEntry, FsError> {

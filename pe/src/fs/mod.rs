@@ -9,6 +9,8 @@
 pub mod alloc;
 pub mod bpb;
 pub mod bytes;
+pub mod codepage;
+pub mod exfat;
 pub mod ext4;
 pub mod fat;
 pub mod fuzzing;

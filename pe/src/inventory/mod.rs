@@ -41,7 +41,8 @@ pub struct Disk {
     /// `virtio`, `sata`, `nvme`, `usb`, `scsi`, `mmc`, `file`, …
     pub transport: String,
     pub removable: bool,
-    /// `"gpt"`, `"mbr"` or `None` for a blank or unreadable table.
+    /// `"gpt"`, `"mbr"`, `"none"` for a filesystem over the whole disk (then one pseudo-partition,
+    /// number 0, of type `"whole-disk"`), or `None` for a blank disk or an unreadable table.
     pub table: Option<String>,
     pub partitions: Vec<Partition>,
     #[serde(default)]
@@ -54,7 +55,8 @@ pub struct Partition {
     pub number: u32,
     pub start_bytes: u64,
     pub size_bytes: u64,
-    /// GPT: the type GUID in lower case. MBR: the type byte as `0x83`.
+    /// GPT: the type GUID in lower case. MBR: the type byte as `0x83`. `whole-disk` for the
+    /// pseudo-partition of a disk without a table.
     #[serde(rename = "type")]
     pub part_type: String,
     /// GPT partition name; `None` on MBR.
@@ -64,6 +66,33 @@ pub struct Partition {
     pub fs: Option<String>,
     pub label: Option<String>,
     pub os: Option<Os>,
+}
+
+impl Partition {
+    /// `BitLocker` or `LUKS` when the partition is encrypted with it.
+    pub fn encryption(&self) -> Option<&'static str> {
+        match self.fs.as_deref() {
+            Some("bitlocker") => Some("BitLocker"),
+            Some("luks") => Some("LUKS"),
+            _ => None,
+        }
+    }
+
+    /// The pseudo-partition of a disk without a partition table.
+    pub fn is_whole_disk(&self) -> bool {
+        self.part_type == probe::WHOLE_DISK
+    }
+}
+
+/// What to do about a partition encrypted with `what` (BitLocker, LUKS).
+pub fn decrypt_advice(what: &str) -> String {
+    match what {
+        "BitLocker" => "decrypt it in Windows first: `manage-bde -off C:` (or turn BitLocker off in the \
+                        Control Panel) and wait until decryption is complete — suspending protection \
+                        is not enough, the data stays encrypted — then run the migration"
+            .into(),
+        _ => format!("decrypt it in the old OS first (turn {what} off), then run the migration"),
+    }
 }
 
 /// Something that looked wrong, said so that a technician knows what and where.

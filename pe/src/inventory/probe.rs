@@ -127,21 +127,36 @@ fn push_note(findings: &mut Vec<Finding>, disk: &str, note: Note) {
     findings.push(Finding { severity: note.severity, subject, message: note.message });
 }
 
-/// A disk without a partition table: say if a filesystem fills it.
+/// A disk without a partition table whose whole extent is one filesystem (a superfloppy: a
+/// USB stick, some external disks): table `"none"` and one pseudo-partition, number 0, of type
+/// [`WHOLE_DISK`], read like a partition; the job refuses to carve on it.
 fn whole_disk_content(disk: &SharedDisk, out: &mut Disk) {
     let (head, tail) = head_tail(disk, 0, disk.size());
-    let sig = signature::detect(&Probe { head: &head, tail: &tail, size: disk.size() });
-    if let Some(sig) = sig {
-        out.findings.push(Finding::warning(
-            &out.name,
-            format!(
-                "the disk has no partition table; the whole disk holds {} content; inplace only \
-                 works with partitioned disks",
-                sig.fs
-            ),
-        ));
-    }
+    let Some(sig) = signature::detect(&Probe { head: &head, tail: &tail, size: disk.size() }) else { return };
+    out.table = Some("none".into());
+    let entry = Entry {
+        number: 0,
+        start_bytes: 0,
+        size_bytes: disk.size(),
+        part_type: WHOLE_DISK.into(),
+        name: None,
+        container: false,
+    };
+    let (p, findings) = partition(disk, &out.name.clone(), entry);
+    out.findings.push(Finding::warning(
+        &out.name,
+        format!(
+            "the disk has no partition table: the whole disk is one {} filesystem (a \
+             superfloppy); inplace reads it but cannot carve a store on it",
+            sig.fs
+        ),
+    ));
+    out.findings.extend(findings);
+    out.partitions.push(p);
 }
+
+/// The type of the pseudo-partition of a disk without a partition table.
+pub const WHOLE_DISK: &str = "whole-disk";
 
 #[derive(Debug, Default)]
 struct Content {
@@ -178,16 +193,19 @@ fn partition_content(disk: &SharedDisk, e: &Entry) -> (Content, Vec<Note>) {
 
 fn read_content(disk: &SharedDisk, e: &Entry, sig: &Signature, notes: &mut Vec<Note>) -> (Option<String>, Option<Os>) {
     match sig.fs {
-        "bitlocker" => notes.push(Note::warning(
-            "BitLocker-encrypted volume: its files cannot be read. In Windows, turn BitLocker \
-             off (`manage-bde -off C:`) and wait for decryption to finish before migrating",
-        )),
-        "luks" => notes.push(Note::warning(
-            "LUKS-encrypted volume: inplace cannot read it, so nothing on it can be migrated",
-        )),
+        "bitlocker" | "luks" => {
+            let what = if sig.fs == "luks" { "LUKS" } else { "BitLocker" };
+            notes.push(Note::warning(format!(
+                "{what}-encrypted volume: inplace cannot read it, so nothing on it can be migrated; {}",
+                super::decrypt_advice(what)
+            )))
+        }
         _ => {}
     }
-    let range = RangeReader::new(disk.clone(), e.start_bytes, e.size_bytes);
+    let mut range = RangeReader::new(disk.clone(), e.start_bytes, e.size_bytes);
+    if sig.fs == "exfat" {
+        return (fs::exfat::label(&mut range), None);
+    }
     let mut reader = match fs::open(sig.fs, range) {
         None => return (sig.label.clone(), None),
         Some(Ok(r)) => r,
@@ -317,13 +335,16 @@ mod tests {
         assert_eq!(d.size_bytes, 0);
         assert!(d.findings[0].message.contains("size of 0 bytes"));
 
-        // An ext4 superblock on the bare disk.
+        // An ext4 superblock on the bare disk (garbage past it).
         let mut img = vec![0u8; 1 << 20];
         img[1024 + 56..1024 + 58].copy_from_slice(&0xEF53u16.to_le_bytes());
         img[1024 + 96] = 0x40; // extents
         let d = probe_bytes("superfloppy", img);
-        assert_eq!(d.table, None);
-        assert!(d.findings[0].message.contains("the whole disk holds ext4 content"));
+        assert_eq!(d.table.as_deref(), Some("none"));
+        assert_eq!((d.partitions.len(), d.partitions[0].number, d.partitions[0].part_type.as_str()), (1, 0, WHOLE_DISK));
+        assert_eq!(d.partitions[0].fs.as_deref(), Some("ext4"));
+        assert!(d.findings[0].message.contains("the whole disk is one ext4 filesystem"));
+        assert!(d.findings[1].message.contains("cannot be read"), "{:?}", d.findings);
     }
 
     #[test]

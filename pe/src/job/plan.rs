@@ -261,6 +261,7 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
             return Err(refused(format!("{}: {}", f.subject, f.message)));
         }
     }
+    refuse_whole_disk(&disk)?;
     let os = os_partition(&disk)?;
     refuse_locked(&disk)?;
     let replace = match &preset.replace {
@@ -538,6 +539,21 @@ fn found(partition: Partition, role: Role, family: &str, capture: u32, sel: &sel
 
 /// BitLocker and LUKS cannot be read without their keys, and an encrypted partition would be
 /// replaced with its data unread: refuse.
+/// A disk without a partition table is one filesystem: no partition for the image to take,
+/// no room beside it for the store.
+fn refuse_whole_disk(disk: &Disk) -> Result<()> {
+    match disk.partitions.iter().find(|p| p.is_whole_disk()) {
+        Some(p) => Err(refused(format!(
+            "{} has no partition table: the whole disk is one {} filesystem (a superfloppy), so there is \
+             no partition for the image to replace and no room beside it to carve the store",
+            disk.name,
+            p.fs.as_deref().unwrap_or("unknown")
+        ))
+        .advice("copy its files elsewhere and partition the disk, or name another disk in the preset's [disk] table")),
+        None => Ok(()),
+    }
+}
+
 fn refuse_locked(disk: &Disk) -> Result<()> {
     match disk.partitions.iter().find_map(|p| super::select::encryption(p).map(|what| (p, what))) {
         Some((p, what)) => Err(refused(format!("partition {} of {} is encrypted with {what}; inplace cannot read it", p.number, disk.name))

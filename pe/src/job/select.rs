@@ -42,16 +42,12 @@ pub fn select<'a>(disks: &'a [Disk], excluded: &[String], selector: &DiskSelecto
 
 /// What to do about a partition encrypted with `what` (BitLocker, LUKS).
 pub fn decrypt_advice(what: &str) -> String {
-    format!("decrypt it in the old OS first (turn {what} off), then run the migration")
+    crate::inventory::decrypt_advice(what)
 }
 
 /// `BitLocker` or `LUKS` when partition `p` is encrypted with it.
 pub fn encryption(p: &Partition) -> Option<&'static str> {
-    match p.fs.as_deref() {
-        Some("bitlocker") => Some("BitLocker"),
-        Some("luks") => Some("LUKS"),
-        _ => None,
-    }
+    p.encryption()
 }
 
 /// An OS on an encrypted partition shows no OS at all: when no disk holds one, say which

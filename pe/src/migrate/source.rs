@@ -97,6 +97,7 @@ pub fn open(disk: &Path, number: u32, sink: &dyn Sink) -> Result<Source> {
             Severity::Warning => warnings.push(f.message.clone()),
         }
     }
+    refuse_encrypted(&partition, &subject)?;
     let fs = partition.fs.clone().ok_or_else(|| refused(format!("{subject}: no filesystem recognised")))?;
     let range = RangeReader::new(device, partition.start_bytes, partition.size_bytes);
     let reader = crate::fs::open(&fs, range)
@@ -105,11 +106,21 @@ pub fn open(disk: &Path, number: u32, sink: &dyn Sink) -> Result<Source> {
     Ok(Source { reader, partition, warnings, shrunk })
 }
 
+/// An encrypted partition is refused, with what to do, before anything is read or written.
+fn refuse_encrypted(partition: &Partition, subject: &str) -> Result<()> {
+    match partition.encryption() {
+        Some(what) => Err(Error::refused(Step::Inspect, format!("{subject} is encrypted with {what}; inplace cannot read it, so nothing on it can be captured"))
+            .advice(crate::inventory::decrypt_advice(what))),
+        None => Ok(()),
+    }
+}
+
 /// Opens `partition` of `disk` through the extent the record gives (a job reads the old OS
 /// through the extent it planned with, whatever the table says after the carve), without
 /// asking the inventory again. `subject` names it in errors.
 pub fn open_partition(disk: &Path, partition: &Partition, subject: &str) -> Result<Source> {
     let refused = |m: String| Error::refused(Step::Inspect, m);
+    refuse_encrypted(partition, subject)?;
     let fs = partition.fs.clone().ok_or_else(|| refused(format!("{subject}: no filesystem recognised")))?;
     let device: SharedDisk = Arc::new(Device::open(disk).map_err(|e| Error::io(Step::Inspect, e.to_string()))?);
     let range = RangeReader::new(device, partition.start_bytes, partition.size_bytes);

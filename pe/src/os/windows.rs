@@ -32,28 +32,33 @@ impl Registry {
     }
 }
 
-/// The hives of `fs`: `Ok(None)` when there are none, `Err` (a warning) when they are there
-/// but cannot be read.
-pub fn registry(fs: &mut dyn FsReader) -> Result<Option<Registry>, String> {
+/// The hives of `fs`: `Ok(None)` when there are none, `Err` (said as a warning) when they are
+/// there but cannot be read.
+pub fn registry(fs: &mut dyn FsReader) -> Result<Option<Registry>, Unreadable> {
     let software = match fs.read_small(SOFTWARE, HIVE_CAP) {
         Ok(b) => b,
         Err(FsError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(format!("cannot read the registry (SOFTWARE hive): {e}")),
+        Err(e) => return Err(Unreadable(format!("cannot read the registry (SOFTWARE hive): {e}"))),
     };
     // The hive reader is a third party's parser of untrusted bytes: a crash is a finding.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| from_hives(fs, &software))).unwrap_or_else(|_| {
-        Err("the registry hives crashed their reader (damaged data, or a bug in inplace)".to_string())
+        Err(Unreadable("the registry hives crashed their reader (damaged data, or a bug in inplace)".into()))
     })
 }
 
-fn from_hives(fs: &mut dyn FsReader, software: &[u8]) -> Result<Option<Registry>, String> {
+/// Registry hives that are there but cannot be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(pub String);
+
+fn from_hives(fs: &mut dyn FsReader, software: &[u8]) -> Result<Option<Registry>, Unreadable> {
     let mut warnings = Vec::new();
-    let (soft, header) = hive::open(software).map_err(|e| format!("the SOFTWARE hive cannot be read ({e})"))?;
+    let (soft, header) = hive::open(software).map_err(|e| Unreadable(format!("the SOFTWARE hive cannot be read ({e})")))?;
     if header == Header::Dirty {
         warnings.push(dirty("SOFTWARE"));
     }
-    let version = hive::version(&soft).map_err(|e| format!("the SOFTWARE hive cannot be read ({e})"))?;
-    let profiles = hive::profiles(&soft, version.system_drive()).map_err(|e| format!("the profile list cannot be read ({e})"))?;
+    let version = hive::version(&soft).map_err(|e| Unreadable(format!("the SOFTWARE hive cannot be read ({e})")))?;
+    let profiles = hive::profiles(&soft, version.system_drive()).map_err(|e| Unreadable(format!("the profile list cannot be read ({e})")))?;
     let sam = match fs.read_small(SAM, HIVE_CAP) {
         Ok(bytes) => match hive::open(&bytes).and_then(|(h, header)| Ok((hive::sam(&h)?, header))) {
             Ok((s, header)) => {
