@@ -645,6 +645,18 @@ pub(crate) mod tests {
         sel.entries.iter().map(|e| format!("{}:{}", e.user.as_deref().unwrap_or("-"), e.path)).collect()
     }
 
+    /// A home outside `/home`, as /etc/passwd has it, is captured there.
+    #[test]
+    fn a_home_outside_home_is_followed() {
+        let mut fs = MemFs::default();
+        fs.file("/etc/passwd", b"erin:x:1000:1000::/srv/people/erin:/bin/bash\nfrank:x:1001:1001::/data/frank:/bin/bash\n", 0, 0);
+        fs.file("/srv/people/erin/Documents/cv.odt", b"cv", 1000, 1000);
+        let sel = select(&mut fs, &Rules::builtin(Family::Linux), &Silent, &Cancel::new()).unwrap();
+        let users: Vec<(&str, &str)> = sel.users.iter().map(|u| (u.name.as_str(), u.home.as_str())).collect();
+        assert_eq!(users, [("erin", "/srv/people/erin")], "frank's home does not exist");
+        assert!(paths(&sel).contains(&"erin:Documents/cv.odt".to_string()), "{:?}", paths(&sel));
+    }
+
     #[test]
     fn linux_homes_of_real_users_settings_and_exclusions() {
         let mut fs = linux_fs();

@@ -1,5 +1,6 @@
 //! Installed-OS detection through the userspace filesystem readers.
 
+pub mod fuzzing;
 pub mod hive;
 pub mod linux;
 pub mod windows;
@@ -24,8 +25,9 @@ pub struct Os {
     /// The people's names, as [`Os::accounts`] has them (the folders under `\Users` when a
     /// Windows volume has no registry hives).
     pub users: Vec<String>,
-    /// The people's accounts with their profiles, where the OS records them.
-    #[serde(default)]
+    /// The people's accounts with their profiles, where the OS records them (left out of the
+    /// JSON when there are none, as stores written before it have it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accounts: Vec<Account>,
     /// Where `users` came from: `registry`, `folders` (a Windows volume without hives) or
     /// `passwd`.
