@@ -1,8 +1,9 @@
-//! The `xattr` fuzz target's entry: the parsers of extended attributes and ACLs (bytes from an
+//! The `xattr` and `lznt1` fuzz targets' entries. `xattr`: the parsers of extended attributes and ACLs (bytes from an
 //! ext4 inode or attribute block) and of names (a store's `{ "hex" }` and shown forms). Any
 //! bytes give a value or an error, never a panic; what parses re-encodes to what it came from.
 
 use super::bytes::{self, Bytes};
+use super::lznt1;
 use super::xattr::{self, Xattrs};
 
 /// Bytes → every parser here; panics when a round trip does not hold.
@@ -36,10 +37,49 @@ pub fn xattrs(data: &[u8]) {
     }
 }
 
+/// Bytes → LZNT1 decompression of one compression unit (the first byte picks the output
+/// length, 0 to 64 KiB): never a panic, never more output than the unit.
+pub fn lznt1(data: &[u8]) {
+    let Some((&len, src)) = data.split_first() else { return };
+    let mut out = vec![0u8; usize::from(len) * 256 + usize::from(len & 1)];
+    if let Ok(n) = lznt1::decompress_unit(src, &mut out) {
+        assert!(n <= out.len());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::disk::fuzzing::tests::XorShift;
+
+    /// The lznt1 target over compressed chunks, their mutations and random bytes.
+    #[test]
+    fn the_lznt1_target_never_panics() {
+        let mut rng = XorShift(0x5eed_12e1);
+        // 0xFF: a 64 KiB unit; a compressed chunk of "abc" repeated (header 0xB00C: compressed,
+        // 13 bytes), an uncompressed chunk (0x3FFF header, flag clear) and a truncated one.
+        let seeds: Vec<Vec<u8>> = vec![
+            vec![0xFF, 0x0C, 0xB0, 0x00, b'a', b'b', b'c', 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00],
+            [&[0x10u8, 0xFF, 0x3F][..], &[b'x'; 4096][..]].concat(),
+            vec![0x01, 0xFF, 0xBF, 1, 2],
+        ];
+        for seed in &seeds {
+            lznt1(seed);
+            for _ in 0..500 {
+                let mut m = seed.clone();
+                for _ in 0..1 + rng.next() % 4 {
+                    let i = (rng.next() as usize) % m.len();
+                    m[i] = rng.next() as u8;
+                }
+                lznt1(&m);
+            }
+        }
+        for _ in 0..500 {
+            let len = (rng.next() % 600) as usize;
+            let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            lznt1(&data);
+        }
+    }
 
     /// The fuzz target's body over random and mutated inputs (stable Rust, no libFuzzer).
     #[test]

@@ -26,7 +26,7 @@ pub enum Header {
 
 /// Opens `bytes` as a hive, accepting a dirty header.
 pub fn open(bytes: &[u8]) -> Result<(Hive<&[u8]>, Header), HiveError> {
-    // nt-hive 0.3 panics reporting a bad signature at offset 0: check it first.
+    // Said plainly, before nt-hive's own error about a field offset.
     if bytes.get(..4) != Some(b"regf") {
         return Err(err("not a registry hive", "no \"regf\" signature at its start"));
     }

@@ -22,6 +22,7 @@
 pub(crate) mod dir;
 pub mod error;
 mod fat;
+pub mod fuzzing;
 pub mod format;
 mod io;
 pub mod journal;
