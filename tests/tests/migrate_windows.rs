@@ -156,3 +156,27 @@ fn windows_profiles_come_from_the_registry() {
     assert_eq!(names(&e), ["Dave"], "{e}");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// In a job, the data partition `D:` beside a Windows OS with its registry: its profiles are
+/// those ProfileList puts on another volume (Dave's `D:\Users\Dave`), found by path; a folder
+/// there of no account is left out with its reason.
+#[test]
+fn a_data_partition_takes_the_profiles_the_registry_puts_on_it() {
+    use inplace::migrate::rules::{Family, Rules};
+    use inplace::migrate::select::{select_as, Role};
+    use inplace::progress::{Cancel, Silent};
+    let dir = mf::tmp("windows-registry-data");
+    let img = inplace_tests::fixtures::windows_registry_disk(&dir, "win11-23h2", &["Carol"], &["Dave", "Ghost"]);
+    let mut c = inplace::migrate::source::open(&img, 1, &Silent).unwrap();
+    let mut d = inplace::migrate::source::open(&img, 2, &Silent).unwrap();
+    let rules = Rules::builtin(Family::Windows);
+    let sel = select_as(d.reader.as_mut(), &rules, Role::Data { accounts: Some(c.reader.as_mut()) }, &Silent, &Cancel::new()).unwrap();
+    let users: Vec<(&str, &str)> = sel.users.iter().map(|u| (u.name.as_str(), u.home.as_str())).collect();
+    assert_eq!(users, [("Dave", "/Users/Dave")]);
+    let skipped: Vec<String> = sel.skipped.iter().map(|s| s.source.to_string()).collect();
+    assert_eq!(skipped, ["/Users/Ghost"]);
+    // The OS's own partition does not take Dave, whose profile is not on it.
+    let sel = select_as(c.reader.as_mut(), &rules, Role::Os, &Silent, &Cancel::new()).unwrap();
+    assert_eq!(sel.users.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(), ["Carol"]);
+    fs::remove_dir_all(&dir).unwrap();
+}
