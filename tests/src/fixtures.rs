@@ -459,7 +459,7 @@ pub fn signatures(dir: &Path) -> Fixture {
                 part(1, s(0), 8 * MIB, GUID_LINUX_SWAP, Some("swap"), Some("swap"), Some("swap0"), None),
                 part(2, s(1), 128 * MIB, GUID_LINUX_FS, Some("btrfs"), Some("btrfs"), Some("bdata"), None),
                 part(3, s(2), 300 * MIB, GUID_LINUX_FS, Some("xfs"), Some("xfs"), Some("xdata"), None),
-                part(4, s(3), 16 * MIB, GUID_MS_BASIC, Some("exfat"), Some("exfat"), None, None),
+                part(4, s(3), 16 * MIB, GUID_MS_BASIC, Some("exfat"), Some("exfat"), Some("edata"), None),
                 part(5, s(4), 20 * MIB, "ca7d7ccb-63ed-4c53-861c-1742536059cc", Some("luks"), Some("luks"), Some("cryptdata"), None),
                 part(6, s(5), 16 * MIB, GUID_MS_BASIC, Some("bitlocker"), Some("bitlocker"), None, None),
                 part(7, s(6), 32 * MIB, GUID_MS_BASIC, Some("hibernated"), Some("ntfs"), Some("Hibernated"), Some(windows(&["Erin"]))),
