@@ -4,11 +4,13 @@
 //! tables, signatures, writing) → `fs` (userspace filesystem readers) → `os` (installed-OS
 //! detection) → `inventory` (what the PE and `inspect` report) → `locator` (the store's
 //! identity on its disk) → `carve` (planning and making the store) → `migrate` / `image` →
-//! `ui` (TUI and plain output) → `cli`.
+//! `ui` (TUI and plain output) → `cli`. `codepage` (the OEM code pages of FAT labels) serves
+//! `disk` and `fs` alike.
 
 pub mod boot;
 pub mod carve;
 pub mod cli;
+pub mod codepage;
 pub mod disk;
 pub mod error;
 pub mod fs;

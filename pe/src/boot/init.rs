@@ -313,7 +313,7 @@ fn in_words(e: crate::error::Error) -> anyhow::Error {
 fn set_codepage(events: &ConsoleLog, value: Option<&str>) {
     let Some(v) = value else { return };
     match v.trim_start_matches("cp").parse::<u16>().map_err(|_| v.to_string()) {
-        Ok(cp) => match crate::fs::codepage::set(cp) {
+        Ok(cp) => match crate::codepage::set(cp) {
             Ok(()) => events.log(&format!("FAT labels are read in code page {cp}")),
             Err(e) => events.warn(&format!("inplace.codepage={v}: {e}; FAT labels are read in code page 437")),
         },

@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    crate::fs::codepage::set(args.codepage)?;
+    crate::codepage::set(args.codepage)?;
     let inventory = if args.paths.is_empty() {
         crate::inventory::scan_system(std::path::Path::new("/sys"), std::path::Path::new("/dev"))
     } else {

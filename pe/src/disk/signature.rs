@@ -220,7 +220,7 @@ fn fat(head: &[u8]) -> Option<Signature> {
         return None;
     }
     let (sig_at, label_at) = if fat32 { (66, 71) } else { (38, 43) };
-    let label = if b[sig_at] == 0x29 { bytes(b, label_at, 11).and_then(|l| crate::fs::codepage::fat_label(l, crate::fs::codepage::current())) } else { None };
+    let label = if b[sig_at] == 0x29 { bytes(b, label_at, 11).and_then(|l| crate::codepage::fat_label(l, crate::codepage::current())) } else { None };
     Some(Signature::new("vfat", label))
 }
 

@@ -132,7 +132,7 @@ impl FsReader for FatReader {
     }
 
     fn label(&mut self) -> Option<String> {
-        super::codepage::fat_label(&self.raw_label?, super::codepage::current())
+        crate::codepage::fat_label(&self.raw_label?, crate::codepage::current())
     }
 
     fn stat(&mut self, path: &[u8]) -> Result<DirEntry, FsError> {

@@ -9,7 +9,6 @@
 pub mod alloc;
 pub mod bpb;
 pub mod bytes;
-pub mod codepage;
 pub mod exfat;
 pub mod ext4;
 pub mod fat;

@@ -12,6 +12,8 @@
 //! 3. Move to a subkey via [`KeyNode::subkey`], [`KeyNode::subkeys`] or [`KeyNode::subpath`].
 //! 4. Get an interesting value using [`KeyNode::value`] or [`KeyNode::values`].
 
+// inplace patch: a newer rustc lint than the crate; its code is left as released.
+#![allow(mismatched_lifetime_syntaxes)]
 #![cfg_attr(not(feature = "std"), no_std)]
 #![doc(html_logo_url = "https://colinfinck.de/img/software/nt-hive.svg")]
 #![forbid(unsafe_code)]
