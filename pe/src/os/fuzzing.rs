@@ -20,6 +20,13 @@ mod tests {
     use super::*;
     use crate::disk::fuzzing::tests::XorShift;
 
+    /// Inputs the fuzz target crashed nt-hive 0.3.0 with, fixed in the vendored copy.
+    #[test]
+    fn known_hive_crashers_stay_fixed() {
+        // A subkey list pointing at data offset u32::MAX hit an `assert!`.
+        hive(include_bytes!("crashers/hive-data-offset-max"));
+    }
+
     /// hivex's empty hive (the fixtures' starting point) and mutations of it, random bytes,
     /// and a `regf` header over garbage (stable Rust, no libFuzzer).
     #[test]

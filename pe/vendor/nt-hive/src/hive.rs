@@ -114,7 +114,14 @@ where
 
     pub(crate) fn cell_range_from_data_offset(&self, data_offset: u32) -> Result<Range<usize>> {
         // Only valid data offsets are accepted here.
-        assert!(data_offset != u32::MAX);
+        // inplace patch: 0.3.0 asserted this; an offset of u32::MAX in a damaged hive panicked.
+        if data_offset == u32::MAX {
+            return Err(NtHiveError::InvalidDataSize {
+                offset: self.offset_of_data_offset(0),
+                expected: 0,
+                actual: self.data.len(),
+            });
+        }
 
         // Accept only u32 data offsets, but convert them into usize right away for
         // slice range operations and fearless calculations.
