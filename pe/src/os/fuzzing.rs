@@ -25,6 +25,8 @@ mod tests {
     fn known_hive_crashers_stay_fixed() {
         // A subkey list pointing at data offset u32::MAX hit an `assert!`.
         hive(include_bytes!("crashers/hive-data-offset-max"));
+        // A profile's LocalProfileLoadTime past the year 9999 made humantime's RFC 3339 panic.
+        hive(include_bytes!("crashers/hive-load-time-year-10000"));
     }
 
     /// hivex's empty hive (the fixtures' starting point) and mutations of it, random bytes,

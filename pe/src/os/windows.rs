@@ -105,10 +105,7 @@ pub fn accounts(profiles: &[hive::Profile], sam: &hive::Sam) -> Vec<Account> {
             Some(rid) => (sam.accounts.iter().find(|(_, r)| *r == rid).map(|(n, _)| n.clone()).unwrap_or(folder), "local"),
             None => (folder, "domain"),
         };
-        let last_use = p.last_use.map(|ft| {
-            let secs = hive::filetime_to_unix(ft).max(0) as u64;
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs)).to_string()
-        });
+        let last_use = p.last_use.and_then(rfc3339);
         out.push(Account { name, sid: Some(p.sid.clone()), uid: None, profile: Some(p.path.clone()), kind: kind.into(), last_use });
     }
     for (name, rid) in &sam.accounts {
@@ -120,6 +117,17 @@ pub fn accounts(profiles: &[hive::Profile], sam: &hive::Sam) -> Vec<Account> {
         }
     }
     out
+}
+
+/// The last year RFC 3339 can write.
+const YEAR_10000: i64 = 253_402_300_800;
+
+/// A FILETIME as RFC 3339 (UTC); `None` before 1970 or after 9999 (a damaged value).
+fn rfc3339(ft: u64) -> Option<String> {
+    let secs = hive::filetime_to_unix(ft);
+    (0..YEAR_10000).contains(&secs).then(|| {
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)).to_string()
+    })
 }
 
 /// The path on the volume of drive `drive` of a Windows path (`C:\Users\x` → `/Users/x`);
