@@ -36,6 +36,10 @@ pub struct Preset {
     /// `[store]`: the store's size margin and what becomes of it after the restore.
     #[serde(default, skip_serializing_if = "is_default")]
     pub store: StoreSpec,
+    /// The OEM code page FAT labels are read in (437 or 850); the kernel's `inplace.codepage=`
+    /// wins over it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codepage: Option<u16>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -222,6 +226,15 @@ impl Preset {
                 message: "`name` must be a non-empty line of text".into(),
             });
         }
+        if let Some(cp) = preset.codepage.filter(|cp| !crate::codepage::KNOWN.contains(cp)) {
+            let (line, column) = text.find("codepage").map(|at| line_col(text, at)).unwrap_or((1, 1));
+            return Err(PresetError {
+                source_name: source_name.to_string(),
+                line,
+                column,
+                message: crate::codepage::Unknown(cp).to_string(),
+            });
+        }
         Ok(preset)
     }
 }
@@ -237,6 +250,14 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_codepage_must_be_known() {
+        assert_eq!(Preset::parse("name = \"x\"\ncodepage = 850\n", "p").unwrap().codepage, Some(850));
+        let e = Preset::parse("name = \"x\"\ncodepage = 1252\n", "p").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 1));
+        assert!(e.message.contains("code page 1252 is not known"), "{}", e.message);
+    }
 
     #[test]
     fn migrate_and_restore_tables() {

@@ -111,6 +111,11 @@ fn boot() -> anyhow::Result<Never> {
         }
         Found::None => None,
     };
+    if params.get("codepage").is_none() {
+        if let Some(cp) = preset.as_ref().and_then(|p| p.codepage) {
+            set_codepage(&events, Some(&cp.to_string()));
+        }
+    }
     if !network_up && preset.as_ref().and_then(|p| p.image.as_ref()).is_some_and(|i| i.is_remote()) {
         bring_up_network(&events)?;
     }
@@ -309,7 +314,8 @@ fn in_words(e: crate::error::Error) -> anyhow::Error {
     anyhow::anyhow!(crate::ui::words::error(&e))
 }
 
-/// `inplace.codepage=N`: the OEM code page of FAT labels (CP437 when absent).
+/// `inplace.codepage=N` (else the preset's `codepage`): the OEM code page of FAT labels (CP437
+/// when neither says).
 fn set_codepage(events: &ConsoleLog, value: Option<&str>) {
     let Some(v) = value else { return };
     match v.trim_start_matches("cp").parse::<u16>().map_err(|_| v.to_string()) {

@@ -67,10 +67,16 @@ pub struct Common {
 }
 
 /// Reads and parses a preset file.
+/// Reads the preset at `path`; its `codepage`, if any, becomes the FAT labels'.
 pub fn read_preset(path: &Path) -> Result<Preset> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::refused(Step::Preset, format!("reading preset {}: {e}", path.display())))?;
-    Preset::parse(&text, &path.display().to_string()).map_err(|e| Error::refused(Step::Preset, e.to_string()).hint(Hint::FixPreset))
+    let preset = Preset::parse(&text, &path.display().to_string()).map_err(|e| Error::refused(Step::Preset, e.to_string()).hint(Hint::FixPreset))?;
+    if let Some(cp) = preset.codepage {
+        // Known: the parse checked it.
+        let _ = crate::codepage::set(cp);
+    }
+    Ok(preset)
 }
 
 /// The job's surroundings on a host: the disks named, relative image paths beside the preset.
