@@ -75,3 +75,13 @@ impl Sink for Prefixed {
         }
     }
 }
+
+/// The CLI's printer for work it runs on its own thread: bars on a terminal, plain lines on
+/// any other stderr.
+pub fn printer() -> Box<dyn Sink> {
+    if std::io::stderr().is_terminal() {
+        Box::new(Bars::stderr(super::render::error))
+    } else {
+        Box::new(PlainProgress::with_words(super::render::error))
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::plain::duration;
 use crate::progress::{Event, Sink};
@@ -12,7 +12,7 @@ use super::map::human_size as human;
 
 /// The bar and the lines above it.
 pub struct Bars {
-    target: fn() -> ProgressDrawTarget,
+    multi: MultiProgress,
     bar: Mutex<Option<ProgressBar>>,
     words: fn(&crate::error::Error) -> String,
 }
@@ -45,25 +45,18 @@ impl Bars {
 
     /// Bars drawn where `target` says (tests draw into memory).
     pub fn with_target(target: fn() -> ProgressDrawTarget, words: fn(&crate::error::Error) -> String) -> Bars {
-        Bars { target, bar: Mutex::new(None), words }
+        Bars { multi: MultiProgress::with_draw_target(target()), bar: Mutex::new(None), words }
     }
 
-    fn line(&self, bar: &Option<ProgressBar>, text: &str) {
-        match bar {
-            Some(b) => b.println(text),
-            None => {
-                let b = ProgressBar::with_draw_target(None, (self.target)());
-                b.println(text);
-                b.finish_and_clear();
-            }
-        }
+    fn line(&self, _bar: &Option<ProgressBar>, text: &str) {
+        let _ = self.multi.println(text);
     }
 
     fn new_bar(&self, slot: &mut Option<ProgressBar>, name: &str, total: Option<u64>) -> ProgressBar {
         if let Some(old) = slot.take() {
             old.finish_and_clear();
         }
-        let bar = ProgressBar::with_draw_target(total, (self.target)());
+        let bar = self.multi.add(ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden()));
         bar.set_style(if total.is_some() { bytes_style() } else { count_style() });
         bar.set_prefix(name.to_string());
         *slot = Some(bar.clone());
