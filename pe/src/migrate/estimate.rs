@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::entry::{Entry, Kind};
 use super::rules::{self, Overrides};
@@ -50,7 +50,7 @@ pub struct Estimate {
     pub store_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserTotal {
     pub name: String,
     pub files: u64,

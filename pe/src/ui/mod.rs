@@ -2,5 +2,6 @@
 
 pub mod map;
 pub mod plain;
+pub mod session;
 pub mod tui;
 pub mod words;

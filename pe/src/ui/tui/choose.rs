@@ -1,0 +1,122 @@
+//! Choose: the disk (preselected when one holds an OS), the image, the users to keep.
+
+use ratatui::layout::{Constraint, Layout};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use super::app::{App, Field, Users};
+use super::home::{disk_title, os_words};
+use super::text::{fit, size};
+use super::widgets::{self, block};
+use crate::job::images::Origin;
+
+pub fn render(f: &mut Frame, app: &App) {
+    let c = &app.choose;
+    let hints: &[(&str, &str)] = if c.url.is_some() {
+        &[("Enter", "done"), ("Backspace", "delete"), ("Esc", "cancel")]
+    } else {
+        &[("Tab", "next list"), ("Up/Down", "move"), ("Space", "keep user"), ("u", "type URL"), ("Enter", "plan"), ("Esc", "back"), ("d", "details")]
+    };
+    let body = widgets::frame(f, app, "choose", hints);
+    let disks = app.candidates();
+    let images = c.images.len() + 1;
+    let [d_area, i_area, u_area] = Layout::vertical([
+        Constraint::Length((disks.len() as u16).clamp(1, 4) + 2),
+        Constraint::Length((images as u16).clamp(1, 6) + 2),
+        Constraint::Min(3),
+    ])
+    .areas(body);
+
+    let w = d_area.width.saturating_sub(2) as usize;
+    let lines: Vec<String> = disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let os = d.partitions.iter().find_map(os_words).unwrap_or_else(|| "no OS found".into());
+            fit(&format!("{} {} · {}", mark(i == c.disk), disk_title(d), os), w)
+        })
+        .collect();
+    let lines = window(lines, c.disk, d_area.height.saturating_sub(2) as usize);
+    f.render_widget(Paragraph::new(lines.join("\n")).block(block("Disk", d_area.width, c.field == Field::Disk)), d_area);
+
+    let w = i_area.width.saturating_sub(2) as usize;
+    let mut lines: Vec<String> = c
+        .images
+        .iter()
+        .enumerate()
+        .map(|(i, im)| {
+            let from = match im.origin {
+                Origin::Preset => "preset",
+                Origin::Found => "found",
+                Origin::Typed => "typed",
+            };
+            let pin = match (&im.spec.sha256, &im.spec.key) {
+                (Some(_), _) => "sha256",
+                (None, Some(_)) => "signed",
+                _ => "not pinned",
+            };
+            let len = im.file_len.map(|l| format!(" · {}", size(l))).unwrap_or_default();
+            fit(&format!("{} {} ({from}, {pin}{len})", mark(i == c.image), im.spec.label()), w)
+        })
+        .collect();
+    lines.push(match &c.url {
+        Some(t) => {
+            let room = w.saturating_sub(9);
+            let shown: String = t.chars().rev().take(room).collect::<Vec<_>>().into_iter().rev().collect();
+            format!("> URL or path: {shown}_")
+        }
+        None => format!("{} Type a URL or a path… (u)", mark(c.image == c.images.len())),
+    });
+    let lines = window(lines, c.image, i_area.height.saturating_sub(2) as usize);
+    f.render_widget(Paragraph::new(lines.join("\n")).block(block("Image", i_area.width, c.field == Field::Image)), i_area);
+
+    let w = u_area.width.saturating_sub(2) as usize;
+    let lines: Vec<String> = match &c.users {
+        Users::Unknown => vec![],
+        Users::Working => vec!["Counting each user's files…".into()],
+        Users::Failed(e) => vec![fit(&format!("The users cannot be counted: {}", crate::ui::words::error(e)), w)],
+        Users::Ready(rows) if rows.is_empty() => vec!["No users to keep on this disk.".into()],
+        Users::Ready(rows) => rows
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let pointer = if i == c.user && c.field == Field::Users { '>' } else { ' ' };
+                let tick = if u.keep { "[x]" } else { "[ ]" };
+                fit(&format!("{pointer}{tick} {:<16} {:>7} files {:>11}  partition {}", fit(&u.name, 16), u.files, size(u.bytes), u.partition), w)
+            })
+            .collect(),
+    };
+    let lines = window(lines, c.user, u_area.height.saturating_sub(2) as usize);
+    f.render_widget(Paragraph::new(lines.join("\n")).block(block("Users to keep", u_area.width, c.field == Field::Users)), u_area);
+
+    if let Some(e) = &app.error {
+        widgets::error_box(f, body, e, "Esc closes this.");
+    }
+    if app.detail {
+        widgets::detail(f, body, "choices", &detail_lines(app));
+    }
+}
+
+fn mark(on: bool) -> char {
+    if on { '>' } else { ' ' }
+}
+
+/// At most `rows` of `lines`, scrolled so `at` shows.
+fn window(lines: Vec<String>, at: usize, rows: usize) -> Vec<String> {
+    let skip = (at + 1).saturating_sub(rows.max(1));
+    lines.into_iter().skip(skip).take(rows.max(1)).collect()
+}
+
+/// The choices whole.
+pub fn detail_lines(app: &App) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(d) = app.chosen_disk() {
+        v.extend(super::home::detail_lines(d));
+    }
+    if let Some(i) = app.chosen_image() {
+        v.push(format!("image: {}", i.spec.source));
+        v.push(format!("sha256: {}", i.spec.sha256.as_deref().unwrap_or("-")));
+        v.push(format!("key: {}", i.spec.key.as_deref().unwrap_or("-")));
+    }
+    v
+}
