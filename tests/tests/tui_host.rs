@@ -1,0 +1,297 @@
+//! The TUI drives a whole job on the host, through its real event loop with scripted keys and
+//! ratatui's `TestBackend`, against a fixture disk image, while the engine serves the session
+//! in a thread (`ui::session::serve_one`), as PID 1 does in the PE. It ends in the verified
+//! result `inplace run` reaches on a copy of the same disk: the journal handed off, the same
+//! partition table, the store's capture verified with the same files. On the way: Enter alone
+//! on the confirm screen starts nothing and the disk stays byte for byte as it was; and a TUI
+//! dropped mid-job (a panic) and started again re-attaches and reaches the same result.
+//!
+//! Small fixtures made with the real tools (`tests/src/job_fixtures.rs`); no QEMU, no feature.
+//! The restore agent installed by the hand-off is the static build of inplace (made when
+//! missing).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inplace::job::plan::Env;
+use inplace::job::state::State;
+use inplace::preset::Preset;
+use inplace::progress::Silent;
+use inplace::ui::session::{serve_one, Context, Ended, Phase, Session};
+use inplace::ui::tui::app::{PlanView, Users};
+use inplace::ui::tui::keys::{key, typed, KeySource};
+use inplace::ui::tui::{run_loop, App, Screen, EXIT_POWER_OFF};
+use inplace_tests::e2e::partitions;
+use inplace_tests::job_fixtures::{linux_disk, new_os_image};
+use inplace_tests::{inplace_bin, sha256_file, workspace};
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::Terminal;
+
+/// The longest a scripted run may take.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+/// The static inplace, the agent the hand-off installs (it refuses a dynamic program).
+fn static_agent() -> PathBuf {
+    let p = workspace().join("target/x86_64-unknown-linux-musl/release/inplace");
+    if !p.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--release", "--target", "x86_64-unknown-linux-musl", "-p", "inplace"])
+            .current_dir(workspace())
+            .status()
+            .expect("running cargo build");
+        assert!(ok.success(), "building the static inplace");
+    }
+    p
+}
+
+/// One step of a script: wait until the app is in a state, press a key, or check something.
+enum Step {
+    Until(&'static str, Box<dyn Fn(&App) -> bool>),
+    Key(KeyEvent),
+    Check(Box<dyn Fn(&App)>),
+}
+
+/// Keys pressed in order, each once the state before it is reached.
+struct Script {
+    steps: std::collections::VecDeque<Step>,
+    started: Instant,
+}
+
+impl Script {
+    fn new(steps: Vec<Step>) -> Script {
+        Script { steps: steps.into(), started: Instant::now() }
+    }
+}
+
+impl KeySource for Script {
+    fn next(&mut self, app: &App, wait: Duration) -> anyhow::Result<Option<KeyEvent>> {
+        loop {
+            match self.steps.front() {
+                None => panic!("the script ended before the TUI did (screen {:?})", app.screen),
+                Some(Step::Until(what, f)) => {
+                    if !f(app) {
+                        assert!(self.started.elapsed() < DEADLINE, "waited too long for {what}: screen {:?}, error {:?}, log {:?}", app.screen, app.error, app.job.log);
+                        std::thread::sleep(wait);
+                        return Ok(None);
+                    }
+                }
+                Some(Step::Key(k)) => {
+                    let k = *k;
+                    self.steps.pop_front();
+                    return Ok(Some(k));
+                }
+                Some(Step::Check(f)) => f(app),
+            }
+            self.steps.pop_front();
+        }
+    }
+}
+
+fn until(what: &'static str, f: impl Fn(&App) -> bool + 'static) -> Step {
+    Step::Until(what, Box::new(f))
+}
+
+fn keys(k: Vec<KeyEvent>) -> impl Iterator<Item = Step> {
+    k.into_iter().map(Step::Key)
+}
+
+/// A disk, the image on a "stick" beside it with a preset listing it, and a session whose
+/// context is what PID 1 would write.
+struct Setup {
+    dir: tempfile::TempDir,
+    disk: PathBuf,
+    twin: PathBuf,
+    env: Env,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let stick = dir.path().join("stick");
+    std::fs::create_dir_all(stick.join("images")).unwrap();
+    let (image, digest) = new_os_image(dir.path());
+    std::fs::rename(&image, stick.join("images/new-os.inplace")).unwrap();
+    let disk = linux_disk(dir.path(), "old", 320);
+    let twin = dir.path().join("twin.img");
+    assert!(Command::new("cp").arg("--sparse=always").arg(&disk).arg(&twin).status().unwrap().success());
+    std::fs::write(
+        stick.join("preset.toml"),
+        format!("name = \"tui\"\n\n[[images]]\nname = \"New OS\"\nsource = \"images/new-os.inplace\"\nsha256 = \"{digest}\"\n"),
+    )
+    .unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let env = Env {
+        inventory: inplace::inventory::inspect_paths(std::slice::from_ref(&disk)),
+        dev_dir: None,
+        excluded: vec![],
+        image_roots: vec![stick.clone()],
+        agent: static_agent(),
+        work,
+        unattended: false,
+        http: Default::default(),
+        workers: 2,
+        efi_nvram: false,
+        cut_capture: None,
+    };
+    Setup { dir, disk, twin, env }
+}
+
+impl Setup {
+    fn session(&self) -> Session {
+        let s = Session::open(&self.dir.path().join("session")).unwrap();
+        let text = std::fs::read_to_string(self.env.image_roots[0].join("preset.toml")).unwrap();
+        let preset = Preset::parse(&text, "preset.toml").unwrap();
+        s.write_context(&Context { env: self.env.clone(), preset: Some(preset), status: "firmware bios · preset tui".into() }).unwrap();
+        s
+    }
+
+    /// The engine, serving one request in a thread, as PID 1 does.
+    fn engine(&self, s: &Session) -> std::thread::JoinHandle<Ended> {
+        let (dir, env) = (s.dir().to_path_buf(), self.env.clone());
+        std::thread::spawn(move || serve_one(&dir, &env, &Silent))
+    }
+}
+
+/// The TUI over `s` until its script ends it; the exit code.
+fn tui(s: &Session, script: Vec<Step>) -> i32 {
+    let mut app = App::attach(s.clone()).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(80, 25)).unwrap();
+    run_loop(&mut terminal, &mut Script::new(script), &mut app).unwrap()
+}
+
+/// Home → choose (the one disk preselected, the preset's image first) → plan → confirm.
+fn to_confirm() -> Vec<Step> {
+    let mut v = vec![until("the home screen", |a| a.screen == Screen::Home && a.home.unfinished.is_none())];
+    v.push(Step::Key(key(KeyCode::Enter)));
+    v.push(until("the users counted", |a| matches!(&a.choose.users, Users::Ready(u) if !u.is_empty())));
+    v.push(Step::Check(Box::new(|a| {
+        assert_eq!(a.chosen_image().map(|c| c.spec.label().to_string()), Some("New OS".into()));
+        let Users::Ready(u) = &a.choose.users else { unreachable!() };
+        let names: Vec<&str> = u.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert!(u.iter().all(|u| u.files > 0 && u.bytes > 0), "{u:?}");
+    })));
+    v.push(Step::Key(key(KeyCode::Enter)));
+    v.push(until("the plan", |a| !matches!(a.plan, PlanView::Working | PlanView::Idle)));
+    v.push(Step::Check(Box::new(|a| assert!(matches!(a.plan, PlanView::Ready(_)), "the plan: {:?}", a.plan))));
+    v.push(Step::Key(key(KeyCode::Enter)));
+    v.push(until("the confirm screen", |a| a.screen == Screen::Confirm));
+    v
+}
+
+/// Confirms with the typed token (a disk image has no serial: ERASE).
+fn confirm() -> Vec<Step> {
+    let mut v: Vec<Step> = keys(typed("erase")).collect();
+    v.push(Step::Key(key(KeyCode::Enter)));
+    v
+}
+
+/// What `inplace run` makes of the twin disk, to compare with.
+fn run_cli(s: &Setup) {
+    let preset = s.dir.path().join("cli.toml");
+    let digest = {
+        let text = std::fs::read_to_string(s.env.image_roots[0].join("preset.toml")).unwrap();
+        Preset::parse(&text, "p").unwrap().images[0].sha256.clone().unwrap()
+    };
+    let image = s.env.image_roots[0].join("images/new-os.inplace");
+    std::fs::write(&preset, format!("name = \"tui\"\n\n[image]\nsource = \"{}\"\nsha256 = \"{digest}\"\n", image.display())).unwrap();
+    let o = Command::new(inplace_bin())
+        .args(["run", "--yes", "--preset"])
+        .arg(&preset)
+        .arg("--disk")
+        .arg(&s.twin)
+        .arg("--agent")
+        .arg(&s.env.agent)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "inplace run: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// `inplace store verify` of the disk's store: ok, and the files it holds.
+fn verified_files(disk: &Path) -> u64 {
+    let o = Command::new(inplace_bin()).args(["store", "verify", "--json", "--store"]).arg(disk).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(v["ok"], true, "{v}");
+    v["captures"].as_array().unwrap().iter().map(|c| c["report"]["files"].as_u64().unwrap_or(0)).sum()
+}
+
+/// The disk's job ended handed off as the twin's did: the journal, the partition table, the
+/// store's capture.
+fn same_result_as_the_cli(s: &Setup, ended: &Ended) {
+    let Ended::Done { journal, .. } = ended else { panic!("the job did not end well: {ended:?}") };
+    assert_eq!(journal.state, State::HandedOff);
+    let on_disk = inplace::job::rollback::find_job(&s.disk).unwrap().expect("the journal on the disk").journal;
+    assert_eq!(on_disk.state, State::HandedOff);
+    assert_eq!(on_disk.job_id, journal.job_id);
+    run_cli(s);
+    let twin = inplace::job::rollback::find_job(&s.twin).unwrap().expect("the twin's journal").journal;
+    assert_eq!(twin.state, State::HandedOff);
+    assert_eq!(partitions(&s.disk), partitions(&s.twin), "the TUI's job and inplace run leave different tables");
+    let (files, _) = on_disk.plan.totals();
+    assert_eq!(verified_files(&s.disk), files);
+    assert_eq!(verified_files(&s.twin), files);
+    assert_eq!(on_disk.plan.sources[0].users, ["alice", "bob"]);
+}
+
+#[test]
+fn a_whole_job_through_the_tui_and_enter_alone_starts_nothing() {
+    let s = setup();
+    let session = s.session();
+    let engine = s.engine(&session);
+    let before = sha256_file(&s.disk);
+    let mut script = to_confirm();
+    script.push(Step::Key(key(KeyCode::Enter)));
+    let (disk, sess) = (s.disk.clone(), session.clone());
+    script.push(Step::Check(Box::new(move |a| {
+        assert_eq!(a.screen, Screen::Confirm, "Enter alone left the confirm screen");
+        assert!(a.confirm.refused_enter);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(sess.phase(), Phase::Idle, "Enter alone asked the engine for a job");
+        assert_eq!(sha256_file(&disk), before, "Enter alone changed the disk");
+    })));
+    script.extend(confirm());
+    script.push(until("the result", |a| a.screen == Screen::Result || a.job.error().is_some()));
+    script.push(Step::Check(Box::new(|a| assert_eq!(a.job.error(), None))));
+    script.push(Step::Key(key(KeyCode::Char('p'))));
+    assert_eq!(tui(&session, script), EXIT_POWER_OFF);
+    let ended = engine.join().unwrap();
+    assert_eq!(session.ended().as_ref(), Some(&ended));
+    same_result_as_the_cli(&s, &ended);
+}
+
+#[test]
+fn a_tui_dropped_mid_job_re_attaches_and_sees_it_through() {
+    let s = setup();
+    let session = s.session();
+    let engine = s.engine(&session);
+    let mut script = to_confirm();
+    script.extend(confirm());
+    let running = Arc::new(AtomicBool::new(false));
+    let (r, sess) = (running.clone(), session.clone());
+    script.push(until("the job's first step", |a| a.job.current.is_some()));
+    script.push(Step::Check(Box::new(move |_| {
+        r.store(sess.phase() == Phase::Running, Ordering::SeqCst);
+        panic!("the TUI crashes mid-job");
+    })));
+    let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tui(&session, script)));
+    assert!(crashed.is_err(), "the TUI did not crash");
+    assert!(running.load(Ordering::SeqCst), "the job was not running when the TUI crashed");
+
+    // A new TUI finds the job running (or ended) and shows it, with the events so far.
+    let script = vec![
+        Step::Check(Box::new(|a| {
+            assert!(matches!(a.screen, Screen::Progress | Screen::Result), "{:?}", a.screen);
+            assert!(a.job.log.iter().any(|l| l == "== carve"), "the events were not replayed: {:?}", a.job.log);
+        })),
+        until("the result", |a| a.screen == Screen::Result || a.job.error().is_some()),
+        Step::Check(Box::new(|a| assert_eq!(a.job.error(), None))),
+        Step::Key(key(KeyCode::Char('p'))),
+    ];
+    assert_eq!(tui(&session, script), EXIT_POWER_OFF);
+    let ended = engine.join().unwrap();
+    same_result_as_the_cli(&s, &ended);
+}
