@@ -93,7 +93,7 @@ pub fn render(f: &mut Frame, app: &App) {
     if j.asking_stop {
         let text = stop_words(j.current);
         let h = widgets::wrapped_height(&text, body.width.saturating_sub(6)) + 2;
-        let area = ratatui::layout::Rect { x: body.x + 2, y: body.y + 2, width: body.width.saturating_sub(4), height: h.min(body.height) };
+        let area = ratatui::layout::Rect { x: log.x + 2, y: log.y + 1, width: log.width.saturating_sub(4), height: h.min(log.height.saturating_sub(1)) };
         f.render_widget(Clear, area);
         let b = block("Stop the job?", area.width, true).border_style(Style::new().fg(Color::Yellow));
         f.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(b), area);
