@@ -3,8 +3,11 @@
 //! in a thread (`ui::session::serve_one`), as PID 1 does in the PE. It ends in the verified
 //! result `inplace run` reaches on a copy of the same disk: the journal handed off, the same
 //! partition table, the store's capture verified with the same files. On the way: Enter alone
-//! on the confirm screen starts nothing and the disk stays byte for byte as it was; and a TUI
-//! dropped mid-job (a panic) and started again re-attaches and reaches the same result.
+//! on the confirm screen starts nothing and the disk stays byte for byte as it was; a TUI
+//! dropped mid-job (a panic) and started again re-attaches and reaches the same result; and a
+//! job stopped (Esc, y) before the lay-down leaves the disk byte for byte as it was. A job cut
+//! by a power cut mid-capture is offered on the home screen: rolled back (b, y) the disk is byte
+//! for byte the old one; continued (c) it reaches the same result as `inplace run`.
 //!
 //! Small fixtures made with the real tools (`tests/src/job_fixtures.rs`); no QEMU, no feature.
 //! The restore agent installed by the hand-off is the static build of inplace (made when
@@ -291,6 +294,116 @@ fn a_tui_dropped_mid_job_re_attaches_and_sees_it_through() {
         Step::Check(Box::new(|a| assert_eq!(a.job.error(), None))),
         Step::Key(key(KeyCode::Char('p'))),
     ];
+    assert_eq!(tui(&session, script), EXIT_POWER_OFF);
+    let ended = engine.join().unwrap();
+    same_result_as_the_cli(&s, &ended);
+}
+
+#[test]
+fn a_job_stopped_before_the_lay_down_leaves_the_disk_as_it_was() {
+    let s = setup();
+    let session = s.session();
+    // PID 1 serves request after request: the stop, then the rollback the TUI asks for.
+    let (dir, env) = (session.dir().to_path_buf(), s.env.clone());
+    std::thread::spawn(move || loop {
+        serve_one(&dir, &env, &Silent);
+    });
+    let before = sha256_file(&s.disk);
+    let mut script = to_confirm();
+    script.extend(confirm());
+    script.push(until("the progress screen", |a| a.screen == Screen::Progress));
+    script.push(Step::Check(Box::new(|a| assert!(a.job.current.is_none_or(|s| s < inplace::step::Step::LayDown)))));
+    script.push(Step::Key(key(KeyCode::Esc)));
+    script.push(Step::Check(Box::new(|a| assert!(a.job.asking_stop, "Esc stopped without asking"))));
+    script.push(Step::Key(key(KeyCode::Char('y'))));
+    script.push(until("the end of the stop", |a| {
+        a.screen == Screen::Result || (a.job.ended.is_some() && matches!(a.job.request, Some(inplace::ui::session::Request::Run { .. })) && a.job.error().is_some())
+    }));
+    script.push(Step::Key(key(KeyCode::Char('p'))));
+    assert_eq!(tui(&session, script), EXIT_POWER_OFF);
+    let ended = session.ended();
+    eprintln!("the stop ended as {:?}", ended.as_ref().map(|e| match e {
+        Ended::Done { journal, .. } => journal.state.to_string(),
+        Ended::Failed { error } => format!("{:?} in {}", error.kind, error.step),
+    }));
+    match ended {
+        // Stopped once the job was recorded: rolled back.
+        Some(Ended::Done { journal, .. }) => assert_eq!(journal.state, State::RolledBack),
+        // Stopped while planning: nothing was written, no job to roll back.
+        Some(Ended::Failed { error }) => {
+            assert_eq!((error.kind, error.written), (inplace::error::Kind::Cancelled, inplace::error::Written::Nothing), "{error:?}")
+        }
+        None => panic!("the session did not end"),
+    }
+    let left = inplace::job::rollback::find_job(&s.disk).unwrap().map(|f| f.journal.state);
+    assert!(left.is_none_or(|st| st == State::RolledBack), "a job is left on the disk: {left:?}");
+    assert_eq!(sha256_file(&s.disk), before, "the stopped job left the disk changed");
+}
+
+impl Setup {
+    /// A power cut in the middle of the capture of a job `inplace run` started: the disk
+    /// holds an unfinished job at `capturing`.
+    fn cut_mid_capture(&self) {
+        let preset = self.dir.path().join("cut.toml");
+        let text = std::fs::read_to_string(self.env.image_roots[0].join("preset.toml")).unwrap();
+        let spec = Preset::parse(&text, "p").unwrap().images[0].clone();
+        let image = self.env.image_roots[0].join(&spec.source);
+        std::fs::write(&preset, format!("name = \"tui\"\n\n[image]\nsource = \"{}\"\nsha256 = \"{}\"\n", image.display(), spec.sha256.unwrap())).unwrap();
+        let o = Command::new(inplace_bin())
+            .args(["run", "--yes", "--cut-capture", "capture:4096", "--preset"])
+            .arg(&preset)
+            .arg("--disk")
+            .arg(&self.disk)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "the cut did not happen: {}", String::from_utf8_lossy(&o.stderr));
+        let j = inplace::job::rollback::find_job(&self.disk).unwrap().expect("the cut job's journal").journal;
+        assert_eq!(j.state, State::Capturing);
+    }
+}
+
+/// The home screen offers the unfinished job first, saying what each way out does.
+fn offered() -> Vec<Step> {
+    vec![
+        until("the unfinished job offered", |a| a.screen == Screen::Home && a.home.unfinished.is_some()),
+        Step::Check(Box::new(|a| {
+            let u = a.home.unfinished.as_ref().unwrap();
+            assert_eq!(u.state, State::Capturing);
+        })),
+    ]
+}
+
+#[test]
+fn an_unfinished_job_offered_on_the_home_screen_rolls_back_to_the_disk_as_it_was() {
+    let s = setup();
+    let before = sha256_file(&s.disk);
+    s.cut_mid_capture();
+    assert_ne!(sha256_file(&s.disk), before);
+    let session = s.session();
+    let engine = s.engine(&session);
+    let mut script = offered();
+    script.push(Step::Key(key(KeyCode::Char('b'))));
+    script.push(Step::Check(Box::new(|a| assert!(a.home.asking_rollback && a.screen == Screen::Home, "b rolled back without asking"))));
+    script.push(Step::Key(key(KeyCode::Char('y'))));
+    script.push(until("the result", |a| a.screen == Screen::Result || a.job.error().is_some()));
+    script.push(Step::Key(key(KeyCode::Char('p'))));
+    assert_eq!(tui(&session, script), EXIT_POWER_OFF);
+    let Ended::Done { journal, .. } = engine.join().unwrap() else { panic!("the rollback failed") };
+    assert_eq!(journal.state, State::RolledBack);
+    assert_eq!(sha256_file(&s.disk), before, "the rolled-back disk differs from the old one");
+}
+
+#[test]
+fn an_unfinished_job_offered_on_the_home_screen_continues_to_the_same_result() {
+    let s = setup();
+    s.cut_mid_capture();
+    let session = s.session();
+    let engine = s.engine(&session);
+    let mut script = offered();
+    script.push(Step::Key(key(KeyCode::Char('c'))));
+    script.push(until("the result", |a| a.screen == Screen::Result || a.job.error().is_some()));
+    script.push(Step::Check(Box::new(|a| assert_eq!(a.job.error(), None))));
+    script.push(Step::Key(key(KeyCode::Char('p'))));
     assert_eq!(tui(&session, script), EXIT_POWER_OFF);
     let ended = engine.join().unwrap();
     same_result_as_the_cli(&s, &ended);

@@ -272,9 +272,13 @@ impl App {
         };
         self.job.ended = Some(ended.clone());
         if let (true, Some(disk)) = (stopped_early, rollback_of) {
-            // Stopped before the lay-down: the old disk goes back as it was.
-            self.submit(Request::Rollback { disk });
-            return;
+            // Stopped before the lay-down: the old disk goes back as it was, when the job had
+            // begun to write (a stop during the plan leaves no job).
+            let found = crate::job::rollback::find_job(&disk).ok().flatten();
+            if found.is_some_and(|f| f.journal.state.can_roll_back() && f.journal.state != State::RolledBack) {
+                self.submit(Request::Rollback { disk });
+                return;
+            }
         }
         if matches!(ended, Ended::Done { .. }) {
             self.screen = Screen::Result;
