@@ -70,6 +70,8 @@ pub struct UserRow {
     pub partition: u32,
     pub files: u64,
     pub bytes: u64,
+    /// Items the rules leave out of the profile, and their bytes.
+    pub left_out: (u64, u64),
     pub keep: bool,
 }
 
@@ -586,6 +588,7 @@ pub fn user_rows(sources: &[SourcePlan]) -> Vec<UserRow> {
                 partition: s.partition.number,
                 files: t.map_or(0, |t| t.files),
                 bytes: t.map_or(0, |t| t.bytes),
+                left_out: t.map_or((0, 0), |t| (t.left_out, t.left_out_bytes)),
                 keep: true,
             });
         }

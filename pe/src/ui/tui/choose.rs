@@ -76,17 +76,16 @@ pub fn render(f: &mut Frame, app: &App) {
         Users::Working => vec!["Counting each user's files…".into()],
         Users::Failed(e) => vec![fit(&format!("The users cannot be counted: {}", crate::ui::words::error(e)), w)],
         Users::Ready(rows) if rows.is_empty() => vec!["No users to keep on this disk.".into()],
-        Users::Ready(rows) => rows
-            .iter()
-            .enumerate()
-            .map(|(i, u)| {
+        Users::Ready(rows) => std::iter::once(fit(&format!("     {:<12} {:>8} {:>10}  {:>18}  {}", "user", "files", "bytes", "left out", "partition"), w))
+            .chain(rows.iter().enumerate().map(|(i, u)| {
                 let pointer = if i == c.user && c.field == Field::Users { '>' } else { ' ' };
                 let tick = if u.keep { "[x]" } else { "[ ]" };
-                fit(&format!("{pointer}{tick} {:<16} {:>7} files {:>11}  partition {}", fit(&u.name, 16), u.files, size(u.bytes), u.partition), w)
-            })
+                let left = format!("{} ({})", u.left_out.0, size(u.left_out.1));
+                fit(&format!("{pointer}{tick} {:<12} {:>8} {:>10}  {:>18}  {}", fit(&u.name, 12), u.files, size(u.bytes), left, u.partition), w)
+            }))
             .collect(),
     };
-    let lines = window(lines, c.user, u_area.height.saturating_sub(2) as usize);
+    let lines = window(lines, c.user + 1, u_area.height.saturating_sub(2) as usize);
     f.render_widget(Paragraph::new(lines.join("\n")).block(block("Users to keep", u_area.width, c.field == Field::Users)), u_area);
 
     if let Some(e) = &app.error {

@@ -37,12 +37,13 @@ pub fn summary(j: &Record) -> Vec<String> {
     });
     v.push(String::new());
     if j.state != State::RolledBack {
-        v.push(format!(" {:<20} {:>9} {:>12}   {}", "user", "files", "bytes", "partition"));
+        v.push(format!(" {:<16} {:>8} {:>11}  {:>20}  {}", "user", "files", "bytes", "left out", "partition"));
         for s in &j.plan.sources {
             for u in &s.users {
                 let t = s.per_user.iter().find(|t| &t.name == u);
                 let (files, bytes) = t.map_or((s.files, s.bytes), |t| (t.files, t.bytes));
-                v.push(format!(" {:<20} {:>9} {:>12}   {}", fit(u, 20), files, size(bytes), s.partition.number));
+                let left = t.map_or("-".to_string(), |t| format!("{} ({})", t.left_out, size(t.left_out_bytes)));
+                v.push(format!(" {:<16} {:>8} {:>11}  {:>20}  {}", fit(u, 16), files, size(bytes), left, s.partition.number));
             }
         }
         let left: Vec<_> = j.plan.sources.iter().flat_map(|s| s.left_out.iter()).collect();

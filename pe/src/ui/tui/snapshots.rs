@@ -130,7 +130,7 @@ fn snap(name: &str, a: &App) {
     }
 }
 
-fn source(users: &[(&str, u64, u64)], left_out: Vec<LeftOut>, os: &Partition) -> SourcePlan {
+fn source(users: &[(&str, u64, u64, u64, u64)], left_out: Vec<LeftOut>, os: &Partition) -> SourcePlan {
     SourcePlan {
         partition: os.clone(),
         role: Role::Os,
@@ -139,7 +139,7 @@ fn source(users: &[(&str, u64, u64)], left_out: Vec<LeftOut>, os: &Partition) ->
         users: users.iter().map(|u| u.0.to_string()).collect(),
         files: users.iter().map(|u| u.1).sum(),
         bytes: users.iter().map(|u| u.2).sum(),
-        per_user: users.iter().map(|u| UserTotal { name: u.0.into(), files: u.1, bytes: u.2 }).collect(),
+        per_user: users.iter().map(|u| UserTotal { name: u.0.into(), files: u.1, bytes: u.2, left_out: u.3, left_out_bytes: u.4 }).collect(),
         left_out,
     }
 }
@@ -185,7 +185,7 @@ fn planned(disk: Disk, usage: &[TailFree]) -> Planned {
         preset: Preset { name: "front desk".into(), ..Preset::default() },
         disk_path: "/dev/nvme0n1".into(),
         os: os.clone(),
-        sources: vec![source(&[("alice", 18_342, 9_873_412_096), ("bob", 2_113, 1_234_567_890)], left_out(), &os)],
+        sources: vec![source(&[("alice", 18_342, 9_873_412_096, 250, 6 * GIB + 400 * MIB), ("bob", 2_113, 1_234_567_890, 163, 334 * MIB)], left_out(), &os)],
         store_bytes: carve.fs_bytes,
         stage: false,
         carve,
@@ -249,8 +249,8 @@ fn choose_with_users() {
     let mut a = app(vec![laptop("nvme0n1", 40 * GIB), data_disk()]);
     a.screen = Screen::Choose;
     a.choose.users = Users::Ready(vec![
-        UserRow { name: "alice".into(), partition: 2, files: 18_342, bytes: 9_873_412_096, keep: true },
-        UserRow { name: "bob".into(), partition: 2, files: 2_113, bytes: 1_234_567_890, keep: false },
+        UserRow { name: "alice".into(), partition: 2, files: 18_342, bytes: 9_873_412_096, left_out: (250, 6 * GIB + 400 * MIB), keep: true },
+        UserRow { name: "bob".into(), partition: 2, files: 2_113, bytes: 1_234_567_890, left_out: (163, 334 * MIB), keep: false },
     ]);
     a.key(key(KeyCode::Tab));
     a.key(key(KeyCode::Tab));

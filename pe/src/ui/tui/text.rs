@@ -16,10 +16,10 @@ pub fn fit(s: &str, width: usize) -> String {
     let head: String = s.chars().take(room).collect();
     let next_is_break = s.chars().nth(room).is_some_and(|c| c == ' ');
     let cut = if next_is_break {
-        head.trim_end().to_string()
+        head.trim_end_matches([' ', ',', '·', ':', '—', '-']).to_string()
     } else {
         match head.rfind([' ', '/', ',']) {
-            Some(i) if head[..i].chars().count() * 2 >= room => head[..i].trim_end_matches([' ', ',']).to_string(),
+            Some(i) if head[..i].chars().count() * 2 >= room => head[..i].trim_end_matches([' ', ',', '·', ':', '—', '-']).to_string(),
             _ => head,
         }
     };
@@ -53,7 +53,8 @@ mod tests {
     #[test]
     fn long_text_ends_in_an_ellipsis_at_a_word() {
         assert_eq!(fit("users: alice, bob", 40), "users: alice, bob");
-        assert_eq!(fit("Debian GNU/Linux 12 — users: alice, bob", 32), "Debian GNU/Linux 12 — users:…");
+        assert_eq!(fit("Debian GNU/Linux 12 — users: alice, bob", 32), "Debian GNU/Linux 12 — users…");
+        assert_eq!(fit("9.2 GiB · 250 left out · partition 2", 26), "9.2 GiB · 250 left out…");
         assert_eq!(fit("firmware uefi secure-boot off", 26), "firmware uefi secure-boot…");
         assert_eq!(fit("abcdefghij", 5), "abcd…");
         assert!(fit("a b c d e f g h", 6).chars().count() <= 6);
