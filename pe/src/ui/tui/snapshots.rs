@@ -365,3 +365,49 @@ fn an_engine_error_in_the_progress_screen() {
     a.job.ended = Some(Ended::Failed { error: e });
     snap("progress_error", &a);
 }
+
+#[test]
+fn the_detail_pane_shows_values_whole() {
+    let mut a = app(vec![laptop("nvme0n1", 40 * GIB)]);
+    a.key(key(KeyCode::Char('d')));
+    assert!(a.detail);
+    let s = screen(&a, 80, 25);
+    // Wrapped at a word, whole.
+    assert!(s.contains("Debian GNU/Linux 12│") && s.contains("│(bookworm), users alice, bob "), "{s}");
+    snap("home_detail", &a);
+    a.key(key(KeyCode::Esc));
+    assert!(!a.detail);
+}
+
+#[test]
+fn the_confirm_text_is_the_serials_end_or_erase() {
+    let disk = laptop("nvme0n1", 40 * GIB);
+    assert_eq!(App::token(&disk).0, "345K");
+    let no_serial = Disk { serial: None, ..disk.clone() };
+    assert_eq!(App::token(&no_serial).0, "ERASE");
+    let short = Disk { serial: Some(" 1-2 ".into()), ..disk };
+    assert_eq!(App::token(&short).0, "ERASE", "a serial of fewer than 4 letters and digits is no serial to type");
+}
+
+#[test]
+fn a_typed_url_becomes_the_chosen_image_and_the_preset_keeps_the_chosen_users() {
+    let mut a = app(vec![laptop("nvme0n1", 40 * GIB)]);
+    a.screen = Screen::Choose;
+    a.key(key(KeyCode::Char('u')));
+    for k in super::keys::typed("http://10.0.0.5/x.img") {
+        a.key(k);
+    }
+    a.key(key(KeyCode::Enter));
+    let c = a.chosen_image().unwrap();
+    assert_eq!((c.spec.source.as_str(), c.origin), ("http://10.0.0.5/x.img", Origin::Typed));
+    assert_eq!(a.preset().image.unwrap().source, "http://10.0.0.5/x.img");
+    a.choose.users = Users::Ready(vec![
+        UserRow { name: "alice".into(), partition: 2, files: 1, bytes: 1, left_out: (0, 0), keep: true },
+        UserRow { name: "bob".into(), partition: 2, files: 1, bytes: 1, left_out: (0, 0), keep: true },
+    ]);
+    assert!(a.preset().migrate.users.is_empty(), "all users kept: the preset's choice stands");
+    a.key(key(KeyCode::Tab));
+    a.key(key(KeyCode::Down));
+    a.key(key(KeyCode::Char(' ')));
+    assert_eq!(a.preset().migrate.users, ["alice"]);
+}
