@@ -6,6 +6,7 @@
 //! - verify: the store read back (1×);
 //! - lay-down: the image's logical bytes written (1×);
 //! - a remote image: downloaded too, at a rate that is not measured (not counted).
+//!
 //! Writes are taken to be as fast as reads; compression and the network make it a guess.
 
 use std::io::{Read, Seek, SeekFrom};

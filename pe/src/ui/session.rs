@@ -43,7 +43,7 @@ pub struct Context {
 pub enum Request {
     /// A new job (`preset` with the chosen image and users) on the inventory disk `disk`
     /// alone: the others are kept out of the plan.
-    Run { preset: Preset, disk: String },
+    Run { preset: Box<Preset>, disk: String },
     /// Resume the unfinished job on the disk at this path.
     Resume { disk: PathBuf },
     /// Roll back the unfinished job on the disk at this path.

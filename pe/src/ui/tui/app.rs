@@ -126,7 +126,7 @@ pub struct Confirm {
 /// Work a thread does for the TUI.
 enum Work {
     Survey(Result<Vec<SourcePlan>, Error>),
-    Plan(Result<Ready, Error>),
+    Plan(Result<Box<Ready>, Error>),
 }
 
 pub struct App {
@@ -244,7 +244,7 @@ impl App {
                 match w {
                     Work::Survey(Ok(sources)) => self.choose.users = Users::Ready(user_rows(&sources)),
                     Work::Survey(Err(e)) => self.choose.users = Users::Failed(e),
-                    Work::Plan(Ok(r)) => self.plan = PlanView::Ready(Box::new(r)),
+                    Work::Plan(Ok(r)) => self.plan = PlanView::Ready(r),
                     Work::Plan(Err(e)) => self.plan = PlanView::Refused(e),
                 }
             }
@@ -314,7 +314,7 @@ impl App {
         self.spawn(move || {
             Work::Plan(crate::job::run::dry_run(&preset, &env, &Silent, &Cancel::new()).map(|planned| {
                 let estimate = rates::measure(&planned.plan.disk_path).map(|r| rates::estimate(&planned.plan, r));
-                Ready { planned, estimate }
+                Box::new(Ready { planned, estimate })
             }))
         });
     }
@@ -519,7 +519,7 @@ impl App {
                     return;
                 }
                 let preset = self.preset();
-                self.submit(Request::Run { preset, disk: disk.name.clone() });
+                self.submit(Request::Run { preset: Box::new(preset), disk: disk.name.clone() });
             }
             _ => {}
         }

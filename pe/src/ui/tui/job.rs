@@ -84,7 +84,7 @@ impl JobView {
             }
             Event::Phase { name, total } => {
                 self.phase = Some(name.clone());
-                self.bytes = (*total > 0).then(|| Bytes { done: 0, total: *total, rate: 0.0, eta_secs: None });
+                self.bytes = (*total > 0).then_some(Bytes { done: 0, total: *total, rate: 0.0, eta_secs: None });
                 self.entries = None;
                 self.log.push(name.clone());
             }

@@ -303,7 +303,7 @@ fn confirm_before_typing_and_after_enter_alone() {
 fn progress_mid_capture() -> App {
     let mut a = app(vec![laptop("nvme0n1", 40 * GIB)]);
     a.screen = Screen::Progress;
-    a.job = JobView::for_request(Some(&Request::Run { preset: Preset::default(), disk: "nvme0n1".into() }));
+    a.job = JobView::for_request(Some(&Request::Run { preset: Box::default(), disk: "nvme0n1".into() }));
     let events = [
         Event::Step { step: Step::Carve },
         Event::log("carving: shrink partition 2 by 14.1 GiB, add partition 3 (INPLACE)"),
