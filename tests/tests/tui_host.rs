@@ -1,6 +1,7 @@
 //! The TUI drives a whole job on the host, through its real event loop with scripted keys and
 //! ratatui's `TestBackend`, against a fixture disk image, while the engine serves the session
-//! in a thread (`ui::session::serve_one`), as PID 1 does in the PE. It ends in the verified
+//! in a thread (`ui::session::serve_one`), as PID 1 does in the PE. The plan it shows is the
+//! one `inplace preset check --disk` prints. It ends in the verified
 //! result `inplace run` reaches on a copy of the same disk: the journal handed off, the same
 //! partition table, the store's capture verified with the same files. On the way: Enter alone
 //! on the confirm screen starts nothing and the disk stays byte for byte as it was; a TUI
@@ -193,6 +194,19 @@ fn confirm() -> Vec<Step> {
     v
 }
 
+/// The plan `inplace preset check --disk` prints for the job the TUI is scripted to choose
+/// (the preset's first image, every user), as its lines.
+fn preset_check(s: &Setup) -> String {
+    let stick = &s.env.image_roots[0];
+    let text = std::fs::read_to_string(stick.join("preset.toml")).unwrap();
+    let spec = Preset::parse(&text, "p").unwrap().images[0].clone();
+    let check = stick.join("check.toml");
+    std::fs::write(&check, format!("name = \"tui\"\n\n[image]\nsource = \"{}\"\nsha256 = \"{}\"\n", spec.source, spec.sha256.unwrap())).unwrap();
+    let o = Command::new(inplace_bin()).args(["preset", "check"]).arg(&check).arg("--disk").arg(&s.disk).output().unwrap();
+    assert!(o.status.success(), "preset check: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
 /// What `inplace run` makes of the twin disk, to compare with.
 fn run_cli(s: &Setup) {
     let preset = s.dir.path().join("cli.toml");
@@ -247,6 +261,11 @@ fn a_whole_job_through_the_tui_and_enter_alone_starts_nothing() {
     let engine = s.engine(&session);
     let before = sha256_file(&s.disk);
     let mut script = to_confirm();
+    let check = preset_check(&s);
+    script.push(Step::Check(Box::new(move |a| {
+        let PlanView::Ready(r) = &a.plan else { unreachable!() };
+        assert_eq!(format!("{}\n", r.planned.lines.join("\n")), check, "the TUI's plan is not the one preset check prints");
+    })));
     script.push(Step::Key(key(KeyCode::Enter)));
     let (disk, sess) = (s.disk.clone(), session.clone());
     script.push(Step::Check(Box::new(move |a| {
