@@ -411,3 +411,30 @@ fn a_typed_url_becomes_the_chosen_image_and_the_preset_keeps_the_chosen_users() 
     a.key(key(KeyCode::Char(' ')));
     assert_eq!(a.preset().migrate.users, ["alice"]);
 }
+
+/// Every screen draws at any size, down to one cell, without a panic.
+#[test]
+fn every_screen_draws_at_any_size() {
+    let mut apps = vec![app(vec![]), app(vec![laptop("nvme0n1", 40 * GIB), data_disk()]), progress_mid_capture()];
+    apps.push(with_plan(planned(laptop("nvme0n1", 40 * GIB), &[])));
+    let mut confirm = with_plan(planned(laptop("nvme0n1", 40 * GIB), &[]));
+    confirm.screen = Screen::Confirm;
+    apps.push(confirm);
+    let mut stop = progress_mid_capture();
+    stop.key(key(KeyCode::Esc));
+    apps.push(stop);
+    for screen in [Screen::Choose, Screen::Result] {
+        let mut a = app(vec![laptop("nvme0n1", 40 * GIB)]);
+        a.screen = screen;
+        a.error = Some(Error::refused(Step::Plan, "a long problem ".repeat(20)));
+        apps.push(a);
+    }
+    for a in &mut apps {
+        for detail in [false, true] {
+            a.detail = detail;
+            for (w, h) in [(1, 1), (2, 3), (10, 4), (20, 8), (40, 12), (79, 24), (200, 60)] {
+                screen(a, w, h);
+            }
+        }
+    }
+}
