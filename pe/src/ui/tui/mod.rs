@@ -81,6 +81,12 @@ pub fn run(tty: &Path, session_dir: &Path) -> anyhow::Result<i32> {
         _ => (80, 25),
     };
     let options = TerminalOptions { viewport: Viewport::Fixed(Rect::new(0, 0, w, h)) };
+    // A panic leaves the console usable for what PID 1 shows next.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = ratatui::crossterm::terminal::disable_raw_mode();
+        default_hook(info);
+    }));
     let mut terminal = Terminal::with_options(CrosstermBackend::new(std::io::stdout()), options)?;
     terminal.clear()?;
     let code = run_loop(&mut terminal, &mut keys::Console, &mut app);
