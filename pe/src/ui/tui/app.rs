@@ -295,7 +295,7 @@ impl App {
         self.work = Some(rx);
     }
 
-    fn survey(&mut self) {
+    pub(super) fn survey(&mut self) {
         let Some(disk) = self.chosen_disk() else { return };
         if disk.partitions.iter().all(|p| p.os.is_none()) {
             self.choose.users = Users::Ready(Vec::new());
@@ -307,7 +307,7 @@ impl App {
         self.spawn(move || Work::Survey(crate::job::plan::survey(&preset, &env, &Silent, &Cancel::new())));
     }
 
-    fn start_plan(&mut self) {
+    pub(super) fn start_plan(&mut self) {
         self.plan = PlanView::Working;
         self.screen = Screen::Plan;
         let (preset, env) = (self.preset(), self.env_for_choice());
@@ -319,7 +319,7 @@ impl App {
         });
     }
 
-    fn submit(&mut self, r: Request) {
+    pub(super) fn submit(&mut self, r: Request) {
         let Some(session) = &self.session else {
             self.error = Some(Error::internal(Step::Plan, "this screen is not attached to an engine"));
             return;
@@ -372,203 +372,6 @@ impl App {
         }
     }
 
-    fn home_key(&mut self, code: KeyCode) {
-        if let Some(u) = self.home.unfinished.clone() {
-            match (code, self.home.asking_rollback) {
-                (KeyCode::Char('c'), false) => return self.submit(Request::Resume { disk: u.path }),
-                (KeyCode::Char('b'), false) if u.state.can_roll_back() => {
-                    self.home.asking_rollback = true;
-                    return;
-                }
-                (KeyCode::Char('y'), true) => return self.submit(Request::Rollback { disk: u.path }),
-                (_, true) => {
-                    self.home.asking_rollback = false;
-                    return;
-                }
-                (KeyCode::Enter, false) => return,
-                _ => {}
-            }
-        }
-        let n = self.candidates().len();
-        match code {
-            KeyCode::Char('p') => self.exit = Some(EXIT_POWER_OFF),
-            KeyCode::Char('r') => self.exit = Some(EXIT_REBOOT),
-            KeyCode::Down | KeyCode::Char('j') => self.home.selected = (self.home.selected + 1).min(n.saturating_sub(1)),
-            KeyCode::Up | KeyCode::Char('k') => self.home.selected = self.home.selected.saturating_sub(1),
-            KeyCode::Enter if n > 0 => {
-                self.choose.disk = self.home.selected.min(n - 1);
-                self.screen = Screen::Choose;
-                self.survey();
-            }
-            _ => {}
-        }
-    }
-
-    fn choose_key(&mut self, code: KeyCode) {
-        if let Some(url) = &mut self.choose.url {
-            match code {
-                KeyCode::Char(c) => url.push(c),
-                KeyCode::Backspace => {
-                    url.pop();
-                }
-                KeyCode::Esc => self.choose.url = None,
-                KeyCode::Enter => {
-                    let text = url.trim().to_string();
-                    self.choose.url = None;
-                    if !text.is_empty() {
-                        self.choose.images.push(images::typed(&text));
-                        self.choose.image = self.choose.images.len() - 1;
-                    }
-                }
-                _ => {}
-            }
-            return;
-        }
-        let disks = self.candidates().len();
-        let users = match &self.choose.users {
-            Users::Ready(r) => r.len(),
-            _ => 0,
-        };
-        match code {
-            KeyCode::Esc => self.screen = Screen::Home,
-            KeyCode::Tab => {
-                self.choose.field = match self.choose.field {
-                    Field::Disk => Field::Image,
-                    Field::Image => Field::Users,
-                    Field::Users => Field::Disk,
-                }
-            }
-            KeyCode::BackTab => {
-                self.choose.field = match self.choose.field {
-                    Field::Disk => Field::Users,
-                    Field::Image => Field::Disk,
-                    Field::Users => Field::Image,
-                }
-            }
-            KeyCode::Up | KeyCode::Down => {
-                let down = code == KeyCode::Down;
-                let step = |i: usize, n: usize| if down { (i + 1).min(n.saturating_sub(1)) } else { i.saturating_sub(1) };
-                match self.choose.field {
-                    Field::Disk => {
-                        let before = self.choose.disk;
-                        self.choose.disk = step(before, disks);
-                        if self.choose.disk != before {
-                            self.survey();
-                        }
-                    }
-                    Field::Image => self.choose.image = step(self.choose.image, self.choose.images.len() + 1),
-                    Field::Users => self.choose.user = step(self.choose.user, users),
-                }
-            }
-            KeyCode::Char(' ') if self.choose.field == Field::Users => {
-                if let Users::Ready(rows) = &mut self.choose.users {
-                    if let Some(u) = rows.get_mut(self.choose.user) {
-                        u.keep = !u.keep;
-                    }
-                }
-            }
-            KeyCode::Enter if self.choose.field == Field::Image && self.choose.image == self.choose.images.len() => {
-                self.choose.url = Some(String::new());
-            }
-            KeyCode::Char('u') => {
-                self.choose.field = Field::Image;
-                self.choose.image = self.choose.images.len();
-                self.choose.url = Some(String::new());
-            }
-            KeyCode::Enter => {
-                if self.chosen_image().is_none() {
-                    self.error = Some(Error::refused(Step::Plan, "no image is chosen").advice("choose an image, or type its URL or path (u)"));
-                } else if matches!(&self.choose.users, Users::Ready(r) if !r.is_empty() && r.iter().all(|u| !u.keep)) {
-                    self.error = Some(Error::refused(Step::Plan, "no user is chosen to keep").advice("keep at least one user (Space)"));
-                } else if self.choose.users == Users::Working {
-                    self.error = Some(Error::refused(Step::Plan, "the users are still being counted").advice("wait a moment and press Enter again"));
-                } else {
-                    self.start_plan();
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn plan_key(&mut self, code: KeyCode) {
-        match code {
-            KeyCode::Esc => self.screen = Screen::Choose,
-            KeyCode::Enter if matches!(self.plan, PlanView::Ready(_)) => {
-                self.confirm = Confirm::default();
-                self.screen = Screen::Confirm;
-            }
-            _ => {}
-        }
-    }
-
-    fn confirm_key(&mut self, code: KeyCode) {
-        let Some(disk) = self.chosen_disk().cloned() else { return };
-        match code {
-            KeyCode::Esc => self.screen = Screen::Plan,
-            KeyCode::Backspace => {
-                self.confirm.typed.pop();
-            }
-            KeyCode::Char(c) if self.confirm.typed.chars().count() < 16 => {
-                self.confirm.typed.push(c.to_ascii_uppercase());
-                self.confirm.refused_enter = false;
-            }
-            KeyCode::Enter => {
-                let (token, _) = App::token(&disk);
-                if self.confirm.typed != token {
-                    self.confirm.refused_enter = true;
-                    return;
-                }
-                let preset = self.preset();
-                self.submit(Request::Run { preset: Box::new(preset), disk: disk.name.clone() });
-            }
-            _ => {}
-        }
-    }
-
-    fn progress_key(&mut self, code: KeyCode) {
-        if self.job.ended.is_some() {
-            match code {
-                KeyCode::Esc | KeyCode::Enter => {
-                    self.screen = Screen::Home;
-                    self.home.unfinished = crate::job::run::unfinished(&self.ctx.env)
-                        .ok()
-                        .flatten()
-                        .map(|(path, f)| unfinished(&self.ctx, path, &f.journal));
-                }
-                KeyCode::Char('p') => self.exit = Some(EXIT_POWER_OFF),
-                KeyCode::Char('r') => self.exit = Some(EXIT_REBOOT),
-                KeyCode::Char('s') => self.exit = Some(EXIT_SHELL),
-                _ => {}
-            }
-            return;
-        }
-        match (code, self.job.asking_stop) {
-            (KeyCode::Esc, false) => self.job.asking_stop = true,
-            (KeyCode::Char('y'), true) => {
-                self.job.asking_stop = false;
-                self.job.stop_asked = true;
-                if let Some(s) = &self.session {
-                    if let Err(e) = s.cancel() {
-                        self.error = Some(Error::io(Step::Plan, format!("asking the engine to stop: {e}")));
-                    }
-                }
-            }
-            (_, true) => self.job.asking_stop = false,
-            (KeyCode::PageUp, _) => self.job.scroll = self.job.scroll.saturating_add(5),
-            (KeyCode::PageDown, _) => self.job.scroll = self.job.scroll.saturating_sub(5),
-            _ => {}
-        }
-    }
-
-    fn result_key(&mut self, code: KeyCode) {
-        match code {
-            KeyCode::Char('p') => self.exit = Some(EXIT_POWER_OFF),
-            KeyCode::Char('r') => self.exit = Some(EXIT_REBOOT),
-            KeyCode::Char('s') => self.exit = Some(EXIT_SHELL),
-            KeyCode::Char('l') => self.screen = Screen::Progress,
-            _ => {}
-        }
-    }
 }
 
 /// The unfinished job as the home screen tells of it.

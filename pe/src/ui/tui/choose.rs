@@ -1,5 +1,12 @@
 //! Choose: the disk (preselected when one holds an OS), the image, the users to keep.
 
+use ratatui::crossterm::event::KeyCode;
+
+use super::app::Screen;
+use crate::error::Error;
+use crate::job::images;
+use crate::step::Step;
+
 use ratatui::layout::{Constraint, Layout};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
@@ -118,4 +125,93 @@ pub fn detail_lines(app: &App) -> Vec<String> {
         v.push(format!("key: {}", i.spec.key.as_deref().unwrap_or("-")));
     }
     v
+}
+
+impl App {
+    /// A key on this screen.
+    pub(super) fn choose_key(&mut self, code: KeyCode) {
+        if let Some(url) = &mut self.choose.url {
+            match code {
+                KeyCode::Char(c) => url.push(c),
+                KeyCode::Backspace => {
+                    url.pop();
+                }
+                KeyCode::Esc => self.choose.url = None,
+                KeyCode::Enter => {
+                    let text = url.trim().to_string();
+                    self.choose.url = None;
+                    if !text.is_empty() {
+                        self.choose.images.push(images::typed(&text));
+                        self.choose.image = self.choose.images.len() - 1;
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        let disks = self.candidates().len();
+        let users = match &self.choose.users {
+            Users::Ready(r) => r.len(),
+            _ => 0,
+        };
+        match code {
+            KeyCode::Esc => self.screen = Screen::Home,
+            KeyCode::Tab => {
+                self.choose.field = match self.choose.field {
+                    Field::Disk => Field::Image,
+                    Field::Image => Field::Users,
+                    Field::Users => Field::Disk,
+                }
+            }
+            KeyCode::BackTab => {
+                self.choose.field = match self.choose.field {
+                    Field::Disk => Field::Users,
+                    Field::Image => Field::Disk,
+                    Field::Users => Field::Image,
+                }
+            }
+            KeyCode::Up | KeyCode::Down => {
+                let down = code == KeyCode::Down;
+                let step = |i: usize, n: usize| if down { (i + 1).min(n.saturating_sub(1)) } else { i.saturating_sub(1) };
+                match self.choose.field {
+                    Field::Disk => {
+                        let before = self.choose.disk;
+                        self.choose.disk = step(before, disks);
+                        if self.choose.disk != before {
+                            self.survey();
+                        }
+                    }
+                    Field::Image => self.choose.image = step(self.choose.image, self.choose.images.len() + 1),
+                    Field::Users => self.choose.user = step(self.choose.user, users),
+                }
+            }
+            KeyCode::Char(' ') if self.choose.field == Field::Users => {
+                if let Users::Ready(rows) = &mut self.choose.users {
+                    if let Some(u) = rows.get_mut(self.choose.user) {
+                        u.keep = !u.keep;
+                    }
+                }
+            }
+            KeyCode::Enter if self.choose.field == Field::Image && self.choose.image == self.choose.images.len() => {
+                self.choose.url = Some(String::new());
+            }
+            KeyCode::Char('u') => {
+                self.choose.field = Field::Image;
+                self.choose.image = self.choose.images.len();
+                self.choose.url = Some(String::new());
+            }
+            KeyCode::Enter => {
+                if self.chosen_image().is_none() {
+                    self.error = Some(Error::refused(Step::Plan, "no image is chosen").advice("choose an image, or type its URL or path (u)"));
+                } else if matches!(&self.choose.users, Users::Ready(r) if !r.is_empty() && r.iter().all(|u| !u.keep)) {
+                    self.error = Some(Error::refused(Step::Plan, "no user is chosen to keep").advice("keep at least one user (Space)"));
+                } else if self.choose.users == Users::Working {
+                    self.error = Some(Error::refused(Step::Plan, "the users are still being counted").advice("wait a moment and press Enter again"));
+                } else {
+                    self.start_plan();
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -2,6 +2,11 @@
 //! characters of the serial are typed (the word ERASE for a disk with no serial), never on
 //! Enter alone.
 
+use ratatui::crossterm::event::KeyCode;
+
+use super::app::Screen;
+use crate::ui::session::Request;
+
 use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
@@ -37,5 +42,32 @@ pub fn render(f: &mut Frame, app: &App) {
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(b), body);
     if let Some(e) = &app.error {
         widgets::error_box(f, body, e, "Esc closes this.");
+    }
+}
+
+impl App {
+    /// A key on this screen.
+    pub(super) fn confirm_key(&mut self, code: KeyCode) {
+        let Some(disk) = self.chosen_disk().cloned() else { return };
+        match code {
+            KeyCode::Esc => self.screen = Screen::Plan,
+            KeyCode::Backspace => {
+                self.confirm.typed.pop();
+            }
+            KeyCode::Char(c) if self.confirm.typed.chars().count() < 16 => {
+                self.confirm.typed.push(c.to_ascii_uppercase());
+                self.confirm.refused_enter = false;
+            }
+            KeyCode::Enter => {
+                let (token, _) = App::token(&disk);
+                if self.confirm.typed != token {
+                    self.confirm.refused_enter = true;
+                    return;
+                }
+                let preset = self.preset();
+                self.submit(Request::Run { preset: Box::new(preset), disk: disk.name.clone() });
+            }
+            _ => {}
+        }
     }
 }

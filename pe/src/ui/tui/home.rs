@@ -1,5 +1,10 @@
 //! Home: each disk with its partition map, OS and users; an unfinished job first.
 
+use ratatui::crossterm::event::KeyCode;
+
+use super::app::{Screen, EXIT_POWER_OFF, EXIT_REBOOT};
+use crate::ui::session::Request;
+
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
@@ -135,4 +140,39 @@ pub fn detail_lines(d: &Disk) -> Vec<String> {
         v.push(format!("{}: {}", finding.subject, finding.message));
     }
     v
+}
+
+impl App {
+    /// A key on this screen.
+    pub(super) fn home_key(&mut self, code: KeyCode) {
+        if let Some(u) = self.home.unfinished.clone() {
+            match (code, self.home.asking_rollback) {
+                (KeyCode::Char('c'), false) => return self.submit(Request::Resume { disk: u.path }),
+                (KeyCode::Char('b'), false) if u.state.can_roll_back() => {
+                    self.home.asking_rollback = true;
+                    return;
+                }
+                (KeyCode::Char('y'), true) => return self.submit(Request::Rollback { disk: u.path }),
+                (_, true) => {
+                    self.home.asking_rollback = false;
+                    return;
+                }
+                (KeyCode::Enter, false) => return,
+                _ => {}
+            }
+        }
+        let n = self.candidates().len();
+        match code {
+            KeyCode::Char('p') => self.exit = Some(EXIT_POWER_OFF),
+            KeyCode::Char('r') => self.exit = Some(EXIT_REBOOT),
+            KeyCode::Down | KeyCode::Char('j') => self.home.selected = (self.home.selected + 1).min(n.saturating_sub(1)),
+            KeyCode::Up | KeyCode::Char('k') => self.home.selected = self.home.selected.saturating_sub(1),
+            KeyCode::Enter if n > 0 => {
+                self.choose.disk = self.home.selected.min(n - 1);
+                self.screen = Screen::Choose;
+                self.survey();
+            }
+            _ => {}
+        }
+    }
 }

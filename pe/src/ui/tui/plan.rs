@@ -2,6 +2,10 @@
 //! the store and image sizes, a time estimate, what is left out and why. It is the plan
 //! `inplace preset check --disk` prints (`run::dry_run`); `d` shows those lines whole.
 
+use ratatui::crossterm::event::KeyCode;
+
+use super::app::{Confirm, Screen};
+
 use ratatui::layout::{Constraint, Layout};
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
@@ -136,4 +140,18 @@ fn after_disk(disk: &Disk, plan: &JobPlan) -> Disk {
     }
     parts.sort_by_key(|p| p.start_bytes);
     Disk { partitions: parts, ..disk.clone() }
+}
+
+impl App {
+    /// A key on this screen.
+    pub(super) fn plan_key(&mut self, code: KeyCode) {
+        match code {
+            KeyCode::Esc => self.screen = Screen::Choose,
+            KeyCode::Enter if matches!(self.plan, PlanView::Ready(_)) => {
+                self.confirm = Confirm::default();
+                self.screen = Screen::Confirm;
+            }
+            _ => {}
+        }
+    }
 }

@@ -2,6 +2,11 @@
 //! the engine measured them, the overall bar, the log. Esc asks before stopping and says what
 //! stopping does now.
 
+use ratatui::crossterm::event::KeyCode;
+
+use super::app::{unfinished, Screen, EXIT_POWER_OFF, EXIT_REBOOT, EXIT_SHELL};
+use crate::error::Error;
+
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Style};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
@@ -116,5 +121,43 @@ pub fn stop_words(step: Option<Step>) -> String {
         _ => "Safe now: the old OS is not touched before the lay-down. Stopping ends the work at its next safe point and rolls the disk back \
              to how it was. y: stop; any other key: go on."
             .into(),
+    }
+}
+
+impl App {
+    /// A key on this screen.
+    pub(super) fn progress_key(&mut self, code: KeyCode) {
+        if self.job.ended.is_some() {
+            match code {
+                KeyCode::Esc | KeyCode::Enter => {
+                    self.screen = Screen::Home;
+                    self.home.unfinished = crate::job::run::unfinished(&self.ctx.env)
+                        .ok()
+                        .flatten()
+                        .map(|(path, f)| unfinished(&self.ctx, path, &f.journal));
+                }
+                KeyCode::Char('p') => self.exit = Some(EXIT_POWER_OFF),
+                KeyCode::Char('r') => self.exit = Some(EXIT_REBOOT),
+                KeyCode::Char('s') => self.exit = Some(EXIT_SHELL),
+                _ => {}
+            }
+            return;
+        }
+        match (code, self.job.asking_stop) {
+            (KeyCode::Esc, false) => self.job.asking_stop = true,
+            (KeyCode::Char('y'), true) => {
+                self.job.asking_stop = false;
+                self.job.stop_asked = true;
+                if let Some(s) = &self.session {
+                    if let Err(e) = s.cancel() {
+                        self.error = Some(Error::io(Step::Plan, format!("asking the engine to stop: {e}")));
+                    }
+                }
+            }
+            (_, true) => self.job.asking_stop = false,
+            (KeyCode::PageUp, _) => self.job.scroll = self.job.scroll.saturating_add(5),
+            (KeyCode::PageDown, _) => self.job.scroll = self.job.scroll.saturating_sub(5),
+            _ => {}
+        }
     }
 }

@@ -1,6 +1,10 @@
 //! Result: per user what was saved and what was left out, where the report is, and the keys
 //! to reboot, power off or open a shell.
 
+use ratatui::crossterm::event::KeyCode;
+
+use super::app::{Screen, EXIT_POWER_OFF, EXIT_REBOOT, EXIT_SHELL};
+
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
@@ -67,4 +71,17 @@ pub fn summary(j: &Record) -> Vec<String> {
         ));
     }
     v
+}
+
+impl App {
+    /// A key on this screen.
+    pub(super) fn result_key(&mut self, code: KeyCode) {
+        match code {
+            KeyCode::Char('p') => self.exit = Some(EXIT_POWER_OFF),
+            KeyCode::Char('r') => self.exit = Some(EXIT_REBOOT),
+            KeyCode::Char('s') => self.exit = Some(EXIT_SHELL),
+            KeyCode::Char('l') => self.screen = Screen::Progress,
+            _ => {}
+        }
+    }
 }
