@@ -6,7 +6,8 @@
 //! partition table, the store's capture verified with the same files. On the way: Enter alone
 //! on the confirm screen starts nothing and the disk stays byte for byte as it was; a TUI
 //! dropped mid-job (a panic) and started again re-attaches and reaches the same result; and a
-//! job stopped (Esc, y) before the lay-down leaves the disk byte for byte as it was. A job cut
+//! job stopped (Esc, y) before the lay-down leaves the disk byte for byte as it was (stopped
+//! while planning: nothing written; stopped once it had written: rolled back). A job cut
 //! by a power cut mid-capture is offered on the home screen: rolled back (b, y) the disk is byte
 //! for byte the old one; continued (c) it reaches the same result as `inplace run`.
 //!
@@ -426,4 +427,43 @@ fn an_unfinished_job_offered_on_the_home_screen_continues_to_the_same_result() {
     assert_eq!(tui(&session, script), EXIT_POWER_OFF);
     let ended = engine.join().unwrap();
     same_result_as_the_cli(&s, &ended);
+}
+
+/// Esc, y before the lay-down of a job that had begun to write: the engine stops it and the
+/// TUI has it rolled back. The engine starts serving only once the stop is asked, so the stop
+/// comes before any step whatever the machine's speed.
+#[test]
+fn a_job_stopped_before_the_lay_down_is_rolled_back_to_the_disk_as_it_was() {
+    let s = setup();
+    let before = sha256_file(&s.disk);
+    s.cut_mid_capture();
+    let session = s.session();
+    let (dir, env) = (session.dir().to_path_buf(), s.env.clone());
+    let mut script = offered();
+    script.push(Step::Key(key(KeyCode::Char('c'))));
+    script.push(until("the progress screen", |a| a.screen == Screen::Progress));
+    script.push(Step::Key(key(KeyCode::Esc)));
+    script.push(Step::Check(Box::new(|a| {
+        let text = inplace::ui::tui::progress::stop_words(a.job.current);
+        assert!(a.job.asking_stop && text.starts_with("Safe now"), "{text}");
+    })));
+    script.push(Step::Key(key(KeyCode::Char('y'))));
+    let sess = session.clone();
+    script.push(Step::Check(Box::new(move |_| {
+        assert!(sess.cancel_asked(), "y did not ask the engine to stop");
+        let (dir, env) = (dir.clone(), env.clone());
+        std::thread::spawn(move || loop {
+            serve_one(&dir, &env, &Silent);
+        });
+    })));
+    script.push(until("the result", |a| a.screen == Screen::Result || (a.job.ended.is_some() && a.job.error().is_some() && !a.job.stop_asked)));
+    script.push(Step::Check(Box::new(|a| {
+        assert!(matches!(a.job.request, Some(inplace::ui::session::Request::Rollback { .. })), "no rollback followed the stop: {:?}", a.job.request);
+        assert_eq!(a.job.error(), None);
+    })));
+    script.push(Step::Key(key(KeyCode::Char('p'))));
+    assert_eq!(tui(&session, script), EXIT_POWER_OFF);
+    let Some(Ended::Done { journal, .. }) = session.ended() else { panic!("the rollback did not end well: {:?}", session.ended()) };
+    assert_eq!(journal.state, State::RolledBack);
+    assert_eq!(sha256_file(&s.disk), before, "the stopped job left the disk changed");
 }
