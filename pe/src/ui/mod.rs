@@ -3,5 +3,6 @@
 pub mod bars;
 pub mod map;
 pub mod plain;
+pub mod session;
 pub mod tui;
 pub mod words;
