@@ -11,8 +11,11 @@ pub struct Args {
     /// request, the events, the end.
     #[arg(long, default_value = crate::ui::session::DIR)]
     session: PathBuf,
+    /// Where the screens are also said in plain lines (e.g. /dev/ttyS0; repeat for several).
+    #[arg(long)]
+    echo: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    crate::ui::tui::run(&args.tty, &args.session)
+    crate::ui::tui::run(&args.tty, &args.session, &args.echo)
 }

@@ -14,6 +14,7 @@ pub mod confirm;
 pub mod home;
 pub mod job;
 pub mod keys;
+pub mod mirror;
 pub mod plan;
 pub mod progress;
 pub mod result;
@@ -57,9 +58,23 @@ pub fn run_loop<B: Backend>(terminal: &mut Terminal<B>, keys: &mut dyn KeySource
 where
     B::Error: Send + Sync + 'static,
 {
+    run_loop_with(terminal, keys, app, &mut |_| {})
+}
+
+/// [`run_loop`], calling `drawn` after each frame (the serial mirror).
+pub fn run_loop_with<B: Backend>(
+    terminal: &mut Terminal<B>,
+    keys: &mut dyn KeySource,
+    app: &mut App,
+    drawn: &mut dyn FnMut(&App),
+) -> anyhow::Result<i32>
+where
+    B::Error: Send + Sync + 'static,
+{
     loop {
         app.tick();
         terminal.draw(|f| render(f, app))?;
+        drawn(app);
         if let Some(code) = app.exit {
             return Ok(code);
         }
@@ -69,8 +84,9 @@ where
     }
 }
 
-/// Runs the TUI on `tty` over the session in `session_dir`; returns the exit code a key chose.
-pub fn run(tty: &Path, session_dir: &Path) -> anyhow::Result<i32> {
+/// Runs the TUI on `tty` over the session in `session_dir`, its screens also said in plain
+/// lines on `echo` (the other consoles); returns the exit code a key chose.
+pub fn run(tty: &Path, session_dir: &Path, echo: &[std::path::PathBuf]) -> anyhow::Result<i32> {
     attach_tty(tty).with_context(|| format!("taking {} as the controlling terminal", tty.display()))?;
     let session = Session::open(session_dir).with_context(|| format!("opening the session {}", session_dir.display()))?;
     let mut app = App::attach(session).context("reading the session's context")?;
@@ -89,7 +105,8 @@ pub fn run(tty: &Path, session_dir: &Path) -> anyhow::Result<i32> {
     }));
     let mut terminal = Terminal::with_options(CrosstermBackend::new(std::io::stdout()), options)?;
     terminal.clear()?;
-    let code = run_loop(&mut terminal, &mut keys::Console, &mut app);
+    let mut mirror = mirror::Mirror::open(echo);
+    let code = run_loop_with(&mut terminal, &mut keys::Console, &mut app, &mut |a| mirror.show(a));
     let _ = ratatui::crossterm::terminal::disable_raw_mode();
     code
 }
