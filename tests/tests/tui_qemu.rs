@@ -79,7 +79,9 @@ fn a_technician_migrates_through_the_tui_from_the_iso_on_bios() {
         assert!(log.contains(step), "the PE did not run {step}:\n{log}");
     }
     press(&s, "p");
-    s.wait_exit(Duration::from_secs(120)).unwrap();
+    let serial = s.wait_exit(Duration::from_secs(120)).unwrap().serial;
+    let screens: Vec<&str> = serial.lines().filter(|l| l.contains("inplace: tui: ")).collect();
+    eprintln!("the TUI's screens on the serial console:\n{}", screens.join("\n"));
 
     // The new OS: restores before the login prompt; alice logs in with her old password; every
     // file is checked.
