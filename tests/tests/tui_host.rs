@@ -150,7 +150,7 @@ impl Setup {
         let s = Session::open(&self.dir.path().join("session")).unwrap();
         let text = std::fs::read_to_string(self.env.image_roots[0].join("preset.toml")).unwrap();
         let preset = Preset::parse(&text, "preset.toml").unwrap();
-        s.write_context(&Context { env: self.env.clone(), preset: Some(preset), status: "firmware bios · preset tui".into() }).unwrap();
+        s.write_context(&Context { env: self.env.clone(), preset: Some(preset), status: "firmware bios · preset tui".into(), reports: vec![] }).unwrap();
         s
     }
 

@@ -292,7 +292,12 @@ fn serve_tui(consoles: &Consoles, env: crate::job::plan::Env, run: Run, inventor
     let dir = Path::new(session::DIR);
     let session = Session::open(dir).context("making the TUI's session directory")?;
     session
-        .write_context(&Context { env: env.clone(), preset: run.preset.clone(), status: run.status() })
+        .write_context(&Context {
+            env: env.clone(),
+            preset: run.preset.clone(),
+            status: run.status(),
+            reports: run.config_root.iter().map(|_| "the stick's INPLACE partition, under reports/".to_string()).collect(),
+        })
         .context("writing the TUI's session context")?;
     let others = Arc::new(Consoles::except("tty1"));
     let echo: Vec<std::path::PathBuf> = others.names().iter().map(|n| Path::new("/dev").join(n)).collect();

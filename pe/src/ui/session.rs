@@ -35,6 +35,9 @@ pub struct Context {
     pub preset: Option<Preset>,
     /// The title bar's status, e.g. `firmware uefi secure-boot on · preset lab-a`.
     pub status: String,
+    /// Where else each run's report is left, in words (the stick's partition).
+    #[serde(default)]
+    pub reports: Vec<String>,
 }
 
 /// What the person asked the engine to do.
@@ -305,7 +308,7 @@ mod tests {
             efi_nvram: false,
             cut_capture: None,
         };
-        let c = Context { env: env.clone(), preset: None, status: "firmware bios".into() };
+        let c = Context { env: env.clone(), preset: None, status: "firmware bios".into(), reports: vec![] };
         s.write_context(&c).unwrap();
         assert_eq!(s.read_context().unwrap().status, "firmware bios");
         s.submit(&Request::Resume { disk: dir.path().join("no-such-disk") }).unwrap();

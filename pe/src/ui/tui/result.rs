@@ -18,7 +18,11 @@ use crate::ui::session::Ended;
 pub fn render(f: &mut Frame, app: &App) {
     let body = widgets::frame(f, app, "result", &[("r", "reboot"), ("p", "power off"), ("s", "shell"), ("l", "log"), ("d", "details")]);
     let lines = match &app.job.ended {
-        Some(Ended::Done { journal, .. }) => summary(journal),
+        Some(Ended::Done { journal, .. }) => {
+            let mut v = summary(journal);
+            v.extend(app.ctx.reports.iter().map(|r| format!(" Report: {r}.")));
+            v
+        }
         _ => vec!["The job has not ended.".into()],
     };
     // Wrapped at words: the report's place is read whole.

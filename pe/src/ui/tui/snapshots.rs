@@ -100,6 +100,7 @@ fn ctx(disks: Vec<Disk>) -> Context {
         },
         preset: Some(preset),
         status: "firmware bios · secure-boot off · preset front desk".into(),
+        reports: vec!["the stick's INPLACE partition, under reports/".into()],
     }
 }
 
