@@ -19,6 +19,24 @@ fn press(s: &Session, key: &str) {
     std::thread::sleep(Duration::from_millis(200));
 }
 
+/// Types `text` key by key.
+fn type_text(s: &Session, text: &str) {
+    for c in text.chars() {
+        let key = match c {
+            'a'..='z' | '0'..='9' => c.to_string(),
+            'A'..='Z' => format!("shift-{}", c.to_ascii_lowercase()),
+            ' ' => "spc".into(),
+            '-' => "minus".into(),
+            '/' => "slash".into(),
+            '.' => "dot".into(),
+            '>' => "shift-dot".into(),
+            '\n' => "ret".into(),
+            other => panic!("no key for {other:?}"),
+        };
+        press(s, &key);
+    }
+}
+
 /// Waits for the TUI's serial line that starts with `screen` and holds every one of `wanted`.
 fn screen(s: &mut Session, screen: &str, wanted: &[&str], timeout: Duration) -> String {
     let prefix = format!("inplace: tui: {screen}");
@@ -78,6 +96,15 @@ fn a_technician_migrates_through_the_tui_from_the_iso_on_bios() {
     for step in ["== carve", "== capture", "== verify", "== lay-down", "== hand-off"] {
         assert!(log.contains(step), "the PE did not run {step}:\n{log}");
     }
+    // The shell key: busybox's sh on the screen; what it runs reaches the serial console; exit
+    // goes back to the result screen.
+    press(&s, "s");
+    s.wait_for("inplace: a shell on the screen", SCREEN).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    type_text(&s, "echo shell-on-tty1 > /dev/ttyS0\n");
+    s.wait_for("shell-on-tty1", SCREEN).unwrap();
+    type_text(&s, "exit\n");
+    screen(&mut s, "result", &["handed-off"], SCREEN);
     press(&s, "p");
     let serial = s.wait_exit(Duration::from_secs(120)).unwrap().serial;
     let screens: Vec<&str> = serial.lines().filter(|l| l.contains("inplace: tui: ")).collect();

@@ -24,7 +24,7 @@ pub fn run(consoles: &Consoles, tty: &Path) {
     // busybox's setsid -c makes the tty the shell's controlling terminal (job control, Ctrl-C).
     let child = std::process::Command::new(BUSYBOX)
         .args(["setsid", "-c", "sh", "-l"])
-        .env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin")
+        .env("PATH", "/bin:/sbin:/usr/bin:/usr/sbin:/lib/busybox")
         .env("PS1", "inplace# ")
         .env("TERM", "linux")
         .stdin(i)
