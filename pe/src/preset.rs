@@ -30,6 +30,10 @@ pub struct Preset {
     /// `[image]`: the new OS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageSpec>,
+    /// `[[images]]`: the images the TUI offers to choose from (each with a `name`), besides
+    /// the image files it finds on the stick and the boot medium and a typed URL.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageSpec>,
     /// The partitions the image takes; default: the OS's own (ESP, root, MSR, recovery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace: Option<Vec<u32>>,
@@ -116,6 +120,9 @@ impl<'de> Deserialize<'de> for DiskSelector {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageSpec {
+    /// What the TUI calls it (`[[images]]`); the source when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// An `http://` or `https://` URL, an absolute path, or a path relative to the stick's
     /// `INPLACE` partition or, failing that, the boot medium.
     pub source: String,
@@ -134,6 +141,11 @@ impl ImageSpec {
 
     pub fn pinned(&self) -> bool {
         self.sha256.is_some() || self.key.is_some()
+    }
+
+    /// The name to show: `name`, else the source.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.source)
     }
 }
 
@@ -269,6 +281,18 @@ mod tests {
         assert_eq!(p.restore.passwords, Some(false));
         let e = Preset::parse("name = \"x\"\n[migrate]\nusres = []\n", "p.toml").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
+    }
+
+    #[test]
+    fn a_list_of_images_to_choose_from() {
+        let d = "ab".repeat(32);
+        let text = format!("name = \"desk\"\n[[images]]\nname = \"Debian 12\"\nsource = \"images/debian-12.img\"\nsha256 = \"{d}\"\n[[images]]\nname = \"Lab\"\nsource = \"http://10.0.0.5/lab.img\"\nkey = \"{d}\"\n");
+        let p = Preset::parse(&text, "p").unwrap();
+        assert_eq!(p.images.len(), 2);
+        assert_eq!((p.images[0].label(), p.images[0].source.as_str()), ("Debian 12", "images/debian-12.img"));
+        assert!(p.images[1].is_remote() && p.images[1].pinned());
+        let e = Preset::parse("name = \"x\"\n[[images]]\nname = \"a\"\nsorce = \"b\"\n", "p").unwrap_err();
+        assert!(e.message.contains("sorce"), "{e}");
     }
 
     #[test]

@@ -61,11 +61,15 @@ pub fn luks_disk(dir: &Path) -> PathBuf {
 }
 
 /// A new Linux OS as an inplace image (`inplace image create`) from a disk of 1 = ESP (FAT32,
-/// [`IMAGE_ESP`], with the fallback loader), 2 = ext4 root (64 MiB: Debian 12, no users).
-/// Returns the image and its digest.
+/// [`IMAGE_ESP`], with the fallback loader), 2 = ext4 root (64 MiB: Debian 12, no users, with
+/// a file where Debian has systemd's program, so a job on the host hands off to it; nothing of
+/// it runs on the host). Returns the image and its digest.
 pub fn new_os_image(dir: &Path) -> (PathBuf, String) {
     let w = workdir(dir, "new-os");
-    let root = mkfs_ext4(&w, "root", 64 * MIB, "newroot", Some(&debian_tree(&w, &[])));
+    let tree = debian_tree(&w, &[]);
+    std::fs::create_dir_all(tree.join("usr/lib/systemd")).unwrap();
+    std::fs::write(tree.join("usr/lib/systemd/systemd"), b"fixture systemd").unwrap();
+    let root = mkfs_ext4(&w, "root", 64 * MIB, "newroot", Some(&tree));
     let disk = w.join("new-os.disk");
     gpt_image(&disk, IMAGE_ESP + 66 * MIB, &[(&esp(&w, IMAGE_ESP, "NEWESP"), "ef00", "EFI System"), (&root, "8304", "root")]);
     let image = dir.join("new-os.inplace");

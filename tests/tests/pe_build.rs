@@ -56,6 +56,10 @@ fn the_initramfs_is_newc_zstd_with_init_and_module_index() {
     assert!(out.status.success(), "initramfs.img is not zstd");
     let names = newc_names(&out.stdout);
     assert!(names.contains(&"init".to_string()), "no /init");
+    // The result screen's shell: busybox, with its applets off the PE's own PATH.
+    for f in ["bin/busybox", "lib/busybox/sh", "lib/busybox/ls"] {
+        assert!(names.contains(&f.to_string()), "no /{f}");
+    }
     let release = std::fs::read_to_string(pe_dir().join("kernel-release")).unwrap();
     let moddir = format!("lib/modules/{}", release.trim());
     for f in ["modules.dep", "modules.alias", "modules.softdep", "modules.builtin"] {

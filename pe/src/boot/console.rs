@@ -29,6 +29,14 @@ impl Consoles {
         Consoles { names: Vec::new(), files: Mutex::new(Vec::new()) }
     }
 
+    /// The active consoles but `name` (e.g. `tty1` while the TUI draws on it).
+    pub fn except(name: &str) -> Consoles {
+        let all = Consoles::open();
+        let names: Vec<String> = all.names.into_iter().filter(|n| n != name).collect();
+        let files = names.iter().filter_map(|n| open_tty(&format!("/dev/{n}"), false)).collect();
+        Consoles { names, files: Mutex::new(files) }
+    }
+
     pub fn names(&self) -> &[String] {
         &self.names
     }

@@ -13,10 +13,10 @@ use super::console::Consoles;
 use super::firmware::Firmware;
 use super::modules::{Kernel, Loader, ModuleIndex};
 use super::preset_source::{self, Found};
-use super::{children, medium, mounts, power, report, settle};
+use super::{children, medium, mounts, power, report, settle, shell};
 use super::log::ConsoleLog;
 use crate::progress::Sink;
-use crate::ui::tui::{EXIT_POWER_OFF, EXIT_REBOOT};
+use crate::ui::tui::{EXIT_POWER_OFF, EXIT_REBOOT, EXIT_SHELL};
 use crate::net;
 use crate::preset::Finish;
 
@@ -145,12 +145,7 @@ fn boot() -> anyhow::Result<Never> {
             let Some(preset) = preset else {
                 anyhow::bail!("inplace.action=unattended needs a preset: put preset.toml on the stick's INPLACE partition, on the ISO (scripts/build-pe --preset FILE), or pass inplace.preset=URL")
             };
-            // The new root (hand-off) and the store's FAT32 volume (staging) are mounted.
-            loader.load_fs("ext4");
-            loader.load_fs("vfat");
-            for nls in ["nls_cp437", "nls_ascii", "nls_utf8"] {
-                loader.load(nls);
-            }
+            load_job_filesystems(&mut loader);
             let env = super::unattended::env(&inventory, &media, &[config_root.clone(), medium_root.clone()], &run.firmware);
             match super::unattended::run(&preset, &env, &events) {
                 Ok(None) => {
@@ -174,12 +169,17 @@ fn boot() -> anyhow::Result<Never> {
             match preset.finish {
                 Finish::Poweroff => power::power_off(),
                 Finish::Reboot => power::restart(),
-                Finish::Wait => run_console_ui(&consoles, &run.status()),
+                Finish::Wait => {
+                    let env = super::unattended::env(&inventory, &media, &[config_root.clone(), medium_root.clone()], &run.firmware);
+                    serve_tui(&consoles, env, run, json)
+                }
             }
         }
         "tui" => {
             write_report(&events, &run, &json, "started");
-            run_console_ui(&consoles, &run.status())
+            load_job_filesystems(&mut loader);
+            let env = super::unattended::env(&inventory, &media, &[config_root.clone(), medium_root.clone()], &run.firmware);
+            serve_tui(&consoles, crate::job::plan::Env { unattended: false, ..env }, run, json)
         }
         other => anyhow::bail!(
             "unknown inplace.action={other:?} on the kernel command line; use inplace.action=tui, inplace.action=unattended or inplace.action=inspect"
@@ -281,19 +281,64 @@ fn read_firmware(loader: &mut Loader<Kernel>) -> Firmware {
     Firmware::detect(Path::new("/sys"), efivars)
 }
 
-/// Runs the TUI on tty1 as a child process and acts on how it ends. A crashed TUI is restarted.
-fn run_console_ui(consoles: &Consoles, status: &str) -> anyhow::Result<Never> {
+/// The filesystems a job mounts: the new root (hand-off) and the store's FAT32 volume (staging).
+fn load_job_filesystems(loader: &mut Loader<Kernel>) {
+    loader.load_fs("ext4");
+    loader.load_fs("vfat");
+    for nls in ["nls_cp437", "nls_ascii", "nls_utf8"] {
+        loader.load(nls);
+    }
+}
+
+/// The interactive job: the engine serves the TUI's requests here, in PID 1, so a TUI that dies
+/// does not stop a job; the TUI draws on tty1 and says its screens on the other consoles, where
+/// the job's events go as plain lines. Each request's end leaves a report on the stick.
+fn serve_tui(consoles: &Consoles, env: crate::job::plan::Env, run: Run, inventory_json: String) -> anyhow::Result<Never> {
+    use crate::ui::session::{self, Context, Ended, Session};
+    let dir = Path::new(session::DIR);
+    let session = Session::open(dir).context("making the TUI's session directory")?;
+    session
+        .write_context(&Context {
+            env: env.clone(),
+            preset: run.preset.clone(),
+            status: run.status(),
+            reports: run.config_root.iter().map(|_| "the stick's INPLACE partition, under reports/".to_string()).collect(),
+        })
+        .context("writing the TUI's session context")?;
+    let others = Arc::new(Consoles::except("tty1"));
+    let echo: Vec<std::path::PathBuf> = others.names().iter().map(|n| Path::new("/dev").join(n)).collect();
+    std::thread::spawn(move || {
+        let log = ConsoleLog::new(others, Path::new(EVENTS_PATH));
+        loop {
+            let result = match session::serve_one(dir, &env, &log) {
+                Ended::Done { journal, .. } => journal.state.name(),
+                Ended::Failed { .. } => "failed",
+            };
+            write_report(&log, &run, &inventory_json, result);
+        }
+    });
+    run_console_ui(consoles, dir, &echo)
+}
+
+/// Runs the TUI on tty1 as a child process and acts on how it ends. A crashed TUI is restarted
+/// and re-attaches to the session.
+fn run_console_ui(consoles: &Consoles, session: &Path, echo: &[std::path::PathBuf]) -> anyhow::Result<Never> {
     let exe = std::env::current_exe().unwrap_or_else(|_| "/init".into());
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let child = std::process::Command::new(&exe)
-            .args(["console-ui", "--tty", "/dev/tty1", "--inventory", INVENTORY_PATH, "--status", status])
-            .spawn()
-            .context("starting the TUI")?;
+        let mut args: Vec<std::ffi::OsString> = vec!["console-ui".into(), "--tty".into(), "/dev/tty1".into(), "--session".into(), session.into()];
+        for e in echo {
+            args.extend(["--echo".into(), e.into()]);
+        }
+        let child = std::process::Command::new(&exe).args(&args).spawn().context("starting the TUI")?;
         match children::wait_exit(child.id()) {
             EXIT_POWER_OFF => power::power_off(),
             EXIT_REBOOT => power::restart(),
+            EXIT_SHELL => {
+                attempt = 0;
+                shell::run(consoles, Path::new("/dev/tty1"));
+            }
             code => {
                 consoles.line(&format!("inplace: the TUI ended unexpectedly (exit {code}); restarting it"));
                 if attempt >= 5 {

@@ -13,4 +13,5 @@ pub mod power;
 pub mod preset_source;
 pub mod report;
 pub mod settle;
+pub mod shell;
 pub mod unattended;

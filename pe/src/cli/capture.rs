@@ -8,7 +8,6 @@ use crate::migrate::job_info::JobInfo;
 use crate::migrate::store::{CaptureName, Store};
 use crate::migrate::{estimate, select, source};
 use crate::progress::Cancel;
-use crate::ui::plain::PlainProgress;
 use crate::units::human;
 
 #[derive(clap::Args)]
@@ -47,7 +46,7 @@ fn parse_capture(s: &str) -> Result<CaptureName, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    let progress = PlainProgress::with_words(super::render::error);
+    let progress = super::front::printer();
     let cancel = Cancel::new();
     let mut source = source::open(&args.disk, args.partition, &progress)?;
     for w in &source.warnings {

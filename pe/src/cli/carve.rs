@@ -3,7 +3,6 @@
 use super::plan::{make_plan, print_plan, refusal_text, Args as PlanArgs};
 use crate::carve::CarveOptions;
 use crate::progress::Cancel;
-use crate::ui::plain::PlainProgress;
 
 #[derive(clap::Args)]
 #[group(skip)]
@@ -33,7 +32,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let opts = CarveOptions { job_name: args.job_name.clone(), job_id: None, repair_gpt: args.plan.repair_gpt };
-    let out = crate::carve::carve(&args.plan.disk, &plan, &opts, &PlainProgress::new(), &Cancel::new())?;
+    let out = crate::carve::carve(&args.plan.disk, &plan, &opts, super::front::printer().as_ref(), &Cancel::new())?;
     eprintln!(
         "inplace: carved store partition {} (job {}); locator at bytes {:?}",
         out.locator.store_number,

@@ -1,4 +1,5 @@
-//! `inplace console-ui`: the TUI, as PID 1 starts it on the PE's screen.
+//! `inplace console-ui`: the TUI, as PID 1 starts it on the PE's screen, over the session
+//! directory where the engine serves the job (`ui::session`).
 
 use std::path::PathBuf;
 
@@ -6,13 +7,15 @@ use std::path::PathBuf;
 pub struct Args {
     #[arg(long, default_value = "/dev/tty1")]
     tty: PathBuf,
-    #[arg(long, default_value = crate::boot::init::INVENTORY_PATH)]
-    inventory: PathBuf,
-    /// Shown in the title bar (firmware, preset).
-    #[arg(long, default_value = "")]
-    status: String,
+    /// The session directory: context.json (the inventory, the preset, the title bar), the
+    /// request, the events, the end.
+    #[arg(long, default_value = crate::ui::session::DIR)]
+    session: PathBuf,
+    /// Where the screens are also said in plain lines (e.g. /dev/ttyS0; repeat for several).
+    #[arg(long)]
+    echo: Vec<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<i32> {
-    crate::ui::tui::run(&args.tty, &args.inventory, &args.status)
+    crate::ui::tui::run(&args.tty, &args.session, &args.echo)
 }

@@ -1,12 +1,15 @@
 //! The CLI as a front end of long engine work: the work runs on its own thread and sends its
-//! events over a channel; this thread prints them (plain lines on stderr, or JSON lines on
-//! stdout with `--json`) and turns Ctrl-C into a cancel.
+//! events over a channel; this thread shows them (bars on a terminal, plain lines on any other
+//! stderr, or JSON lines on stdout with `--json`) and turns Ctrl-C into a cancel.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use std::io::IsTerminal;
+
 use crate::progress::{Cancel, Channel, Event, JsonLines, Sink};
+use crate::ui::bars::Bars;
 use crate::ui::plain::PlainProgress;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -30,8 +33,13 @@ pub fn run<T: Send>(json: bool, work: impl FnOnce(&dyn Sink, &Cancel) -> T + Sen
     catch_interrupt();
     let (tx, rx) = mpsc::channel::<Event>();
     let cancel = Cancel::new();
-    let plain = PlainProgress::with_words(super::render::error);
-    let lines = JsonLines::new(std::io::stdout());
+    let shown: Box<dyn Sink> = if json {
+        Box::new(JsonLines::new(std::io::stdout()))
+    } else if std::io::stderr().is_terminal() {
+        Box::new(Bars::stderr(super::render::error))
+    } else {
+        Box::new(Prefixed(PlainProgress::with_words(super::render::error)))
+    };
     std::thread::scope(|s| {
         let worker = {
             let cancel = cancel.clone();
@@ -43,7 +51,7 @@ pub fn run<T: Send>(json: bool, work: impl FnOnce(&dyn Sink, &Cancel) -> T + Sen
         let mut told = false;
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(e) => show(&e, json, &plain, &lines),
+                Ok(e) => shown.event(&e),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -57,10 +65,23 @@ pub fn run<T: Send>(json: bool, work: impl FnOnce(&dyn Sink, &Cancel) -> T + Sen
     })
 }
 
-fn show(e: &Event, json: bool, plain: &PlainProgress, lines: &JsonLines<std::io::Stdout>) {
-    if json {
-        lines.event(e);
-    } else if let Some(l) = plain.line(e) {
-        eprintln!("inplace: {}", l.trim_start());
+/// Plain lines on stderr, each after `inplace: `.
+struct Prefixed(PlainProgress);
+
+impl Sink for Prefixed {
+    fn event(&self, e: &Event) {
+        if let Some(l) = self.0.line(e) {
+            eprintln!("inplace: {}", l.trim_start());
+        }
+    }
+}
+
+/// The CLI's printer for work it runs on its own thread: bars on a terminal, plain lines on
+/// any other stderr.
+pub fn printer() -> Box<dyn Sink> {
+    if std::io::stderr().is_terminal() {
+        Box::new(Bars::stderr(super::render::error))
+    } else {
+        Box::new(PlainProgress::with_words(super::render::error))
     }
 }

@@ -157,7 +157,7 @@ enum Cmd {
 }
 
 pub fn run(args: Args) -> Result<i32> {
-    let progress = crate::ui::plain::PlainProgress::with_words(super::render::error);
+    let progress = super::front::printer();
     let cancel = Cancel::new();
     match args.cmd {
         Cmd::Create { from, partitions, out, chunk_mib, level, grow, pin_guids, sign_key, workers } => {

@@ -41,7 +41,7 @@ pub fn make_plan(args: &Args) -> anyhow::Result<(DiskState, Result<Plan, PlanErr
     let store_bytes = match (args.store_size, args.store_for) {
         (Some(bytes), _) => bytes,
         (None, Some(n)) => {
-            let progress = crate::ui::plain::PlainProgress::new();
+            let progress = super::front::printer();
             crate::migrate::estimate::store_size_for(&args.disk, n, &progress, &crate::progress::Cancel::new())?
         }
         (None, None) => anyhow::bail!("give --store-size or --store-for"),

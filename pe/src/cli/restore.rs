@@ -16,7 +16,6 @@ use crate::error::Hint;
 use crate::migrate::restore::{self, users::Useradd, users::UserStatus, Cleanup, Conflict, Finished, Options};
 use crate::migrate::store::Store;
 use crate::progress::Cancel;
-use crate::ui::plain::PlainProgress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -93,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         passwords: args.no_passwords.then_some(false),
         again: args.again,
     };
-    let progress = PlainProgress::new();
+    let progress = super::front::printer();
     match restore::restore(store, &opts, &mut Useradd, &progress, &Cancel::new())? {
         Finished::AlreadyRestored(st) => {
             if args.json {

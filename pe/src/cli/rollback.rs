@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use super::front;
 use crate::locator::rollback;
 use crate::progress::Cancel;
-use crate::ui::plain::PlainProgress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -43,7 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         eprintln!("inplace: nothing was written; run again with --yes to restore the saved table");
         return Ok(0);
     }
-    rollback::roll_back(&prepared, &PlainProgress::with_words(super::render::error), &Cancel::new())?;
+    rollback::roll_back(&prepared, super::front::printer().as_ref(), &Cancel::new())?;
     eprintln!("inplace: restored the partition table saved by job {}", prepared.found.locator.job_id_hex());
     Ok(0)
 }

@@ -6,7 +6,6 @@ use super::render;
 use crate::error::Error;
 use crate::migrate::store::{self, CaptureName, Store};
 use crate::progress::Cancel;
-use crate::ui::plain::PlainProgress;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -36,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
 }
 
 fn verify(path: &std::path::Path, json: bool) -> anyhow::Result<i32> {
-    let progress = PlainProgress::new();
+    let progress = super::front::printer();
     let result = Store::open(path, false).and_then(|mut s| {
         let names = s.captures().map_err(|e| e.error(crate::step::Step::Verify))?;
         let mut reports = Vec::new();

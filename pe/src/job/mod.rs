@@ -10,11 +10,14 @@
 //! - [`reserve`]: the journal's two slots at the end of the store partition.
 //! - [`stage`]: a remote image copied into the store before the lay-down.
 //! - [`select`]: which disk the preset means.
+//! - [`images`]: the images a person can choose from; [`rates`]: how long a job will take.
 
 pub mod find;
 pub mod first_boot;
+pub mod images;
 pub mod journal;
 pub mod plan;
+pub mod rates;
 pub mod request;
 pub mod reserve;
 pub mod rollback;

@@ -37,8 +37,9 @@ const OS_TYPES: [&str; 4] = [
     "0657fd6d-a4ab-43c4-84e5-0933c84b4f4f",
 ];
 
-/// Where the job runs: the disks it may choose from and what it needs around it.
-#[derive(Debug, Clone)]
+/// Where the job runs: the disks it may choose from and what it needs around it. Serialised
+/// for the TUI's session (`ui::session`), without the test-only power cut.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Env {
     /// Every disk seen (the PE's scan, or the image files named on a host).
     pub inventory: Inventory,
@@ -61,6 +62,7 @@ pub struct Env {
     /// Tests: a power cut (the process aborts, nothing flushed) after this many bytes were
     /// written into the store while capturing into this capture.
     #[doc(hidden)]
+    #[serde(skip)]
     pub cut_capture: Option<(CaptureName, u64)>,
 }
 
@@ -121,6 +123,9 @@ pub struct SourcePlan {
     pub users: Vec<String>,
     pub files: u64,
     pub bytes: u64,
+    /// Files and bytes of each user's profile (the estimate's), for the TUI's choice of users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_user: Vec<estimate::UserTotal>,
     pub left_out: Vec<LeftOut>,
 }
 
@@ -205,6 +210,7 @@ impl From<PlanRecord> for JobPlan {
                     users: r.users,
                     files: r.files,
                     bytes: r.bytes,
+                    per_user: Vec::new(),
                     left_out: r.left_out,
                 });
             }
@@ -345,6 +351,16 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
     };
     let lines = describe(&disk, &plan);
     Ok(Planned { disk, plan, lines })
+}
+
+/// What a job would capture from the disk `preset` means in `env`, without the image: each
+/// source with its users and their estimate (the TUI's choice of users). Writes nothing.
+pub fn survey(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<Vec<SourcePlan>> {
+    let disk = disk_select::select(&env.inventory.disks, &env.excluded, &preset.disk)?.clone();
+    let os = os_partition(&disk)?;
+    refuse_locked(&disk)?;
+    let found = sources(&disk, &env.path_of(&disk.name), &os, &preset.migrate, sink, cancel)?;
+    Ok(found.into_iter().map(|f| f.plan).collect())
 }
 
 /// A job's store is sized from the capture estimate and the preset's margin, not given: the
@@ -531,6 +547,7 @@ fn found(partition: Partition, role: Role, family: &str, capture: u32, sel: &sel
             users: sel.users.iter().map(|u| u.name.clone()).collect(),
             files: est.files,
             bytes: est.bytes,
+            per_user: est.users.clone(),
             left_out: left_out(&sel.skipped),
         },
         store_bytes: est.store_bytes,
@@ -793,6 +810,7 @@ mod tests {
             users: users.iter().map(|u| u.to_string()).collect(),
             files: 3,
             bytes: 300,
+            per_user: Vec::new(),
             left_out: vec![LeftOut { why: "excluded by the rule .cache/**".into(), items: 1, bytes: 9, examples: vec!["/home/alice/.cache".into()] }],
         }
     }

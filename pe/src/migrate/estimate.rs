@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::entry::{Entry, Kind};
 use super::rules::{self, Overrides};
@@ -50,11 +50,16 @@ pub struct Estimate {
     pub store_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UserTotal {
     pub name: String,
     pub files: u64,
     pub bytes: u64,
+    /// Items of the user's profile the rules leave out, and their bytes.
+    #[serde(default)]
+    pub left_out: u64,
+    #[serde(default)]
+    pub left_out_bytes: u64,
 }
 
 /// Counts the selection and samples compression from `fs`; checks `cancel` at each sample.
@@ -62,7 +67,14 @@ pub fn estimate(fs: &mut dyn FsReader, sel: &Selection, sink: &dyn Sink, cancel:
     let mut e = Estimate { skipped: sel.skipped.len() as u64, ..Default::default() };
     e.skipped_bytes = sel.skipped.iter().map(|s| s.size).sum();
     for u in &sel.users {
-        e.users.push(UserTotal { name: u.name.clone(), ..Default::default() });
+        let home = format!("{}/", u.home.trim_end_matches('/'));
+        let left: Vec<&super::entry::Skipped> = sel.skipped.iter().filter(|s| s.source.to_string().starts_with(&home)).collect();
+        e.users.push(UserTotal {
+            name: u.name.clone(),
+            left_out: left.len() as u64,
+            left_out_bytes: left.iter().map(|s| s.size).sum(),
+            ..Default::default()
+        });
     }
     for entry in &sel.entries {
         match entry.kind {
@@ -178,7 +190,7 @@ mod tests {
         assert_eq!((e.files, e.bytes, e.skipped, e.skipped_bytes), (2, 105_000, 1, 300));
         assert!(e.ratio < 0.05, "{}", e.ratio);
         assert!(e.store_bytes > FIXED_MARGIN && e.store_bytes < FIXED_MARGIN + 5_000, "{}", e.store_bytes);
-        assert_eq!(e.users[0], UserTotal { name: "alice".into(), files: 2, bytes: 105_000 });
+        assert_eq!(e.users[0], UserTotal { name: "alice".into(), files: 2, bytes: 105_000, left_out: 1, left_out_bytes: 300 });
         assert!(text(&e).contains("expected store size"));
         assert_eq!(e.allocated_bytes, e.bytes);
         assert!(!text(&e).contains("sparse"));

@@ -24,7 +24,7 @@ use crate::step::Step;
 /// Errors made here name the image step; callers that fetch for another step move them.
 const STEP: Step = Step::Image;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct HttpOptions {
     /// Longest wait for the connection or for any read.
     pub timeout: Duration,

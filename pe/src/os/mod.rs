@@ -35,6 +35,27 @@ pub struct Os {
     pub users_from: Option<String>,
 }
 
+impl Os {
+    /// The OS whole: `Windows 11 Pro 23H2, build 22631.2861`, `Debian GNU/Linux 12 (bookworm)`
+    /// (a Windows version names the OS itself; a Linux one follows the name).
+    pub fn title(&self) -> String {
+        match &self.version {
+            Some(v) if v.starts_with(&self.name) => v.clone(),
+            Some(v) => format!("{} {v}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The OS short: `Windows 11 Pro 23H2`, `Debian GNU/Linux 12`.
+    pub fn short(&self) -> String {
+        match &self.version {
+            Some(v) if v.starts_with(&self.name) => v.split(", build").next().unwrap_or(v).to_string(),
+            Some(v) => format!("{} {}", self.name, v.split_whitespace().next().unwrap_or("")).trim().to_string(),
+            None => self.name.clone(),
+        }
+    }
+}
+
 /// One account of the installed OS.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Account {
@@ -73,3 +94,19 @@ pub fn detect(fs: &mut dyn FsReader) -> Detection {
 
 /// The largest config file read into memory.
 pub(crate) const SMALL_FILE_CAP: u64 = 1024 * 1024;
+
+#[cfg(test)]
+mod title_tests {
+    use super::Os;
+
+    #[test]
+    fn a_windows_version_is_not_prefixed_with_the_name_again() {
+        let w = Os { name: "Windows".into(), version: Some("Windows 11 Pro 23H2, build 22631.2861".into()), ..Os::default() };
+        assert_eq!(w.title(), "Windows 11 Pro 23H2, build 22631.2861");
+        assert_eq!(w.short(), "Windows 11 Pro 23H2");
+        let d = Os { name: "Debian GNU/Linux".into(), version: Some("12 (bookworm)".into()), ..Os::default() };
+        assert_eq!(d.title(), "Debian GNU/Linux 12 (bookworm)");
+        assert_eq!(d.short(), "Debian GNU/Linux 12");
+        assert_eq!(Os { name: "Windows".into(), ..Os::default() }.short(), "Windows");
+    }
+}

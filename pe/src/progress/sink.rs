@@ -20,6 +20,12 @@ pub trait Sink: Send + Sync {
     }
 }
 
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn event(&self, e: &Event) {
+        (**self).event(e)
+    }
+}
+
 /// Drops every event.
 pub struct Silent;
 

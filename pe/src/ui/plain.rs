@@ -53,10 +53,7 @@ fn disk_text(out: &mut String, disk: &Disk) {
     bar.push(']');
     let _ = writeln!(out, "  {bar}");
     for p in &disk.partitions {
-        let os = p.os.as_ref().map(|o| match &o.version {
-            Some(v) => format!("{} {v}; users: {}", o.name, o.users.join(", ")),
-            None => format!("{}; users: {}", o.name, o.users.join(", ")),
-        });
+        let os = p.os.as_ref().map(|o| format!("{}; users: {}", o.title(), o.users.join(", ")));
         let _ = writeln!(
             out,
             "  {:>3}  {:>10}  {:<9} {:<16} {}",
