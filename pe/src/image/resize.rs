@@ -59,9 +59,9 @@ fn tool(name: &str) -> Result<PathBuf, String> {
 /// Runs `name args` and returns its output; an exit code outside `ok` is an error with the
 /// tool's last lines.
 fn run(name: &str, args: &[&str], ok: &[i32]) -> Result<String, String> {
-    let out = Command::new(tool(name)?).args(args).env("LC_ALL", "C").output().map_err(|e| format!("cannot run {name}: {e}"))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    match out.status.code() {
+    let (code, text) =
+        crate::boot::children::output(Command::new(tool(name)?).args(args).env("LC_ALL", "C")).map_err(|e| format!("cannot run {name}: {e}"))?;
+    match code {
         Some(c) if ok.contains(&c) => Ok(text),
         code => {
             let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
