@@ -151,9 +151,8 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
     }
     let mut notes = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
-    // Shrunk copies, removed once the image is written (or has failed).
-    let mut shrunk: Vec<PathBuf> = Vec::new();
-    let result = (|| -> Result<CreateReport> {
+    // Shrunk copies, removed when `create` returns.
+    let mut shrunk = shrink::Scratch::default();
     let mut specs = Vec::new();
     let cs = u64::from(o.chunk_size);
     for (pi, p) in selected.iter().enumerate() {
@@ -171,7 +170,7 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
                     shrunk_from = Some(m.fs_bytes);
                     m = copy.used;
                     (src, base) = (copy.disk, 0);
-                    shrunk.push(copy.path);
+                    shrunk.keep(copy.path);
                 }
                 let min = m.fs_bytes.div_ceil(u64::from(ss)) * u64::from(ss);
                 (Content::UsedBlocks, m.ranges, min.min(p.size_bytes).max(u64::from(ss)), m.fs_sector_size)
@@ -267,11 +266,6 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
             Err(e)
         }
     }
-    })();
-    for p in &shrunk {
-        let _ = std::fs::remove_file(p);
-    }
-    result
 }
 
 /// Compresses `plans` in parallel and writes payloads in order, then the tail and the header.

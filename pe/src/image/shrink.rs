@@ -20,7 +20,8 @@ use crate::units::human;
 const STEP: Step = Step::Image;
 const COPY_BUF: u64 = 4 << 20;
 
-/// The shrunk copy: its file (the caller removes it), the file as a disk, and its used blocks.
+/// The shrunk copy: its file (the caller removes it, e.g. through [`Scratch`]), the file as a
+/// disk, and its used blocks.
 pub struct ShrunkCopy {
     pub path: PathBuf,
     pub disk: SharedDisk,
@@ -58,6 +59,24 @@ pub fn shrunk_copy(disk: &SharedDisk, start: u64, size: u64, fs: &str, used: &Us
     let mut r = RangeReader::new(copy.clone(), 0, size);
     let used = alloc::used(fs, &mut r, super::create::MERGE_GAP).map_err(|e| Error::refused(STEP, format!("{what}: the shrunk copy: {e}")))?;
     Ok(ShrunkCopy { path: keep.release(), disk: copy, used })
+}
+
+/// Shrunk copies, removed when dropped.
+#[derive(Default)]
+pub struct Scratch(Vec<PathBuf>);
+
+impl Scratch {
+    pub fn keep(&mut self, path: PathBuf) {
+        self.0.push(path);
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// Removes the copy unless released (on every error path).
