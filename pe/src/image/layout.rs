@@ -298,14 +298,15 @@ mod tests {
 
     #[test]
     fn a_smaller_disk_takes_the_grower_down_to_its_filesystem_and_no_lower() {
-        // 323 MiB of room after a kept partition; the reference root was 500 MiB.
+        // 323 MiB of room after a kept partition (322 MiB on whole MiBs); the reference root was
+        // 500 MiB.
         let t = target(vec![tp(1, 1, 700, true)]);
         let p = place(&t, &[w(2, 500, 200, true)]).unwrap();
         check_invariants(&t, &p);
-        assert_eq!((p.placed[0].start, p.placed[0].size, p.placed[0].source_size), (701 * MIB, 323 * MIB, 500 * MIB));
-        assert_eq!(p.placed[0].change(), "500 MiB, shrinks to 323 MiB");
+        assert_eq!((p.placed[0].start, p.placed[0].size, p.placed[0].source_size), (701 * MIB, 322 * MIB, 500 * MIB));
+        assert_eq!(p.placed[0].change(), "500 MiB, shrinks to 322 MiB");
         let e = place(&t, &[w(2, 500, 400, true)]).unwrap_err().to_string();
-        assert!(e.contains("its filesystem's smallest size") && e.contains("77 MiB more room is needed"), "{e}");
+        assert!(e.contains("its filesystem's smallest size") && e.contains("77.0 MiB (80757248 bytes) more room is needed"), "{e}");
         // On a larger disk it grows.
         let p = place(&target(vec![]), &[w(2, 500, 200, true)]).unwrap();
         assert!(p.placed[0].change().starts_with("500 MiB, grows to 1022"), "{}", p.placed[0].change());

@@ -154,6 +154,6 @@ mod tests {
     #[test]
     fn the_line_says_which_way() {
         let r = Resized { number: 2, fs: "ext4".into(), before: 1 << 30, after: 4 << 30, secs: 1.25 };
-        assert_eq!(r.line(), "partition 2: ext4 grown from 1.0 GiB to 4.0 GiB in 1.25 s");
+        assert_eq!(r.line(), "partition 2: ext4 grown from 1024 MiB to 4096 MiB in 1.25 s");
     }
 }
