@@ -9,6 +9,7 @@
 pub mod boot;
 pub mod carve;
 pub mod cli;
+pub mod command;
 pub mod disk;
 pub mod error;
 pub mod fs;

@@ -166,9 +166,11 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
                 let mut m = alloc::used(fs, &mut r, MERGE_GAP).map_err(|e| Error::refused(STEP, format!("{what}: {e}")))?;
                 if o.shrinkable && Some(p.number) == grow && resize::resizable(Some(fs)) {
                     cancel.check(STEP, Written::Nothing)?;
-                    let copy = shrink::shrunk_copy(&disk, p.start_bytes, p.size_bytes, fs, &m, &o.out, &what, sink)?;
+                    let original = shrink::Original { disk: &disk, start: p.start_bytes, size: p.size_bytes, fs, used: &m.ranges, what: &what };
+                    let copy = shrink::shrunk_copy(&original, &o.out, sink)?;
                     shrunk_from = Some(m.fs_bytes);
-                    m = copy.used;
+                    let mut r = RangeReader::new(copy.disk.clone(), 0, p.size_bytes);
+                    m = alloc::used(fs, &mut r, MERGE_GAP).map_err(|e| Error::refused(STEP, format!("{what}: the shrunk copy: {e}")))?;
                     (src, base) = (copy.disk, 0);
                     shrunk.keep(copy.path);
                 }

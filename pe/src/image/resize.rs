@@ -14,6 +14,23 @@ use crate::disk::device::{Device, SharedDisk};
 use crate::fs::alloc;
 use crate::fs::range::RangeReader;
 
+/// Why a filesystem could not be resized: the tool's words, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ResizeError(pub String);
+
+impl From<String> for ResizeError {
+    fn from(s: String) -> Self {
+        ResizeError(s)
+    }
+}
+
+impl From<&str> for ResizeError {
+    fn from(s: &str) -> Self {
+        ResizeError(s.to_string())
+    }
+}
+
 /// Where the tools are looked for (the PE's initramfs has them in `/usr/sbin`).
 const DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
@@ -56,11 +73,19 @@ fn tool(name: &str) -> Result<PathBuf, String> {
     })
 }
 
-/// Runs `name args` and returns its output; an exit code outside `ok` is an error with the
-/// tool's last lines.
-fn run(name: &str, args: &[&str], ok: &[i32]) -> Result<String, String> {
-    let (code, text) =
-        crate::boot::children::output(Command::new(tool(name)?).args(args).env("LC_ALL", "C")).map_err(|e| format!("cannot run {name}: {e}"))?;
+/// The tool `name` to run, in the C locale.
+fn cmd(name: &str) -> Result<Command, String> {
+    let mut c = Command::new(tool(name)?);
+    c.env("LC_ALL", "C");
+    Ok(c)
+}
+
+/// Runs `c` and returns its output; an exit code outside `ok` is an error with the tool's last
+/// lines.
+fn run(c: &mut Command, ok: &[i32]) -> Result<String, String> {
+    let name = Path::new(c.get_program()).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let (code, text) = crate::command::output(c).map_err(|e| format!("cannot run {name}: {e}"))?;
     match code {
         Some(c) if ok.contains(&c) => Ok(text),
         code => {
@@ -73,48 +98,49 @@ fn run(name: &str, args: &[&str], ok: &[i32]) -> Result<String, String> {
 
 /// e2fsck's exit codes 0 (clean) and 1 (fixed) let the resize go on.
 fn check_ext(node: &str) -> Result<(), String> {
-    run("e2fsck", &["-f", "-p", node], &[0, 1]).map(|_| ())
+    run(cmd("e2fsck")?.args(["-f", "-p", node]), &[0, 1]).map(|_| ())
 }
 
 /// Makes the filesystem on `node` fill it. Returns its bytes before and after.
-pub fn grow(node: &Path, fs: &str) -> Result<(u64, u64), String> {
+pub fn grow(node: &Path, fs: &str) -> Result<(u64, u64), ResizeError> {
     let before = fs_bytes(node, fs)?;
     let n = node.to_str().ok_or("the device path is not UTF-8")?;
     match fs {
         "ext2" | "ext3" | "ext4" => {
             check_ext(n)?;
-            run("resize2fs", &[n], &[0])?;
+            run(cmd("resize2fs")?.arg(n), &[0])?;
         }
         "ntfs" => {
-            run("ntfsresize", &["--force", "--no-progress-bar", n], &[0])?;
+            run(cmd("ntfsresize")?.args(["--force", "--no-progress-bar", n]), &[0])?;
             // ntfsresize schedules a chkdsk (the dirty flag); its own check ran before the resize.
-            run("ntfsfix", &["-d", n], &[0])?;
+            run(cmd("ntfsfix")?.args(["-d", n]), &[0])?;
         }
-        other => return Err(format!("{other} is not grown (only ext2/3/4 and NTFS are)")),
+        other => return Err(format!("{other} is not grown (only ext2/3/4 and NTFS are)").into()),
     }
     Ok((before, fs_bytes(node, fs)?))
 }
 
 /// Shrinks the filesystem on `node` (a copy) to the smallest size its tool allows. Returns its
 /// bytes before and after.
-pub fn shrink_to_minimum(node: &Path, fs: &str) -> Result<(u64, u64), String> {
+pub fn shrink_to_minimum(node: &Path, fs: &str) -> Result<(u64, u64), ResizeError> {
     let before = fs_bytes(node, fs)?;
     let n = node.to_str().ok_or("the file path is not UTF-8")?;
     match fs {
         "ext2" | "ext3" | "ext4" => {
             check_ext(n)?;
-            run("resize2fs", &["-M", n], &[0])?;
+            run(cmd("resize2fs")?.args(["-M", n]), &[0])?;
             check_ext(n)?;
         }
         "ntfs" => {
-            let info = run("ntfsresize", &["--info", "--force", "--no-progress-bar", n], &[0])?;
-            let min = ntfs_minimum(&info).ok_or_else(|| format!("ntfsresize --info did not say how small {n} can be"))?;
+            let info = run(cmd("ntfsresize")?.args(["--info", "--force", "--no-progress-bar", n]), &[0])?;
+            let min = ntfs_minimum(&info).ok_or_else(|| format!("ntfsresize did not report how small {n} can be"))?;
             if min < before {
-                run("ntfsresize", &["--force", "--force", "--no-progress-bar", "--size", &min.to_string(), n], &[0])?;
-                run("ntfsfix", &["-d", n], &[0])?;
+                let size = min.to_string();
+                run(cmd("ntfsresize")?.args(["--force", "--force", "--no-progress-bar", "--size", &size, n]), &[0])?;
+                run(cmd("ntfsfix")?.args(["-d", n]), &[0])?;
             }
         }
-        other => return Err(format!("{other} cannot be shrunk (only ext2/3/4 and NTFS can)")),
+        other => return Err(format!("{other} cannot be shrunk (only ext2/3/4 and NTFS can)").into()),
     }
     Ok((before, fs_bytes(node, fs)?))
 }
@@ -126,11 +152,11 @@ fn ntfs_minimum(info: &str) -> Option<u64> {
 }
 
 /// The bytes the filesystem on `node` spans, from its own metadata.
-pub fn fs_bytes(node: &Path, fs: &str) -> Result<u64, String> {
-    let dev = Device::open(node).map_err(|e| e.to_string())?;
+pub fn fs_bytes(node: &Path, fs: &str) -> Result<u64, ResizeError> {
+    let dev = Device::open(node).map_err(|e| ResizeError(e.to_string()))?;
     let disk: SharedDisk = Arc::new(dev);
     let mut r = RangeReader::whole(disk);
-    Ok(alloc::used(fs, &mut r, u64::MAX / 4).map_err(|e| format!("{}: {e}", node.display()))?.fs_bytes)
+    Ok(alloc::used(fs, &mut r, 1 << 20).map_err(|e| ResizeError(format!("{}: {e}", node.display())))?.fs_bytes)
 }
 
 /// Times `f`.

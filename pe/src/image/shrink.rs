@@ -11,8 +11,6 @@ use std::sync::Arc;
 use super::resize;
 use crate::disk::device::{Device, SharedDisk};
 use crate::error::{Error, Result};
-use crate::fs::alloc::{self, UsedMap};
-use crate::fs::range::RangeReader;
 use crate::progress::Sink;
 use crate::step::Step;
 use crate::units::human;
@@ -20,25 +18,34 @@ use crate::units::human;
 const STEP: Step = Step::Image;
 const COPY_BUF: u64 = 4 << 20;
 
-/// The shrunk copy: its file (the caller removes it, e.g. through [`Scratch`]), the file as a
-/// disk, and its used blocks.
+/// The shrunk copy: its file (the caller removes it, e.g. through [`Scratch`]) and the file as
+/// a disk.
 pub struct ShrunkCopy {
     pub path: PathBuf,
     pub disk: SharedDisk,
-    pub used: UsedMap,
 }
 
-/// Copies the used blocks `used` of the `fs` filesystem at `start .. start + size` of `disk`
-/// into `<out>.shrink` and shrinks it to its minimum. `what` names the partition in errors.
-#[allow(clippy::too_many_arguments)]
-pub fn shrunk_copy(disk: &SharedDisk, start: u64, size: u64, fs: &str, used: &UsedMap, out: &Path, what: &str, sink: &dyn Sink) -> Result<ShrunkCopy> {
+/// The partition to shrink a copy of: the `fs` filesystem at `start .. start + size` of
+/// `disk`, with its `used` ranges; `what` names it in errors.
+pub struct Original<'a> {
+    pub disk: &'a SharedDisk,
+    pub start: u64,
+    pub size: u64,
+    pub fs: &'a str,
+    pub used: &'a [(u64, u64)],
+    pub what: &'a str,
+}
+
+/// Copies the used blocks of `o` into `<out>.shrink` and shrinks the copy to its minimum.
+pub fn shrunk_copy(o: &Original, out: &Path, sink: &dyn Sink) -> Result<ShrunkCopy> {
+    let Original { disk, start, size, fs, used, what } = *o;
     let path = out.with_extension("shrink");
     let io = |e: String| Error::io(STEP, format!("{what}: making a shrunk copy in {}: {e}", path.display()));
     let f = OpenOptions::new().create(true).write(true).truncate(true).read(true).open(&path).map_err(|e| io(e.to_string()))?;
     let keep = ShrunkGuard(Some(path.clone()));
     f.set_len(size).map_err(|e| io(e.to_string()))?;
     let mut buf = vec![0u8; COPY_BUF as usize];
-    for &(s, l) in &used.ranges {
+    for &(s, l) in used {
         let mut at = s;
         while at < s + l {
             let n = (s + l - at).min(COPY_BUF) as usize;
@@ -56,9 +63,7 @@ pub fn shrunk_copy(disk: &SharedDisk, start: u64, size: u64, fs: &str, used: &Us
     sink.log(&format!("{what}: shrunk a copy from {} to {} (its minimum) in {secs:.1} s", human(before), human(after)));
     let dev = Device::open(&path).map_err(|e| io(e.to_string()))?;
     let copy: SharedDisk = Arc::new(dev);
-    let mut r = RangeReader::new(copy.clone(), 0, size);
-    let used = alloc::used(fs, &mut r, super::create::MERGE_GAP).map_err(|e| Error::refused(STEP, format!("{what}: the shrunk copy: {e}")))?;
-    Ok(ShrunkCopy { path: keep.release(), disk: copy, used })
+    Ok(ShrunkCopy { path: keep.release(), disk: copy })
 }
 
 /// Shrunk copies, removed when dropped.

@@ -141,7 +141,7 @@ fn grow(img: &Image, p: &Placement, disk: &std::path::Path, sink: &dyn Sink, can
         let fail = |e: String| io(format!("growing the {fs} filesystem of partition {} to {}: {e}", pl.number, crate::units::human(pl.size)));
         let device = Attached::partition(disk, pl.number, pl.start, pl.size).map_err(|e| fail(e.to_string()))?;
         let (grown, secs) = resize::timed(|| resize::grow(&device.node, fs));
-        let (before, after) = grown.map_err(fail)?;
+        let (before, after) = grown.map_err(|e| fail(e.to_string()))?;
         let r = Resized { number: pl.number, fs: fs.to_string(), before, after, secs };
         sink.event(&Event::Resized { number: r.number, fs: r.fs.clone(), before, after, secs });
         sink.log(&r.line());

@@ -127,7 +127,7 @@ pub fn plan(img: &Image, t: &TargetInfo) -> Result<Placement> {
     let shrinkable = img.manifest.partitions.iter().any(|p| p.grow && p.shrunk_from.is_none() && crate::image::resize::resizable(p.fs.as_deref()));
     let p = layout::place(&t.layout, &wants).map_err(|e| match e {
         LayoutError::NoRoom(m) => Error::refused(STEP, format!("{onto}: {m}")).advice(if shrinkable {
-            "keep fewer partitions, use a larger disk, or make the image shrinkable (image create --shrinkable) so its filesystem is stored at its smallest size"
+            "keep fewer partitions, use a larger disk, or make the image shrinkable, so that its filesystem is stored at its smallest size"
         } else {
             "keep fewer partitions, use a larger disk, or make the image from a reference holding less data"
         }),
