@@ -11,6 +11,7 @@ pub mod boot;
 pub mod carve;
 pub mod cli;
 pub mod codepage;
+pub mod command;
 pub mod disk;
 pub mod error;
 pub mod fs;

@@ -90,6 +90,7 @@ fn options(from: &Path, out: &Path) -> CreateOptions {
         workers: 2,
         grow: None,
         pin_guids: true,
+        shrinkable: false,
         sign_key: None,
     }
 }

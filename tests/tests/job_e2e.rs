@@ -18,6 +18,9 @@ fn linux_to_linux_from_the_iso_unattended() {
     for step in ["== carve", "== capture", "== lay-down", "== hand-off"] {
         assert!(pe_log.contains(step), "the PE did not run {step}:\n{pe_log}");
     }
+    // The PE grew the new root with the e2fsprogs it carries, before the hand-off.
+    let grown = pe_log.lines().find(|l| l.contains("ext4 grown from")).unwrap_or_else(|| panic!("the PE did not grow the new root:\n{pe_log}"));
+    eprintln!("in the PE: {}", grown.trim());
 
     // The new OS: restores before the login prompt, then alice logs in with her old password.
     let boot = e2e::boot_and_log_in(&disk, &manifest);

@@ -77,6 +77,27 @@ fn the_initramfs_is_newc_zstd_with_init_and_module_index() {
     }
 }
 
+/// Every program of `initramfs/tools` is in the initramfs with each library and the loader
+/// `ldd` names for it, so the lay-down can grow filesystems in the PE.
+#[test]
+fn the_initramfs_holds_the_resize_tools_and_their_libraries() {
+    let out = Command::new("zstd").args(["-dc"]).arg(pe_dir().join("initramfs.img")).output().expect("zstd -dc");
+    let names = newc_names(&out.stdout);
+    let list = std::fs::read_to_string(inplace_tests::workspace().join("initramfs/tools")).unwrap();
+    let tools: Vec<&str> = list.lines().map(|l| l.split('#').next().unwrap().trim()).filter(|l| !l.is_empty()).collect();
+    for want in ["e2fsck", "resize2fs", "ntfsresize", "ntfsfix"] {
+        assert!(tools.iter().any(|t| t.ends_with(&format!("/{want}"))), "initramfs/tools does not list {want}");
+    }
+    for tool in tools {
+        let ldd = Command::new("ldd").arg(tool).output().expect("ldd");
+        let libs = String::from_utf8_lossy(&ldd.stdout).split_whitespace().filter(|w| w.starts_with('/')).map(str::to_string).collect::<Vec<_>>();
+        assert!(!libs.is_empty(), "ldd lists nothing for {tool}");
+        for f in std::iter::once(tool.to_string()).chain(libs) {
+            assert!(names.contains(&f.trim_start_matches('/').to_string()), "the initramfs lacks {f} (for {tool})");
+        }
+    }
+}
+
 const ISO_BUDGET: u64 = 128 << 20;
 
 #[test]

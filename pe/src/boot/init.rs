@@ -158,6 +158,9 @@ fn boot() -> anyhow::Result<Never> {
                     for s in &j.steps {
                         events.log(&format!("  {} {:.1} s, {}", s.step, s.secs, crate::units::human(s.bytes)));
                     }
+                    for r in &j.resized {
+                        events.log(&format!("  resized: {}", r.line()));
+                    }
                     events.log("the job's part in the PE is done: boot the disk to let the new OS restore the user's files");
                     write_report(&events, &run, &json, j.state.name());
                 }

@@ -89,6 +89,10 @@ enum Cmd {
         /// Keep the disk and partition GUIDs at lay-down instead of fresh ones.
         #[arg(long)]
         pin_guids: bool,
+        /// Store the growable filesystem shrunk to its minimum (resize2fs -M / ntfsresize on a
+        /// copy), so the image also fits disks smaller than the reference.
+        #[arg(long)]
+        shrinkable: bool,
         /// Sign with this ed25519 secret key (from `inplace image keygen`).
         #[arg(long)]
         sign_key: Option<PathBuf>,
@@ -160,7 +164,7 @@ pub fn run(args: Args) -> Result<i32> {
     let progress = super::front::printer();
     let cancel = Cancel::new();
     match args.cmd {
-        Cmd::Create { from, partitions, out, chunk_mib, level, grow, pin_guids, sign_key, workers } => {
+        Cmd::Create { from, partitions, out, chunk_mib, level, grow, pin_guids, shrinkable, sign_key, workers } => {
             let sign_key = sign_key.map(|p| create::read_key(&p)).transpose()?;
             let chunk_size = chunk_mib.checked_mul(1 << 20).ok_or_else(|| anyhow!("--chunk-mib {chunk_mib} is too large"))?;
             let o = CreateOptions {
@@ -172,6 +176,7 @@ pub fn run(args: Args) -> Result<i32> {
                 workers: workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
                 grow,
                 pin_guids,
+                shrinkable,
                 sign_key,
             };
             let r = create::create(&o, &progress, &cancel)?;
@@ -267,6 +272,9 @@ pub fn run(args: Args) -> Result<i32> {
             let r = apply::lay_down(prepared, &progress, &cancel)?;
             for n in &r.notes {
                 eprintln!("note: {n}");
+            }
+            for x in &r.resized {
+                println!("resized: {}", x.line());
             }
             println!("applied: {} partitions, {} written, image sha256 {}", r.placement.placed.len(), human(r.bytes_written), r.digest);
             Ok(0)

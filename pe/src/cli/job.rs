@@ -140,6 +140,9 @@ fn summary(o: &Outcome, json: bool) {
     for s in &j.steps {
         println!("  {:<9} {:>8.1} s  {:>12}  attempts {}", s.step.name(), s.secs, crate::units::human(s.bytes), s.attempts);
     }
+    for r in &j.resized {
+        println!("  resized: {}", r.line());
+    }
     if j.state == crate::job::state::State::HandedOff {
         println!("the new OS restores the user's files on its first boot: boot the disk");
     }

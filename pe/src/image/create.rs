@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 
+use super::resize;
+use super::shrink;
 use super::format::{self, ChunkRecord, Header, Index, Run, SignatureBlock, DATA_OFFSET, RUN_ALIGN};
 use super::manifest::{BootMode, Content, Creation, GuidPolicy, Manifest, PartitionSpec, TableKind, FORMAT};
 use crate::disk::device::{Device, SharedDisk};
@@ -45,6 +47,9 @@ pub struct CreateOptions {
     pub grow: Option<u32>,
     /// Keep the partition and disk GUIDs instead of making fresh ones at lay-down.
     pub pin_guids: bool,
+    /// Store the growable filesystem shrunk to its minimum (a copy, made beside `out`), so the
+    /// image fits disks smaller than the reference; the lay-down grows it again.
+    pub shrinkable: bool,
     /// An ed25519 secret key (32 bytes) to sign with.
     pub sign_key: Option<[u8; 32]>,
 }
@@ -59,8 +64,10 @@ pub struct CreateReport {
     pub notes: Vec<String>,
 }
 
-/// One chunk to make: partition index, runs (partition-relative), and the partition start.
+/// One chunk to make: partition index, runs (partition-relative), and where the partition
+/// starts in `src` (the reference disk, or a shrunk copy of the partition).
 struct Plan {
+    src: SharedDisk,
     part: u32,
     base: u64,
     runs: Vec<Run>,
@@ -144,15 +151,29 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
     }
     let mut notes = Vec::new();
     let mut plans: Vec<Plan> = Vec::new();
+    // Shrunk copies, removed when `create` returns.
+    let mut shrunk = shrink::Scratch::default();
     let mut specs = Vec::new();
     let cs = u64::from(o.chunk_size);
     for (pi, p) in selected.iter().enumerate() {
         cancel.check(STEP, Written::Nothing)?;
         let e = entries.get(&p.number).ok_or_else(|| Error::damaged(STEP, format!("{from}: partition {} has no GPT entry", p.number)))?;
         let mut r = RangeReader::new(disk.clone(), p.start_bytes, p.size_bytes);
+        let (mut src, mut base, mut shrunk_from) = (disk.clone(), p.start_bytes, None);
         let (content, ranges, min_size, fs_ss) = match p.fs.as_deref() {
             Some(fs @ ("ext2" | "ext3" | "ext4" | "ntfs" | "vfat")) => {
-                let m = alloc::used(fs, &mut r, MERGE_GAP).map_err(|e| Error::refused(STEP, format!("{from} partition {} ({fs}): {e}", p.number)))?;
+                let what = format!("{from} partition {} ({fs})", p.number);
+                let mut m = alloc::used(fs, &mut r, MERGE_GAP).map_err(|e| Error::refused(STEP, format!("{what}: {e}")))?;
+                if o.shrinkable && Some(p.number) == grow && resize::resizable(Some(fs)) {
+                    cancel.check(STEP, Written::Nothing)?;
+                    let original = shrink::Original { disk: &disk, start: p.start_bytes, size: p.size_bytes, fs, used: &m.ranges, what: &what };
+                    let copy = shrink::shrunk_copy(&original, &o.out, sink)?;
+                    shrunk_from = Some(m.fs_bytes);
+                    let mut r = RangeReader::new(copy.disk.clone(), 0, p.size_bytes);
+                    m = alloc::used(fs, &mut r, MERGE_GAP).map_err(|e| Error::refused(STEP, format!("{what}: the shrunk copy: {e}")))?;
+                    (src, base) = (copy.disk, 0);
+                    shrunk.keep(copy.path);
+                }
                 let min = m.fs_bytes.div_ceil(u64::from(ss)) * u64::from(ss);
                 (Content::UsedBlocks, m.ranges, min.min(p.size_bytes).max(u64::from(ss)), m.fs_sector_size)
             }
@@ -167,7 +188,8 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
         };
         let first_chunk = plans.len() as u64;
         let mut data = 0u64;
-        let mut cur = Plan { part: pi as u32, base: p.start_bytes, runs: Vec::new(), len: 0 };
+        let fresh = || Plan { src: src.clone(), part: pi as u32, base, runs: Vec::new(), len: 0 };
+        let mut cur = fresh();
         for (s, l) in ranges {
             let s0 = s / RUN_ALIGN * RUN_ALIGN;
             let e0 = (s + l).div_ceil(RUN_ALIGN).saturating_mul(RUN_ALIGN).min(p.size_bytes);
@@ -179,7 +201,7 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
                 at += take;
                 data += take;
                 if cur.len == cs {
-                    plans.push(std::mem::replace(&mut cur, Plan { part: pi as u32, base: p.start_bytes, runs: Vec::new(), len: 0 }));
+                    plans.push(std::mem::replace(&mut cur, fresh()));
                 }
             }
         }
@@ -194,6 +216,7 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
             name: p.name.clone().unwrap_or_default(),
             size: p.size_bytes,
             min_size: if Some(p.number) == grow { min_size } else { p.size_bytes },
+            shrunk_from,
             fs: p.fs.clone(),
             fs_sector_size: fs_ss,
             attributes: e.attributes,
@@ -234,7 +257,7 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
     let out = OpenOptions::new().create(true).write(true).truncate(true).read(true).open(&tmp).map_err(|e| {
         Error::refused(STEP, format!("cannot create {}: {e}", tmp.display())).advice("check that the directory exists and that you may write there")
     })?;
-    let result = write_image(&disk, &plans, &out, o, &mut manifest, sink, cancel).and_then(|r| {
+    let result = write_image(&plans, &out, o, &mut manifest, sink, cancel).and_then(|r| {
         std::fs::rename(&tmp, &o.out).map_err(|e| Error::io(STEP, format!("renaming {} to {}: {e}", tmp.display(), o.out.display())))?;
         Ok(r)
     });
@@ -249,7 +272,6 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
 
 /// Compresses `plans` in parallel and writes payloads in order, then the tail and the header.
 fn write_image(
-    disk: &SharedDisk,
     plans: &[Plan],
     out: &File,
     o: &CreateOptions,
@@ -309,7 +331,7 @@ fn write_image(
                 let mut at = 0usize;
                 for r in &p.runs {
                     let n = r.len as usize;
-                    disk.read_exact_at(p.base + r.offset, &mut buf[at..at + n]).map_err(|e| Error::io(STEP, format!("{from_r}: {e}")))?;
+                    p.src.read_exact_at(p.base + r.offset, &mut buf[at..at + n]).map_err(|e| Error::io(STEP, format!("{from_r}: {e}")))?;
                     at += n;
                 }
                 if tx.send((i, buf)).is_err() {

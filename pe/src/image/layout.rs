@@ -6,7 +6,8 @@
 //! partition is replaced. Image partitions are placed in image order, first fit, on 1 MiB
 //! boundaries, at their source size (the growable one at its minimum first). The growable
 //! partition then takes the rest of its free region; partitions after it in that region are
-//! moved to the region's end. Numbers: a partition keeps its source number when that slot is
+//! moved to the region's end. No partition is placed smaller than its filesystem (`min_size`),
+//! so no block of the image lands past its partition's end. Numbers: a partition keeps its source number when that slot is
 //! free, else it takes the lowest free slot.
 
 use serde::Serialize;
@@ -51,6 +52,22 @@ pub struct Placed {
     pub number: u32,
     pub start: u64,
     pub size: u64,
+    /// Its size on the reference (the image's `size`).
+    #[serde(default)]
+    pub source_size: u64,
+}
+
+impl Placed {
+    /// The size before and after, in words: `1.6 GiB, grows to 5.7 GiB`.
+    pub fn change(&self) -> String {
+        let (was, now) = (human(self.source_size), human(self.size));
+        match self.size.cmp(&self.source_size) {
+            _ if self.source_size == 0 => now,
+            std::cmp::Ordering::Greater => format!("{was}, grows to {now}"),
+            std::cmp::Ordering::Less => format!("{was}, shrinks to {now}"),
+            std::cmp::Ordering::Equal => format!("{now}, as on the reference"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -133,15 +150,20 @@ pub fn place(t: &Target, wants: &[Want]) -> Result<Placement, LayoutError> {
             let need: u64 = wants.iter().map(|w| align_up(first_size(w), ALIGN).unwrap_or(u64::MAX)).fold(0u64, |a, b| a.saturating_add(b));
             let largest = regions.iter().map(|r| r.1 - r.0).max().unwrap_or(0);
             let total: u64 = regions.iter().map(|r| r.1 - r.0).sum();
+            // What is missing: the whole shortfall, or (when the total would do) this
+            // partition's shortfall in the largest region.
+            let missing = need.saturating_sub(total).max(size.saturating_sub(largest)).max(ALIGN);
             return Err(LayoutError::NoRoom(format!(
-                "the image does not fit: its partitions need {} ({} for partition {} alone), but the space outside the kept \
-                 partitions is {} in {} region(s), the largest {}",
+                "the image does not fit: its partitions need {} ({} for partition {} alone{}), but the space outside the kept \
+                 partitions is {} in {} region(s), the largest {}: {} more room is needed",
                 human(need),
                 human(size),
                 w.source_number,
+                if w.grow { ", its filesystem's smallest size" } else { "" },
                 human(total),
                 regions.len(),
-                human(largest)
+                human(largest),
+                human(missing)
             )));
         };
         cursor[ri] = end;
@@ -191,8 +213,21 @@ pub fn place(t: &Target, wants: &[Want]) -> Result<Placement, LayoutError> {
     let placed = spots
         .iter()
         .enumerate()
-        .map(|(i, (_, start, size))| Placed { image_index: i, number: numbers[i], start: *start, size: *size })
-        .collect();
+        .map(|(i, (_, start, size))| Placed { image_index: i, number: numbers[i], start: *start, size: *size, source_size: wants[i].size })
+        .collect::<Vec<_>>();
+    // Every filesystem's blocks lie below its `min_size`: a partition below that would have
+    // blocks written past its end.
+    for (pl, w) in placed.iter().zip(wants) {
+        if pl.size < w.min_size {
+            return Err(LayoutError::NoRoom(format!(
+                "partition {} would be {} but its filesystem spans {}: {} more room is needed",
+                w.source_number,
+                human(pl.size),
+                human(w.min_size),
+                human(w.min_size - pl.size)
+            )));
+        }
+    }
     let removed = t.parts.iter().filter(|p| !p.keep).map(|p| p.number).collect();
     Ok(Placement { placed, kept, removed })
 }
@@ -259,6 +294,22 @@ mod tests {
         check_invariants(&t, &p);
         assert!(p.placed[0].size >= 100 * MIB);
         assert!(place(&t, &[w(2, 500, 300, true)]).is_err());
+    }
+
+    #[test]
+    fn a_smaller_disk_takes_the_grower_down_to_its_filesystem_and_no_lower() {
+        // 323 MiB of room after a kept partition (322 MiB on whole MiBs); the reference root was
+        // 500 MiB.
+        let t = target(vec![tp(1, 1, 700, true)]);
+        let p = place(&t, &[w(2, 500, 200, true)]).unwrap();
+        check_invariants(&t, &p);
+        assert_eq!((p.placed[0].start, p.placed[0].size, p.placed[0].source_size), (701 * MIB, 322 * MIB, 500 * MIB));
+        assert_eq!(p.placed[0].change(), "500 MiB, shrinks to 322 MiB");
+        let e = place(&t, &[w(2, 500, 400, true)]).unwrap_err().to_string();
+        assert!(e.contains("its filesystem's smallest size") && e.contains("77.0 MiB (80757248 bytes) more room is needed"), "{e}");
+        // On a larger disk it grows.
+        let p = place(&target(vec![]), &[w(2, 500, 200, true)]).unwrap();
+        assert!(p.placed[0].change().starts_with("500 MiB, grows to 1022"), "{}", p.placed[0].change());
     }
 
     #[test]

@@ -76,13 +76,18 @@ pub struct PartitionSpec {
     pub size: u64,
     /// The smallest partition the content fits in (the filesystem's own size).
     pub min_size: u64,
+    /// The filesystem's bytes on the reference when the image holds it shrunk to its minimum
+    /// (`image create --shrinkable`); the lay-down grows it to fill its partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shrunk_from: Option<u64>,
     /// `ext4`, `ntfs`, `vfat`, … or none.
     pub fs: Option<String>,
     /// The sector size the filesystem records (FAT, NTFS); it must equal the target's.
     pub fs_sector_size: Option<u32>,
     /// GPT attribute bits; for MBR bit 7 is the active flag.
     pub attributes: u64,
-    /// This partition takes the remaining room (its filesystem grows at first boot).
+    /// This partition takes the remaining room; its filesystem (ext2/3/4, NTFS) is grown to fill
+    /// it at lay-down.
     pub grow: bool,
     pub content: Content,
     /// Logical bytes stored for it.
@@ -234,6 +239,7 @@ pub fn sample() -> Manifest {
             name: "EFI".into(),
             size: 1 << 20,
             min_size: 1 << 20,
+            shrunk_from: None,
             fs: Some("vfat".into()),
             fs_sector_size: Some(512),
             attributes: 0,

@@ -7,8 +7,10 @@
 //!   resume (over [`crate::net::http`]).
 //! - [`reader`]: open an image by path or URL and check digest, pins and signature.
 //! - [`pipeline`]: chunks in flight — ordered reads, parallel checks and zstd decoding.
-//! - [`create`]: disk → image, storing only used blocks ([`crate::fs::alloc`]); signing keys.
+//! - [`create`]: disk → image, storing only used blocks ([`crate::fs::alloc`]); signing keys;
+//!   [`shrink`]: the growable filesystem shrunk to its minimum in a copy (`--shrinkable`).
 //! - [`verify`]: check every chunk.
+//! - [`resize`]: filesystems grown or shrunk by their own tools (e2fsprogs, ntfs-3g).
 //! - [`layout`]: pure placement of the image's partitions on a target.
 //! - [`apply`]: `prepare` (read and check, write nothing) and `lay_down` (write), with
 //!   [`target`], [`table`] and [`efi`]; [`stage`]: download a remote image before writing.
@@ -25,6 +27,8 @@ pub mod layout;
 pub mod manifest;
 pub mod pipeline;
 pub mod reader;
+pub mod resize;
+pub mod shrink;
 pub mod source;
 pub mod stage;
 pub mod table;

@@ -67,6 +67,9 @@ pub struct Journal<P> {
     /// them as they are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub captured: Vec<CaptureName>,
+    /// Filesystems the lay-down grew to fill their partitions, with the figures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resized: Vec<crate::image::resize::Resized>,
     /// The last failure, kept until the step it stopped is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Error>,
@@ -84,6 +87,7 @@ impl<P> Journal<P> {
             plan,
             steps: Vec::new(),
             captured: Vec::new(),
+            resized: Vec::new(),
             error: None,
         }
     }

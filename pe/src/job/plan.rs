@@ -771,7 +771,8 @@ pub fn describe(disk: &Disk, p: &JobPlan) -> Vec<String> {
     v.push("partitions after the lay-down:".into());
     let mut rows: Vec<(u64, String)> = Vec::new();
     for pl in &p.placement.placed {
-        rows.push((pl.start, format!("  {:>3}  {:>12} at byte {:>12}  new OS", pl.number, human(pl.size), pl.start)));
+        let change = if pl.source_size > 0 { format!(" ({})", pl.change()) } else { String::new() };
+        rows.push((pl.start, format!("  {:>3}  {:>12} at byte {:>12}  new OS{change}", pl.number, human(pl.size), pl.start)));
     }
     let s = &p.carve.store;
     rows.push((s.start, format!("  {:>3}  {:>12} at byte {:>12}  store (INPLACE)", s.number, human(s.size), s.start)));

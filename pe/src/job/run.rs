@@ -166,7 +166,7 @@ fn drive(mut j: Record, dev: &RwDevice, at: u64, env: &Env, sink: &dyn Sink, can
             Step::Capture => steps::capture_step(&mut j, env, &mut |j| j.write(dev, at), sink, cancel),
             Step::Verify => steps::verify(&j, &tee, cancel),
             Step::Stage => super::stage::stage(&j, env, &tee, cancel),
-            Step::LayDown => steps::lay_down(&j, env, &tee, cancel),
+            Step::LayDown => steps::lay_down(&mut j, env, &tee, cancel),
             Step::HandOff => steps::hand_off(&j, env, &tee, cancel),
             other => Err(Error::internal(other, format!("the PE has no step {other}"))),
         };

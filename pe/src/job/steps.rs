@@ -167,8 +167,9 @@ pub fn verify(j: &Record, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
 
 /// Lay-down: the image over the replaced partitions, never over the store or a kept one.
 /// After a cut it lays the image down again (the table is already the new one or still the old
-/// one; the placement is the same either way).
-pub fn lay_down(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
+/// one; the placement is the same either way). The growable filesystem is grown to fill its
+/// partition; the figures go into the journal (`resized`).
+pub fn lay_down(j: &mut Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
     // A staged copy in the store is read instead of the network.
     let store = match j.plan.stage && j.plan.image.remote {
         true => super::stage::StoreMount::open(j, env, Step::LayDown).ok(),
@@ -190,6 +191,7 @@ pub fn lay_down(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Resu
     for n in &report.notes {
         sink.log(n);
     }
+    j.resized = report.resized.clone();
     if let Some(store) = store {
         // The copy has served: the store keeps only the user's files.
         if let Some(p) = &staged {

@@ -22,6 +22,8 @@ pub enum Event {
     Log { message: String },
     /// Something the user should know; the work goes on.
     Warning { message: String },
+    /// A filesystem was resized to fit its partition: its bytes before and after.
+    Resized { number: u32, fs: String, before: u64, after: u64, secs: f64 },
     /// A step ended well.
     StepDone { step: Step, secs: f64, bytes: u64 },
     /// The work stopped: why, whether anything was written, and what to do.

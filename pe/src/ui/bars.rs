@@ -99,6 +99,8 @@ impl Sink for Bars {
                 bar.tick();
             }
             Event::Log { message } => self.line(&slot, message),
+            // The engine logs a line with the same figures.
+            Event::Resized { .. } => {}
             Event::Warning { message } => self.line(&slot, &format!("warning: {message}")),
             Event::StepDone { step, secs, .. } => {
                 if let Some(old) = slot.take() {

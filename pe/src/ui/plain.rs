@@ -122,6 +122,8 @@ impl PlainProgress {
                     _ => Some(format!("  {done} of {total} entries {current}")),
                 }
             }
+            // The engine logs a line with the same figures.
+            Event::Resized { .. } => None,
             Event::StepDone { step, secs, .. } => Some(format!("== {step} done in {}", duration(*secs))),
             Event::Failed { error } => Some(format!("{} failed: {}", error.step, (self.words)(error))),
         }

@@ -1,7 +1,7 @@
 //! Writing the plan a [`super::prepare`] made: check every stored chunk of a local image
 //! (unless a staged image was checked already) → open the target for writing → the table →
-//! the chunks (parallel decode, checks, positioned writes) → flush → read back → ESP fallback
-//! loader. Everything before the table write writes nothing; a refusal or a cancel there
+//! the chunks (parallel decode, checks, positioned writes) → flush → read back → the growable
+//! filesystem grown to fill its partition ([`crate::image::resize`]) → ESP fallback loader. Everything before the table write writes nothing; a refusal or a cancel there
 //! leaves the target untouched.
 //!
 //! Cancelling stops between chunks and returns `Cancelled` with `written: Disk` once the table
@@ -18,7 +18,10 @@ use crate::image::format::ChunkRecord;
 use crate::image::layout::Placement;
 use crate::image::pipeline::{self, Check};
 use crate::image::reader::Image;
+use crate::image::resize::{self, Resized};
 use crate::image::{efi, table, verify};
+use crate::disk::attach::Attached;
+use crate::progress::Event;
 use crate::net::http::HttpOptions;
 use crate::progress::{Cancel, Meter, Sink};
 use crate::step::Step;
@@ -31,6 +34,8 @@ pub struct LayDownReport {
     pub placement: Placement,
     pub digest: String,
     pub bytes_written: u64,
+    /// Filesystems grown to fill their partitions.
+    pub resized: Vec<Resized>,
     pub notes: Vec<String>,
 }
 
@@ -72,12 +77,12 @@ fn run(mut p: Prepared, sink: &dyn Sink, cancel: &Cancel, written: &mut Written)
     *written = Written::Disk;
     patch.write_to(&file).map_err(|e| io(format!("writing the partition table to {disk}: {e}")))?;
     let bytes = write_chunks(img, placement, &file, workers, &r.http, sink, cancel)?;
-    notes.extend(grow_fixups(img, placement, &file)?);
     file.sync().map_err(|e| io(e.to_string()))?;
     if r.readback {
         readback(img, placement, &file, workers, sink, cancel)?;
     }
     cancel.check(STEP, Written::Disk)?;
+    let resized = grow(img, placement, &r.disk, sink, cancel)?;
     check_table(&r.disk, placement)?;
     if img.manifest.boot.uefi() {
         notes.extend(efi::ensure_fallback(&file, &img.manifest, placement)?);
@@ -90,7 +95,7 @@ fn run(mut p: Prepared, sink: &dyn Sink, cancel: &Cancel, written: &mut Written)
         }
     }
     file.sync().map_err(|e| io(e.to_string()))?;
-    Ok(LayDownReport { placement: p.placement, digest: p.image.digest_hex(), bytes_written: bytes, notes })
+    Ok(LayDownReport { placement: p.placement, digest: p.image.digest_hex(), bytes_written: bytes, resized, notes })
 }
 
 /// Streams and writes every chunk; returns the logical bytes written.
@@ -117,25 +122,32 @@ fn write_chunks(img: &mut Image, p: &Placement, file: &RwDevice, workers: usize,
     Ok(written.load(Ordering::Relaxed))
 }
 
-/// A grown NTFS partition gets a copy of its boot sector in its new last sector too, where
-/// `ntfsresize`, `ntfsfix` and Windows look for the backup before the volume is extended.
-fn grow_fixups(img: &Image, p: &Placement, file: &RwDevice) -> Result<Vec<String>> {
-    let mut notes = Vec::new();
+/// The growable partition's filesystem (ext2/3/4, NTFS) grown by its own tool to fill the
+/// partition it was placed in, after the chunks are written and read back. FAT stays as it is.
+fn grow(img: &Image, p: &Placement, disk: &std::path::Path, sink: &dyn Sink, cancel: &Cancel) -> Result<Vec<Resized>> {
+    let mut done = Vec::new();
     for pl in &p.placed {
         let s = &img.manifest.partitions[pl.image_index];
-        if s.fs.as_deref() != Some("ntfs") || pl.size == s.size {
+        let fs = s.fs.as_deref().unwrap_or("raw");
+        if !s.grow || pl.size <= s.min_size {
             continue;
         }
-        let bps = u64::from(s.fs_sector_size.unwrap_or(512));
-        let mut boot = vec![0u8; bps as usize];
-        file.read_back_at(pl.start, &mut boot).map_err(|e| io(format!("reading the NTFS boot sector back: {e}")))?;
-        if &boot[3..11] != b"NTFS    " {
-            return Err(io(format!("partition {} does not start with an NTFS boot sector after the lay-down", pl.number)));
+        if !resize::resizable(s.fs.as_deref()) {
+            sink.log(&format!("partition {}: {fs} is left at {} (only ext2/3/4 and NTFS are grown)", pl.number, crate::units::human(s.min_size)));
+            continue;
         }
-        file.write_exact_at(pl.start + pl.size - bps, &boot).map_err(|e| io(format!("writing the NTFS backup boot sector: {e}")))?;
-        notes.push(format!("partition {}: NTFS boot sector copied to the partition's last sector (the volume grows at first boot)", pl.number));
+        cancel.check(STEP, Written::Disk)?;
+        sink.event(&Event::Phase { name: format!("growing {fs} on partition {}", pl.number), total: 0 });
+        let fail = |e: String| io(format!("growing the {fs} filesystem of partition {} to {}: {e}", pl.number, crate::units::human(pl.size)));
+        let device = Attached::partition(disk, pl.number, pl.start, pl.size).map_err(|e| fail(e.to_string()))?;
+        let (grown, secs) = resize::timed(|| resize::grow(&device.node, fs));
+        let (before, after) = grown.map_err(|e| fail(e.to_string()))?;
+        let r = Resized { number: pl.number, fs: fs.to_string(), before, after, secs };
+        sink.event(&Event::Resized { number: r.number, fs: r.fs.clone(), before, after, secs });
+        sink.log(&r.line());
+        done.push(r);
     }
-    Ok(notes)
+    Ok(done)
 }
 
 /// Reads every written run back and checks each chunk's logical CRC-32; stops at the next

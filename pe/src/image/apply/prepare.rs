@@ -124,9 +124,13 @@ pub fn plan(img: &Image, t: &TargetInfo) -> Result<Placement> {
         .map(|p| Want { source_number: p.number, size: p.size, min_size: p.min_size, grow: p.grow })
         .collect();
     let onto = format!("{} onto {}", img.name, t.path.display());
+    let shrinkable = img.manifest.partitions.iter().any(|p| p.grow && p.shrunk_from.is_none() && crate::image::resize::resizable(p.fs.as_deref()));
     let p = layout::place(&t.layout, &wants).map_err(|e| match e {
-        LayoutError::NoRoom(m) => Error::refused(STEP, format!("{onto}: {m}"))
-            .advice("keep fewer partitions, use a larger disk, or make the image from smaller partitions"),
+        LayoutError::NoRoom(m) => Error::refused(STEP, format!("{onto}: {m}")).advice(if shrinkable {
+            "keep fewer partitions, use a larger disk, or make the image shrinkable, so that its filesystem is stored at its smallest size"
+        } else {
+            "keep fewer partitions, use a larger disk, or make the image from a reference holding less data"
+        }),
         LayoutError::Invalid(m) => Error::refused(STEP, format!("{onto}: {m}")),
     })?;
     // Defence in depth: nothing the lay-down writes may touch a kept partition.
@@ -166,10 +170,23 @@ pub fn describe(img: &Image, t: &TargetInfo, p: &Placement) -> Vec<String> {
             pl.start,
             s.fs.as_deref().unwrap_or("raw"),
             s.name,
-            if s.grow { " (grows)" } else { "" }
+            if s.grow { format!(" ({})", grow_words(s, pl)) } else { String::new() }
         ));
     }
     v
+}
+
+/// What happens to the growable partition and its filesystem, in words.
+pub fn grow_words(s: &crate::image::manifest::PartitionSpec, pl: &layout::Placed) -> String {
+    let fs = s.fs.as_deref().unwrap_or("raw");
+    let part = format!("partition {}", pl.change());
+    if pl.size <= s.min_size {
+        return format!("{part}; {fs} stays at {}", layout::human(s.min_size));
+    }
+    match crate::image::resize::resizable(s.fs.as_deref()) {
+        true => format!("{part}; {fs} grows from {} to fill it", layout::human(s.min_size)),
+        false => format!("{part}; {fs} stays at {}", layout::human(s.min_size)),
+    }
 }
 
 #[cfg(test)]

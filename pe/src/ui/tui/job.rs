@@ -92,6 +92,8 @@ impl JobView {
             Event::Entries { done, total, current } => self.entries = Some((*done, *total, current.clone())),
             Event::Log { message } => self.log.push(message.clone()),
             Event::Warning { message } => self.log.push(format!("warning: {message}")),
+            // Its figures come with a log line of their own.
+            Event::Resized { .. } => {}
             Event::StepDone { step, secs, bytes } => {
                 self.mark(*step, Mark::Done { secs: *secs, bytes: *bytes });
                 if let Some(b) = &mut self.bytes {

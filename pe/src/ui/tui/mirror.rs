@@ -74,9 +74,12 @@ pub fn summary(app: &App) -> String {
         },
         Screen::Confirm => {
             let disk = app.chosen_disk();
-            let (name, model) = disk.map_or(("none".to_string(), String::new()), |d| (d.name.clone(), d.model.clone().unwrap_or_default()));
+            let name = disk.map_or("none".to_string(), |d| match d.model.as_deref().map(str::trim) {
+                Some(m) if !m.is_empty() => format!("{} ({m})", d.name),
+                _ => d.name.clone(),
+            });
             let wants = disk.map_or("", |d| App::token(d).1);
-            let mut s = format!("confirm: {name} {model}: type {wants}, then Enter; {} typed", app.confirm.typed.chars().count());
+            let mut s = format!("confirm: {name}: type {wants}, then Enter; {} typed", app.confirm.typed.chars().count());
             if app.confirm.refused_enter {
                 s.push_str("; Enter alone did not start the job");
             }

@@ -95,6 +95,9 @@ fn ready(f: &mut Frame, area: ratatui::layout::Rect, r: &Ready) {
         plan.image.pinned_by
     ));
     v.push(format!("        {}", plan.image.source));
+    for p in &plan.placement.placed {
+        v.push(format!("  new partition {}: {}", p.number, p.change()));
+    }
     v.push(match r.estimate {
         Some(e) => format!("Time: about {} (disk read at {})", duration(e.secs), rate(e.read_rate)),
         None => "Time: unknown (the disk could not be timed)".into(),

@@ -176,8 +176,8 @@ fn planned(disk: Disk, usage: &[TailFree]) -> Planned {
     let root_end = carve.store.start;
     let placement = crate::image::layout::Placement {
         placed: vec![
-            crate::image::layout::Placed { image_index: 0, number: 1, start: MIB, size: 512 * MIB },
-            crate::image::layout::Placed { image_index: 1, number: 2, start: 513 * MIB, size: root_end - 513 * MIB },
+            crate::image::layout::Placed { image_index: 0, number: 1, start: MIB, size: 512 * MIB, source_size: 512 * MIB },
+            crate::image::layout::Placed { image_index: 1, number: 2, start: 513 * MIB, size: root_end - 513 * MIB, source_size: 8 << 30 },
         ],
         kept: vec![],
         removed: vec![],
