@@ -65,6 +65,7 @@ fn a_technician_migrates_through_the_tui_from_the_iso_on_bios() {
     press(&s, "down");
     press(&s, "ret");
     s.wait_for("inplace: ready", Duration::from_secs(180)).unwrap();
+    eprintln!("PE ready after {:.0?}", s.elapsed());
 
     // Home: the one disk (the CD is the boot medium, not a candidate); Enter chooses.
     screen(&mut s, "home", &["1 disk(s)"], SCREEN);
@@ -84,13 +85,16 @@ fn a_technician_migrates_through_the_tui_from_the_iso_on_bios() {
     assert!(!s.serial().contains("== carve"), "Enter alone started the job:\n{}", s.tail(3000));
     assert_eq!(inplace_tests::sha256_file(&disk), before, "Enter alone changed the disk");
 
+    eprintln!("confirm screen after {:.0?}", s.elapsed());
     // The serial's last 4 characters, then Enter: the job runs in the engine.
     for k in ["0", "0", "4", "2"] {
         press(&s, k);
     }
     screen(&mut s, "confirm", &["4 typed"], SCREEN);
     press(&s, "ret");
+    let t_job = s.elapsed();
     let result = screen(&mut s, "result", &[], e2e::PE_LIMIT);
+    eprintln!("job in the PE: {:.0?}", s.elapsed() - t_job);
     assert!(result.contains("handed-off"), "the job did not hand off: {result}\n{}", s.tail(6000));
     let log = s.serial();
     for step in ["== carve", "== capture", "== verify", "== lay-down", "== hand-off"] {
