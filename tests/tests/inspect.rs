@@ -318,3 +318,79 @@ fn the_ntfs_crates_test_volume_parses_and_gives_its_label() {
     assert_eq!((files, bytes), (4, 5 + 1000 + 500_005));
     assert_eq!(fs.read_small(b"/file-with-12345", 16).unwrap(), b"12345");
 }
+
+/// An NTFS disk that Windows 10 partitioned and formatted (tests/data/ntfs-windows): inspect
+/// names its MBR partition and label as blkid does, and inplace's NTFS reader reads every file
+/// Windows left on it byte for byte as ntfs-3g reads them.
+#[test]
+fn a_windows_made_ntfs_parses_and_reads_as_ntfs_3g_reads_it() {
+    let dir = tmp();
+    let img = dir.path().join("windows.raw");
+    let z = fixtures::data_path("ntfs-windows/ntfs-lastaccess.raw.zst");
+    fixtures::run(Command::new("zstd").args(["-d", "-q", "-f"]).arg(&z).arg("-o").arg(&img));
+    let json = inspect_with(&[], &img);
+    let d = &json["disks"][0];
+    assert_eq!(d["table"], "mbr", "{json:#}");
+    let p = &d["partitions"][0];
+    assert_eq!((p["number"].as_u64(), p["fs"].as_str(), p["label"].as_str()), (Some(1), Some("ntfs"), Some("Last access")), "{json:#}");
+    let (start, len) = (p["start_bytes"].as_u64().unwrap(), p["size_bytes"].as_u64().unwrap());
+
+    // ntfs-3g's view of the partition: every regular file and its sha256.
+    let part = dir.path().join("part.raw");
+    fixtures::run(Command::new("dd").arg(format!("if={}", img.display())).arg(format!("of={}", part.display()))
+        .args(["bs=512", &format!("skip={}", start / 512), &format!("count={}", len / 512), "status=none"]));
+    assert_eq!(p["label"].as_str().unwrap().as_bytes(), fixtures::blkid_value(&part, "LABEL").unwrap());
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    fixtures::run(Command::new("ntfs-3g").args(["-o", "ro"]).arg(&part).arg(&mnt));
+    let listed = Command::new("sh").arg("-c").arg("find . -type f -print0 | sort -z | xargs -0 -r sha256sum").current_dir(&mnt).output();
+    let _ = Command::new("umount").arg(&mnt).status();
+    let listed = String::from_utf8(listed.unwrap().stdout).unwrap();
+    let want: std::collections::BTreeMap<String, String> =
+        listed.lines().filter_map(|l| l.split_once("  ")).map(|(h, p)| (p.trim_start_matches('.').to_string(), h.to_string())).collect();
+    assert!(want.contains_key("/test/1.txt") && want.len() >= 4, "{want:?}");
+
+    let disk: inplace::disk::device::SharedDisk = std::sync::Arc::new(inplace::disk::device::Device::open(&img).unwrap());
+    let mut fs = inplace::fs::open("ntfs", inplace::fs::range::RangeReader::new(disk, start, len)).unwrap().unwrap();
+    let mut got = std::collections::BTreeMap::new();
+    let mut stack = vec![b"/".to_vec()];
+    while let Some(d) = stack.pop() {
+        for e in fs.read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(&d))) {
+            let mut path = d.clone();
+            if path != b"/" {
+                path.push(b'/');
+            }
+            path.extend_from_slice(e.name.as_bytes());
+            match e.kind {
+                inplace::fs::EntryKind::Dir => stack.push(path),
+                inplace::fs::EntryKind::File if !e.name.as_bytes().starts_with(b"$") => {
+                    let mut h = Sha256Writer::default();
+                    fs.read_file(&path, &mut h).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(&path)));
+                    got.insert(String::from_utf8_lossy(&path).into_owned(), h.hex());
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(got, want, "inplace's reader and ntfs-3g differ");
+}
+
+/// sha256 of what is written to it.
+#[derive(Default)]
+struct Sha256Writer(sha2::Sha256);
+
+impl std::io::Write for Sha256Writer {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(&mut self.0, b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sha256Writer {
+    fn hex(self) -> String {
+        sha2::Digest::finalize(self.0).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
