@@ -73,16 +73,6 @@ fn stopped(e: &Error, step: Step, written: Written, raised: Instant) {
 
 /// An image of a reference disk in small chunks (many units of work to stop between), with
 /// pinned GUIDs so two lay-downs give the same bytes.
-/// The lay-down grows the ext4 with e2fsck and resize2fs, which stamp the time into its
-/// superblock: one fixed time for both makes two lay-downs comparable byte for byte.
-fn fixed_e2fsprogs_time() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var("E2FSPROGS_FAKE_TIME", "1700000000");
-        std::env::set_var("E2FSCK_TIME", "1700000000");
-    });
-}
-
 fn image(d: &Path) -> PathBuf {
     fixed_e2fsprogs_time();
     let reference = small_reference(d, 24);

@@ -107,8 +107,28 @@ pub fn part(img: &Path, number: u32) -> (u64, u64) {
     (p.1, p.2)
 }
 
+/// Runs inplace. The lay-down grows ext4 with e2fsck and resize2fs, which stamp the time into
+/// its superblock: they run at one fixed time, so two lay-downs compare byte for byte.
 pub fn inplace(args: &[&str]) -> Output {
-    Command::new(inplace_bin()).args(args).stdin(Stdio::null()).output().expect("running inplace")
+    Command::new(inplace_bin())
+        .args(args)
+        .env("E2FSPROGS_FAKE_TIME", FIXED_TIME)
+        .env("E2FSCK_TIME", FIXED_TIME)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running inplace")
+}
+
+/// The time e2fsprogs stamps in the tests' lay-downs.
+pub const FIXED_TIME: &str = "1700000000";
+
+/// The same fixed time for lay-downs run in this process.
+pub fn fixed_e2fsprogs_time() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var("E2FSPROGS_FAKE_TIME", FIXED_TIME);
+        std::env::set_var("E2FSCK_TIME", FIXED_TIME);
+    });
 }
 
 pub fn text(o: &Output) -> String {
