@@ -280,36 +280,18 @@ fn the_ntfs_crates_test_volume_parses_and_gives_its_label() {
 
     let disk: inplace::disk::device::SharedDisk = std::sync::Arc::new(inplace::disk::device::Device::open(&img).unwrap());
     let mut fs = inplace::fs::open("ntfs", inplace::fs::range::RangeReader::whole(disk)).unwrap().unwrap();
-    let (mut dirs, mut files, mut bytes, mut damaged) = (0, 0, 0u64, Vec::new());
-    let mut stack = vec![b"/".to_vec()];
-    while let Some(d) = stack.pop() {
-        let entries = match fs.read_dir(&d) {
-            Ok(e) => e,
-            Err(e) => {
-                let shown = String::from_utf8_lossy(&d).into_owned();
-                let msg = e.to_string();
-                assert!(msg.contains(&shown) && msg.contains("damaged"), "{msg}");
-                damaged.push(shown);
-                continue;
-            }
-        };
-        dirs += 1;
-        for e in entries {
-            let mut path = d.clone();
-            if path != b"/" {
-                path.push(b'/');
-            }
-            path.extend_from_slice(e.name.as_bytes());
-            match e.kind {
-                inplace::fs::EntryKind::Dir => stack.push(path),
-                _ if e.name.as_bytes().starts_with(b"$") => {}
-                _ => {
-                    files += 1;
-                    bytes += fs.read_file(&path, &mut std::io::sink()).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(&path)));
-                }
-            }
+    let (mut files, mut bytes, mut damaged) = (0, 0u64, Vec::new());
+    let dirs = walk(fs.as_mut(), &mut |fs, path, kind| {
+        if kind != inplace::fs::EntryKind::Dir {
+            files += 1;
+            bytes += fs.read_file(path, &mut std::io::sink()).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(path)));
         }
-    }
+    }, &mut |dir, e| {
+        let shown = String::from_utf8_lossy(dir).into_owned();
+        let msg = e.to_string();
+        assert!(msg.contains(&shown) && msg.contains("damaged"), "{msg}");
+        damaged.push(shown);
+    });
     eprintln!("read {dirs} directories, {files} files, {bytes} bytes; damaged records: {}", damaged.len());
     // The root, $Extend, many_subdirs and its 512 subdirectories; empty-file,
     // file-with-12345, 1000-bytes-file and sparse-file (500005 bytes).
@@ -353,9 +335,36 @@ fn a_windows_made_ntfs_parses_and_reads_as_ntfs_3g_reads_it() {
     let disk: inplace::disk::device::SharedDisk = std::sync::Arc::new(inplace::disk::device::Device::open(&img).unwrap());
     let mut fs = inplace::fs::open("ntfs", inplace::fs::range::RangeReader::new(disk, start, len)).unwrap().unwrap();
     let mut got = std::collections::BTreeMap::new();
+    walk(fs.as_mut(), &mut |fs, path, kind| {
+        if kind == inplace::fs::EntryKind::File {
+            let mut data = Vec::new();
+            fs.read_file(path, &mut data).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(path)));
+            got.insert(String::from_utf8_lossy(path).into_owned(), inplace_tests::migrate_fixtures::sha256_bytes(&data));
+        }
+    }, &mut |dir, e| panic!("{}: {e}", String::from_utf8_lossy(dir)));
+    assert_eq!(got, want, "inplace's reader and ntfs-3g differ");
+}
+
+/// Walks `fs` from the root: `entry` gets every entry but directories' own and NTFS metadata
+/// (`$…`) with its kind, `unreadable` each directory that cannot be listed; returns the number
+/// of directories listed.
+fn walk(
+    fs: &mut dyn inplace::fs::FsReader,
+    entry: &mut dyn FnMut(&mut dyn inplace::fs::FsReader, &[u8], inplace::fs::EntryKind),
+    unreadable: &mut dyn FnMut(&[u8], inplace::fs::FsError),
+) -> usize {
+    let mut dirs = 0;
     let mut stack = vec![b"/".to_vec()];
     while let Some(d) = stack.pop() {
-        for e in fs.read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(&d))) {
+        let entries = match fs.read_dir(&d) {
+            Ok(e) => e,
+            Err(e) => {
+                unreadable(&d, e);
+                continue;
+            }
+        };
+        dirs += 1;
+        for e in entries {
             let mut path = d.clone();
             if path != b"/" {
                 path.push(b'/');
@@ -363,34 +372,10 @@ fn a_windows_made_ntfs_parses_and_reads_as_ntfs_3g_reads_it() {
             path.extend_from_slice(e.name.as_bytes());
             match e.kind {
                 inplace::fs::EntryKind::Dir => stack.push(path),
-                inplace::fs::EntryKind::File if !e.name.as_bytes().starts_with(b"$") => {
-                    let mut h = Sha256Writer::default();
-                    fs.read_file(&path, &mut h).unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(&path)));
-                    got.insert(String::from_utf8_lossy(&path).into_owned(), h.hex());
-                }
-                _ => {}
+                _ if e.name.as_bytes().starts_with(b"$") => {}
+                kind => entry(fs, &path, kind),
             }
         }
     }
-    assert_eq!(got, want, "inplace's reader and ntfs-3g differ");
-}
-
-/// sha256 of what is written to it.
-#[derive(Default)]
-struct Sha256Writer(sha2::Sha256);
-
-impl std::io::Write for Sha256Writer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        sha2::Digest::update(&mut self.0, b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sha256Writer {
-    fn hex(self) -> String {
-        sha2::Digest::finalize(self.0).iter().map(|b| format!("{b:02x}")).collect()
-    }
+    dirs
 }
