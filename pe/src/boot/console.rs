@@ -15,11 +15,11 @@ pub struct Consoles {
 impl Consoles {
     /// Opens each console in `/sys/class/tty/console/active`, or `/dev/console` if none is listed.
     pub fn open() -> Consoles {
-        let active = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
-        let mut names: Vec<String> = active.split_whitespace().map(str::to_string).collect();
-        if names.is_empty() {
-            names.push("console".into());
-        }
+        Consoles::with_names(active_names())
+    }
+
+    /// The consoles `names` (under /dev), opened for line output.
+    fn with_names(names: Vec<String>) -> Consoles {
         let files = names.iter().filter_map(|n| open_tty(&format!("/dev/{n}"), false)).collect();
         Consoles { names, files: Mutex::new(files) }
     }
@@ -31,10 +31,7 @@ impl Consoles {
 
     /// The active consoles but `name` (e.g. `tty1` while the TUI draws on it).
     pub fn except(name: &str) -> Consoles {
-        let all = Consoles::open();
-        let names: Vec<String> = all.names.into_iter().filter(|n| n != name).collect();
-        let files = names.iter().filter_map(|n| open_tty(&format!("/dev/{n}"), false)).collect();
-        Consoles { names, files: Mutex::new(files) }
+        Consoles::with_names(active_names().into_iter().filter(|n| n != name).collect())
     }
 
     pub fn names(&self) -> &[String] {
@@ -70,6 +67,16 @@ impl Consoles {
             }
         }
     }
+}
+
+/// The names in `/sys/class/tty/console/active`, or `console` if none is listed.
+fn active_names() -> Vec<String> {
+    let active = std::fs::read_to_string("/sys/class/tty/console/active").unwrap_or_default();
+    let mut names: Vec<String> = active.split_whitespace().map(str::to_string).collect();
+    if names.is_empty() {
+        names.push("console".into());
+    }
+    names
 }
 
 fn open_tty(path: &str, read: bool) -> Option<File> {
