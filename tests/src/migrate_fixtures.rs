@@ -873,6 +873,111 @@ pub fn linux_edge_cases_disk(dir: &Path) -> MigrateFixture {
     }
 }
 
+/// What [`linux_scale_disk`] puts in `/home/erin`.
+#[derive(Debug, Clone, Copy)]
+pub enum Scale {
+    /// This many small files (1 B to 16 KiB, distinct data), 1,000 to a directory.
+    SmallFiles(usize),
+    /// One directory holding this many subdirectories, one small file in every tenth.
+    WideDirectory(usize),
+}
+
+/// GPT: ESP and an ext4 root with one user, `erin`, whose home has the many entries of
+/// `scale`: what a photo library or a `node_modules` looks like to a reader. The root is
+/// filled through a kernel mount of the image (`mkfs.ext4 -d` adds entries to a directory in
+/// time linear in its size, so 65,000 of them take minutes), then unmounted: the reader under
+/// test sees a filesystem the kernel wrote, as on a real machine.
+pub fn linux_scale_disk(dir: &Path, scale: Scale) -> MigrateFixture {
+    let work = dir.join("scale.work");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).unwrap();
+    let (files, dirs) = match scale {
+        Scale::SmallFiles(n) => (n as u64, n as u64 / 1000 + 1),
+        Scale::WideDirectory(n) => (n as u64 / 10 + 1, n as u64),
+    };
+    // 4 KiB blocks: a block per small file and per directory, an inode each, and room.
+    let root_size = ((files + dirs) * 12 * 1024 / MIB + 96) * MIB;
+    let fs_img = crate::fixtures::mkfs_ext4_with(&work, "root", root_size, "scaleroot", None, &["-i", "8192"]);
+    let mnt = work.join("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    let entries = {
+        let _mounted = LoopMount::mount(&fs_img, &mnt);
+        let mut t = Tree::new(&mnt, true);
+        t.dir("etc", 0o755, Some(ROOT), T0);
+        t.file("etc/passwd", b"root:x:0:0:root:/root:/bin/bash\nerin:x:1000:1000:Erin:/home/erin:/bin/bash\n", 0o644, Some(ROOT), T0);
+        t.file("etc/group", b"root:x:0:\nerin:x:1000:\n", 0o644, Some(ROOT), T0);
+        t.file("etc/os-release", b"NAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n", 0o644, Some(ROOT), T0);
+        t.dir("home", 0o755, Some(ROOT), T0);
+        let e = Some((1000, 1000));
+        t.dir("home/erin", 0o755, e, T0);
+        match scale {
+            Scale::SmallFiles(n) => {
+                for i in 0..n {
+                    let d = format!("home/erin/photos-{:03}", i / 1000);
+                    if i % 1000 == 0 {
+                        t.dir(&d, 0o755, e, T0 - i as i64);
+                    }
+                    let data = content(&format!("scale {i}"), 1 + (i * 7919) % 4096, Content::Text);
+                    t.file(&format!("{d}/IMG_{i:06}.txt"), &data, 0o644, e, T0 - 60 * i as i64);
+                }
+            }
+            Scale::WideDirectory(n) => {
+                t.dir("home/erin/node_modules", 0o755, e, T0);
+                for i in 0..n {
+                    let d = format!("home/erin/node_modules/pkg-{i:05}");
+                    t.dir(&d, 0o755, e, T0 - i as i64);
+                    if i % 10 == 0 {
+                        t.file(&format!("{d}/index.js"), format!("module.exports = {i};\n").as_bytes(), 0o644, e, T0);
+                    }
+                }
+            }
+        }
+        t.set_times();
+        let users: BTreeMap<u32, String> = [(0, "root".to_string()), (1000, "erin".to_string())].into();
+        let walk = Walk { root: &t.root, fates: &t.fates, layouts: &t.layouts, users: &users, groups: &users, ntfs: false, junctions: &BTreeMap::new() };
+        let mut entries = Vec::new();
+        walk.profile("home/erin", Some("erin"), &mut entries);
+        entries
+    };
+    let disk = linux_gpt(dir, &work, "scale.img", &fs_img, root_size, root_size + 64 * MIB);
+    let _ = fs::remove_dir_all(&work);
+    MigrateFixture {
+        name: "linux_scale",
+        disk,
+        partition: 2,
+        part_start: 33 * MIB,
+        part_size: root_size,
+        fs: "ext4",
+        users: vec!["erin".into()],
+        entries,
+        skipped: Vec::new(),
+        absent: Vec::new(),
+        optional: Vec::new(),
+        settings: ExpectedSettings::default(),
+    }
+}
+
+/// An ext4 image mounted read-write through a loop device; unmounted when dropped.
+struct LoopMount {
+    dir: PathBuf,
+}
+
+impl LoopMount {
+    fn mount(image: &Path, dir: &Path) -> LoopMount {
+        run(Command::new("mount").args(["-t", "ext4", "-o", "loop"]).arg(image).arg(dir));
+        LoopMount { dir: dir.to_path_buf() }
+    }
+}
+
+impl Drop for LoopMount {
+    fn drop(&mut self) {
+        let ok = Command::new("umount").arg(&self.dir).status().is_ok_and(|s| s.success());
+        if !ok && !std::thread::panicking() {
+            panic!("umount {} failed", self.dir.display());
+        }
+    }
+}
+
 // ---- the Windows disk ----------------------------------------------------------------------------
 
 /// The >4 GiB sparse file on the NTFS volume.

@@ -8,11 +8,16 @@
 //! journal replay and checksum checks; [`InodeFields`] reads those fields from the record, and
 //! [`super::xattr`] the attributes (in the inode after `i_extra_isize`, and in the block
 //! `i_file_acl` names). Names and link targets are bytes, exactly as on disk.
+//!
+//! Paths are resolved through a [`DirIndex`] of the inode numbers listings gave: a walk reads
+//! each directory once and each inode by number. Only a path through a symbolic link goes
+//! through `ext4-view`'s own resolution from the root.
 
 use std::io::{self, Write};
 
-use ext4_view::{Ext4, Ext4Error};
+use ext4_view::{Ext4, Ext4Error, RawInode};
 
+use super::dir_index::{DirIndex, Listed, Resolved};
 use super::range::RangeReader;
 use super::xattr::{self, Xattrs};
 use super::{shown, Bytes, DirEntry, EntryKind, FsError, FsReader, Metadata, Time};
@@ -22,7 +27,11 @@ pub struct Ext4Reader {
     fs_type: &'static str,
     /// The `huge_file` feature: block counts may be in filesystem blocks and use 48 bits.
     huge_file: bool,
+    index: DirIndex,
 }
+
+/// The root directory's inode.
+const ROOT_INODE: u64 = 2;
 
 impl Ext4Reader {
     /// Loads the superblock, group descriptors and journal of the filesystem on `range`.
@@ -37,7 +46,8 @@ impl Ext4Reader {
         let huge_file =
             check_superblock(&mut range).map_err(|detail| FsError::Corrupt { path: "/".into(), fs: fs_type, detail })?;
         let fs = Ext4::load(Box::new(range)).map_err(|e| map_err(fs_type, b"/", e))?;
-        Ok(Ext4Reader { fs, fs_type, huge_file })
+        let index = DirIndex::new(ROOT_INODE, <[u8]>::to_vec);
+        Ok(Ext4Reader { fs, fs_type, huge_file, index })
     }
 }
 
@@ -230,6 +240,54 @@ impl Ext4Reader {
         x.unreadable.extend(problems);
         x
     }
+
+    /// The inode of `path`, not following a final symbolic link.
+    fn inode_at(&mut self, path: &[u8]) -> Result<RawInode, FsError> {
+        let (fs, fs_type) = (&self.fs, self.fs_type);
+        let comps: Vec<&[u8]> = super::components(path).collect();
+        let number = if comps.iter().any(|c| *c == b"..") {
+            Resolved::Through
+        } else {
+            self.index
+                .resolve(&comps, |dir, number| list(fs, number).map_err(|e| map_err(fs_type, &join(dir), e)))?
+        };
+        let number = match number {
+            Resolved::Id(n) => u32::try_from(n).map_err(|_| FsError::NotFound { path: shown(path) })?,
+            Resolved::Missing => return Err(FsError::NotFound { path: shown(path) }),
+            Resolved::Through => {
+                let abs = absolute(path);
+                self.fs.inode_record(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?.0
+            }
+        };
+        self.fs.inode(number).map_err(|e| map_err(fs_type, path, e))
+    }
+}
+
+/// The entries of directory inode `number`, `.` and `..` left out.
+fn list(fs: &Ext4, number: u64) -> Result<Vec<Listed>, Ext4Error> {
+    let dir = fs.inode(u32::try_from(number).map_err(|_| Ext4Error::NotFound)?)?;
+    let mut out = Vec::new();
+    for entry in fs.read_dir_inode(&dir, ext4_view::PathBuf::empty())? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name: &[u8] = name.as_ref();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        let is_dir = entry.file_type()?.is_dir();
+        out.push(Listed { name: name.to_vec(), id: u64::from(entry.inode_number()), is_dir });
+    }
+    Ok(out)
+}
+
+/// `/`-joined components, for messages.
+fn join(comps: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in comps {
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    out
 }
 
 impl FsReader for Ext4Reader {
@@ -242,27 +300,32 @@ impl FsReader for Ext4Reader {
     }
 
     fn stat(&mut self, path: &[u8]) -> Result<DirEntry, FsError> {
-        let abs = absolute(path);
-        let m = self.fs.metadata(abs.as_slice()).map_err(|e| map_err(self.fs_type, path, e))?;
+        let inode = self.inode_at(path)?;
+        let m = if inode.metadata().is_symlink() {
+            let abs = absolute(path);
+            self.fs.metadata(abs.as_slice()).map_err(|e| map_err(self.fs_type, path, e))?
+        } else {
+            inode.metadata().clone()
+        };
         let name = Bytes::from(super::components(path).last().unwrap_or(b"/"));
         let kind = kind(m.file_type());
         Ok(DirEntry { name, kind, size: if kind == EntryKind::File { m.len() } else { 0 } })
     }
 
     fn metadata(&mut self, path: &[u8]) -> Result<Metadata, FsError> {
-        let abs = absolute(path);
         let fs_type = self.fs_type;
-        let m = self.fs.symlink_metadata(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
+        let inode = self.inode_at(path)?;
+        let m = inode.metadata();
         let kind = kind(m.file_type());
         let target = if kind == EntryKind::Symlink {
-            let t = self.fs.read_link(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
+            let t = self.fs.read_link_inode(&inode).map_err(|e| map_err(fs_type, path, e))?;
             Some(Bytes::from(t.as_ref()))
         } else {
             None
         };
-        let (ino, rec) = self.fs.inode_record(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
-        let fields = InodeFields::parse(&rec, self.huge_file, u64::from(self.fs.block_size()));
-        let xattrs = self.xattrs(&rec, &fields);
+        let rec = inode.record();
+        let fields = InodeFields::parse(rec, self.huge_file, u64::from(self.fs.block_size()));
+        let xattrs = self.xattrs(rec, &fields);
         let size = if kind == EntryKind::File { m.len() } else { 0 };
         Ok(Metadata {
             kind,
@@ -276,7 +339,7 @@ impl FsReader for Ext4Reader {
             ctime: fields.ctime,
             crtime: m.created().map(time),
             attributes: None,
-            link_id: Some(u64::from(ino)),
+            link_id: Some(u64::from(inode.number())),
             nlink: Some(u32::from(fields.links)),
             target,
             streams: Vec::new(),
@@ -286,10 +349,18 @@ impl FsReader for Ext4Reader {
     }
 
     fn read_dir(&mut self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
-        let abs = absolute(path);
         let fs_type = self.fs_type;
-        let iter = self.fs.read_dir(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
+        let mut dir = self.inode_at(path)?;
+        let through_link = dir.metadata().is_symlink();
+        if through_link {
+            // A link to a directory: list where it points.
+            let abs = absolute(path);
+            let canon = self.fs.canonicalize(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
+            dir = self.inode_at(canon.as_ref())?;
+        }
+        let iter = self.fs.read_dir_inode(&dir, ext4_view::PathBuf::empty()).map_err(|e| map_err(fs_type, path, e))?;
         let mut out = Vec::new();
+        let mut listed = Vec::new();
         for entry in iter {
             let entry = entry.map_err(|e| map_err(fs_type, path, e))?;
             let name = entry.file_name();
@@ -297,23 +368,32 @@ impl FsReader for Ext4Reader {
             if name == b"." || name == b".." {
                 continue;
             }
-            let name = Bytes::from(name);
             let kind = entry.file_type().map(kind).map_err(|e| map_err(fs_type, path, e))?;
             let size = if kind == EntryKind::File {
                 // One inode the reader cannot decode must not hide its directory: `metadata`
                 // of that entry reports why.
-                entry.metadata().map(|m| m.len()).unwrap_or(0)
+                self.fs.inode(entry.inode_number()).map(|i| i.metadata().len()).unwrap_or(0)
             } else {
                 0
             };
-            out.push(DirEntry { name, kind, size });
+            listed.push(Listed { name: name.to_vec(), id: u64::from(entry.inode_number()), is_dir: kind == EntryKind::Dir });
+            out.push(DirEntry { name: Bytes::from(name), kind, size });
+        }
+        let comps: Vec<&[u8]> = super::components(path).collect();
+        if !through_link && !comps.iter().any(|c| *c == b"..") {
+            self.index.listed(&comps, u64::from(dir.number()), &listed);
         }
         Ok(out)
     }
 
     fn read_file(&mut self, path: &[u8], out: &mut dyn Write) -> Result<u64, FsError> {
-        let abs = absolute(path);
-        let mut file = self.fs.open(abs.as_slice()).map_err(|e| map_err(self.fs_type, path, e))?;
+        let mut inode = self.inode_at(path)?;
+        if inode.metadata().is_symlink() {
+            let abs = absolute(path);
+            let canon = self.fs.canonicalize(abs.as_slice()).map_err(|e| map_err(self.fs_type, path, e))?;
+            inode = self.inode_at(canon.as_ref())?;
+        }
+        let mut file = self.fs.open_inode(&inode).map_err(|e| map_err(self.fs_type, path, e))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         loop {
@@ -325,6 +405,12 @@ impl FsReader for Ext4Reader {
             out.write_all(&buf[..n]).map_err(|source| FsError::Io { path: shown(path), source })?;
             total += n as u64;
         }
+    }
+
+    fn data_position(&mut self, path: &[u8]) -> Option<u64> {
+        let inode = self.inode_at(path).ok()?;
+        let block = self.fs.first_data_block(&inode).ok()??;
+        block.checked_mul(u64::from(self.fs.block_size()))
     }
 }
 

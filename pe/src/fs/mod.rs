@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod bpb;
 pub mod bytes;
+pub mod dir_index;
 pub mod exfat;
 pub mod ext4;
 pub mod fat;
@@ -160,6 +161,11 @@ pub trait FsReader {
     /// Streams the content of file `path` into `out`, returning the byte count. Never buffers
     /// the whole file.
     fn read_file(&mut self, path: &[u8], out: &mut dyn Write) -> Result<u64, FsError>;
+    /// Where on the volume file `path`'s data starts, in bytes, where the reader knows: reading
+    /// files in this order saves seeks. `None` for files with no data on the volume.
+    fn data_position(&mut self, _path: &[u8]) -> Option<u64> {
+        None
+    }
 
     /// Whether `path` exists.
     fn exists(&mut self, path: &[u8]) -> bool {

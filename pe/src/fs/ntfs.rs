@@ -20,6 +20,7 @@ use ntfs::structured_values::{
 };
 use ntfs::{Ntfs, NtfsAttribute, NtfsAttributeFlags, NtfsAttributeType, NtfsError, NtfsFile, NtfsReadSeek};
 
+use super::dir_index::{DirIndex, Listed, Resolved};
 use super::lznt1;
 use super::range::RangeReader;
 use super::bytes::{utf16_from_wtf8, wtf8_from_utf16};
@@ -30,7 +31,13 @@ pub struct NtfsReader {
     io: RangeReader,
     label: Option<String>,
     warnings: Vec<VolumeWarning>,
+    /// Record numbers from listings, by exact name; a name in another case, or an 8.3 alias,
+    /// goes through the directory indexes from the root ([`lookup`]).
+    index: DirIndex,
 }
+
+/// The root directory's MFT record.
+const ROOT_RECORD: u64 = 5;
 
 fn corrupt(path: &str, e: NtfsError) -> FsError {
     match e {
@@ -70,7 +77,8 @@ impl NtfsReader {
             Ok(_) => {}
             Err(e) => warnings.push(VolumeWarning(format!("the NTFS $Volume information is unreadable: {e}"))),
         }
-        Ok(NtfsReader { ntfs, io, label, warnings })
+        let index = DirIndex::new(ROOT_RECORD, <[u8]>::to_vec);
+        Ok(NtfsReader { ntfs, io, label, warnings, index })
     }
 }
 
@@ -113,6 +121,71 @@ fn lookup<'n>(ntfs: &'n Ntfs, io: &mut RangeReader, path: &[u8]) -> Result<NtfsF
         file = next;
     }
     Ok(file)
+}
+
+/// The file at `path`, from the record numbers in `index` where it has them (listing the
+/// directories on the way), else as [`lookup`] finds it.
+fn find<'n>(ntfs: &'n Ntfs, io: &mut RangeReader, index: &mut DirIndex, path: &[u8]) -> Result<NtfsFile<'n>, FsError> {
+    let comps: Vec<&[u8]> = components(path).collect();
+    let found = if comps.iter().any(|c| *c == b"..") {
+        Resolved::Missing
+    } else {
+        index.resolve(&comps, |dir, record| {
+            let file = ntfs.file(io, record).map_err(|e| corrupt(&shown(path), e))?;
+            list(io, &file, &shown(&dir.join(&b'/'))).map(|found| found.iter().map(Found::listed).collect())
+        })?
+    };
+    match found {
+        Resolved::Id(record) => ntfs.file(io, record).map_err(|e| corrupt(&shown(path), e)),
+        Resolved::Missing | Resolved::Through => lookup(ntfs, io, path),
+    }
+}
+
+/// One entry of a directory index, with its MFT record number.
+struct Found {
+    name: Bytes,
+    record: u64,
+    kind: EntryKind,
+    /// The data size the index records (files).
+    size: u64,
+}
+
+/// The entries of directory `dir` (shown as `path`): long and POSIX names, not 8.3 aliases
+/// or `.`.
+fn list(io: &mut RangeReader, dir: &NtfsFile, path: &str) -> Result<Vec<Found>, FsError> {
+    let index = dir.directory_index(io).map_err(|e| corrupt(path, e))?;
+    let mut iter = index.entries();
+    let mut out = Vec::new();
+    while let Some(entry) = iter.next(io) {
+        let entry = entry.map_err(|e| corrupt(path, e))?;
+        let Some(key) = entry.key() else { continue };
+        let file_name = key.map_err(|e| corrupt(path, e))?;
+        // An 8.3 alias has its own index entry next to the long name.
+        if file_name.namespace() == NtfsFileNamespace::Dos {
+            continue;
+        }
+        let name = Bytes::new(wtf8_from_utf16(file_name.name().u16_iter()));
+        if name == "." {
+            continue;
+        }
+        let attrs = file_name.file_attributes();
+        let kind = if attrs.contains(NtfsFileAttributeFlags::REPARSE_POINT) {
+            EntryKind::Symlink
+        } else if file_name.is_directory() {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        };
+        let size = if kind == EntryKind::File { file_name.data_size() } else { 0 };
+        out.push(Found { name, record: entry.file_reference().file_record_number(), kind, size });
+    }
+    Ok(out)
+}
+
+impl Found {
+    fn listed(&self) -> Listed {
+        Listed { name: self.name.as_ref().to_vec(), id: self.record, is_dir: self.kind == EntryKind::Dir }
+    }
 }
 
 fn attributes_of(file: &NtfsFile) -> NtfsFileAttributeFlags {
@@ -756,7 +829,7 @@ impl FsReader for NtfsReader {
     }
 
     fn stat(&mut self, raw: &[u8]) -> Result<DirEntry, FsError> {
-        let file = lookup(&self.ntfs, &mut self.io, raw)?;
+        let file = find(&self.ntfs, &mut self.io, &mut self.index, raw)?;
         let name = Bytes::from(components(raw).last().unwrap_or(b"/"));
         let text = shown(raw);
         let path = text.as_str();
@@ -779,7 +852,7 @@ impl FsReader for NtfsReader {
     fn metadata(&mut self, raw: &[u8]) -> Result<Metadata, FsError> {
         let ntfs = &self.ntfs;
         let io = &mut self.io;
-        let file = lookup(ntfs, io, raw)?;
+        let file = find(ntfs, io, &mut self.index, raw)?;
         let text = shown(raw);
         let path = text.as_str();
         let is_dir = file.is_directory();
@@ -907,42 +980,20 @@ impl FsReader for NtfsReader {
 
     fn read_dir(&mut self, raw: &[u8]) -> Result<Vec<DirEntry>, FsError> {
         let io = &mut self.io;
-        let dir = lookup(&self.ntfs, io, raw)?;
-        let text = shown(raw);
-        let path = text.as_str();
-        let index = dir.directory_index(io).map_err(|e| corrupt(path, e))?;
-        let mut iter = index.entries();
-        let mut out = Vec::new();
-        while let Some(entry) = iter.next(io) {
-            let entry = entry.map_err(|e| corrupt(path, e))?;
-            let Some(key) = entry.key() else { continue };
-            let file_name = key.map_err(|e| corrupt(path, e))?;
-            // An 8.3 alias has its own index entry next to the long name.
-            if file_name.namespace() == NtfsFileNamespace::Dos {
-                continue;
-            }
-            let name = Bytes::new(wtf8_from_utf16(file_name.name().u16_iter()));
-            if name == "." {
-                continue;
-            }
-            let attrs = file_name.file_attributes();
-            let kind = if attrs.contains(NtfsFileAttributeFlags::REPARSE_POINT) {
-                EntryKind::Symlink
-            } else if file_name.is_directory() {
-                EntryKind::Dir
-            } else {
-                EntryKind::File
-            };
-            let size = if kind == EntryKind::File { file_name.data_size() } else { 0 };
-            out.push(DirEntry { name, kind, size });
+        let dir = find(&self.ntfs, io, &mut self.index, raw)?;
+        let found = list(io, &dir, &shown(raw))?;
+        let comps: Vec<&[u8]> = components(raw).collect();
+        if !comps.iter().any(|c| *c == b"..") {
+            let listed: Vec<Listed> = found.iter().map(Found::listed).collect();
+            self.index.listed(&comps, dir.file_record_number(), &listed);
         }
-        Ok(out)
+        Ok(found.into_iter().map(|f| DirEntry { name: f.name, kind: f.kind, size: f.size }).collect())
     }
 
     fn read_file(&mut self, raw: &[u8], out: &mut dyn Write) -> Result<u64, FsError> {
         let ntfs = &self.ntfs;
         let io = &mut self.io;
-        let file = lookup(ntfs, io, raw)?;
+        let file = find(ntfs, io, &mut self.index, raw)?;
         let text = shown(raw);
         let path = text.as_str();
         if file.is_directory() {

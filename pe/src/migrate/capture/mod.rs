@@ -13,6 +13,7 @@
 //! continues from there and ends with the same store as an uninterrupted run, whether the
 //! earlier run lost power or was cancelled. Layout: `docs/store-format.md`, "Capture store".
 
+mod ahead;
 mod error;
 mod finish;
 mod pipeline;

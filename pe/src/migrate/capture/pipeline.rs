@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
+use super::ahead::ReadAhead;
 use super::error::CaptureError;
 use super::plan::{CaptureOptions, CapturePlan};
 use super::resume::Start;
@@ -291,6 +292,7 @@ impl Reader<'_, '_> {
 
     fn read_all(&mut self, source: &mut dyn FsReader, plan: &CapturePlan, from: Position) {
         self.batch.data = self.pool.get(BATCH_BYTES);
+        let mut ahead = ReadAhead::default();
         let n = plan.entries.len() as u64;
         for (i, e) in plan.entries.iter().enumerate().skip(from.entry as usize) {
             if self.cancel.is_cancelled() {
@@ -310,11 +312,14 @@ impl Reader<'_, '_> {
             let (first_part, seq_before) = (self.batch.parts.len(), self.seq);
             let outcome = {
                 let start = self.batch.data.len();
+                let held = ahead.take(source, plan, i, from.entry as usize, self.cancel);
                 let mut sink = ChunkSink { r: self, id, offset: 0, start, skip_below };
-                match source.read_file(&e.source, &mut sink) {
-                    Ok(_) => sink.part(true).map_err(|_| None),
-                    Err(err) => Err(Some(err.to_string())),
-                }
+                let read = match held {
+                    Some(Ok(data)) => sink.write_all(&data).map_err(|_| None),
+                    Some(Err(detail)) => Err(Some(detail)),
+                    None => source.read_file(&e.source, &mut sink).map(|_| ()).map_err(|err| Some(err.to_string())),
+                };
+                read.and_then(|()| sink.part(true).map_err(|_| None))
             };
             match outcome {
                 Ok(()) => {}

@@ -18,6 +18,7 @@ use crate::util::{
     read_u16le, read_u32le, u32_from_hilo, u64_from_hilo, usize_from_u32,
 };
 use alloc::vec;
+use alloc::vec::Vec;
 use bitflags::bitflags;
 use core::num::NonZeroU32;
 
@@ -259,6 +260,15 @@ impl Inode {
         ext4: &Ext4,
         inode: InodeIndex,
     ) -> Result<Self, Ext4Error> {
+        Self::read_with_record(ext4, inode).map(|(inode, _)| inode)
+    }
+
+    /// Read an inode, and return its raw on-disk record too.
+    /// (inplace patch: `read` split so that `inplace_raw` reads the record once.)
+    pub(crate) fn read_with_record(
+        ext4: &Ext4,
+        inode: InodeIndex,
+    ) -> Result<(Self, Vec<u8>), Ext4Error> {
         let (block_index, offset_within_block) =
             get_inode_location(ext4, inode)?;
 
@@ -298,7 +308,7 @@ impl Inode {
             }
         }
 
-        Ok(inode)
+        Ok((inode, data))
     }
 
     pub(crate) fn symlink_target(

@@ -172,6 +172,8 @@ pub use path::{Component, Components, Path, PathBuf, PathError};
 pub use reader::{Ext4Read, MemIoError};
 pub use timestamp::Timestamp;
 pub use uuid::Uuid;
+// (inplace patch: inodes by number.)
+pub use inplace_raw::RawInode;
 
 struct Ext4Inner {
     superblock: Superblock,
