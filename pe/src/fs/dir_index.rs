@@ -36,8 +36,11 @@ pub struct DirIndex {
     /// Key of a directory's path (its folded components joined by `/`) to its id.
     dirs: HashMap<Vec<u8>, u64>,
     /// The last listings, newest first: the directory's key and its entries by folded name.
-    recent: VecDeque<(Vec<u8>, HashMap<Vec<u8>, (u64, bool)>)>,
+    recent: VecDeque<(Vec<u8>, Names)>,
 }
+
+/// A listing's entries: folded name to id and whether it is a directory.
+type Names = HashMap<Vec<u8>, (u64, bool)>;
 
 impl DirIndex {
     pub fn new(root: u64, fold: fn(&[u8]) -> Vec<u8>) -> DirIndex {
