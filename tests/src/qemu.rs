@@ -153,6 +153,18 @@ impl Run {
     pub fn has_line(&self, wanted: &str) -> bool {
         self.serial.lines().any(|l| l.trim_end_matches('\r') == wanted)
     }
+
+    /// The PE's own boot timing, for the test's output (never for pass or fail): when `/init`
+    /// started, how long settling the drivers took and why it stopped, and when it was ready,
+    /// each from the PE's lines.
+    pub fn boot_timing(&self) -> String {
+        let find = |needle: &str| self.serial.lines().find(|l| l.contains(needle)).map(|l| l.trim().trim_start_matches("inplace: ").to_string());
+        ["starting on kernel", "inplace: settle: ", "s since kernel start"]
+            .iter()
+            .filter_map(|n| find(n))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
 }
 
 impl Vm {
