@@ -158,12 +158,15 @@ impl Run {
     /// started, how long settling the drivers took and why it stopped, and when it was ready,
     /// each from the PE's lines.
     pub fn boot_timing(&self) -> String {
-        let find = |needle: &str| self.serial.lines().find(|l| l.contains(needle)).map(|l| l.trim().trim_start_matches("inplace: ").to_string());
-        ["starting on kernel", "inplace: settle: ", "s since kernel start"]
+        let lines: Vec<&str> = self.serial.lines().filter_map(|l| l.trim().strip_prefix("inplace: ")).collect();
+        let start = lines.iter().find(|l| l.contains(" starting on kernel ")).map(|l| format!("started: {l}"));
+        let settle = lines.iter().find(|l| l.starts_with("settle: ")).map(|l| l.to_string());
+        // `inplace: 6.46 s since kernel start`, printed just before `inplace: ready`.
+        let ready = lines
             .iter()
-            .filter_map(|n| find(n))
-            .collect::<Vec<_>>()
-            .join(" | ")
+            .find(|l| l.ends_with(" s since kernel start") && !l.contains(" starting on kernel "))
+            .map(|l| format!("ready {l}"));
+        [start, settle, ready].into_iter().flatten().collect::<Vec<_>>().join(" | ")
     }
 }
 
