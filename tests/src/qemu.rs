@@ -153,6 +153,21 @@ impl Run {
     pub fn has_line(&self, wanted: &str) -> bool {
         self.serial.lines().any(|l| l.trim_end_matches('\r') == wanted)
     }
+
+    /// The PE's own boot timing, for the test's output (never for pass or fail): when `/init`
+    /// started, how long settling the drivers took and why it stopped, and when it was ready,
+    /// each from the PE's lines.
+    pub fn boot_timing(&self) -> String {
+        let lines: Vec<&str> = self.serial.lines().filter_map(|l| l.trim().strip_prefix("inplace: ")).collect();
+        let start = lines.iter().find(|l| l.contains(" starting on kernel ")).map(|l| format!("started: {l}"));
+        let settle = lines.iter().find(|l| l.starts_with("settle: ")).map(|l| l.to_string());
+        // `inplace: 6.46 s since kernel start`, printed just before `inplace: ready`.
+        let ready = lines
+            .iter()
+            .find(|l| l.ends_with(" s since kernel start") && !l.contains(" starting on kernel "))
+            .map(|l| format!("ready {l}"));
+        [start, settle, ready].into_iter().flatten().collect::<Vec<_>>().join(" | ")
+    }
 }
 
 impl Vm {

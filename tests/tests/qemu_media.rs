@@ -41,6 +41,7 @@ fn usb(dir: &Path, stick_preset: &str) -> PathBuf {
 }
 
 fn expect_ready(run: &Run, firmware: &str) {
+    eprintln!("boot timing ({firmware}): {}", run.boot_timing());
     assert!(run.has_line(&format!("inplace: {firmware}")), "no `inplace: {firmware}` line:\n{}", run.serial);
     assert!(run.has_line("inplace: ready"), "no ready line:\n{}", run.serial);
     let fw = run.serial.find(&format!("inplace: {firmware}")).unwrap();

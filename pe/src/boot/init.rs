@@ -72,7 +72,8 @@ fn boot() -> anyhow::Result<Never> {
     let events = ConsoleLog::new(consoles.clone(), Path::new(EVENTS_PATH));
     let params = Params::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
     let release = rustix::system::uname().release().to_string_lossy().into_owned();
-    events.log(&format!("{} starting on kernel {release}", env!("CARGO_PKG_VERSION")));
+    let since = uptime().map(|u| format!(", {u:.2} s since kernel start")).unwrap_or_default();
+    events.log(&format!("{} starting on kernel {release}{since}", env!("CARGO_PKG_VERSION")));
     set_codepage(&events, params.get("codepage"));
     children::start_reaper();
 
@@ -254,7 +255,7 @@ fn load_drivers(events: &ConsoleLog, release: &str) -> anyhow::Result<Loader<Ker
     })?;
     let proc_modules = std::fs::read_to_string("/proc/modules").unwrap_or_default();
     let mut loader = Loader::new(index, Kernel, &proc_modules);
-    let settled = settle::settle(&mut loader, Path::new("/sys"), SETTLE_LIMIT);
+    let settled = settle::settle(&mut loader, Path::new("/sys"), Path::new("/dev"), SETTLE_LIMIT);
     events.log(
         &format!(
             "drivers: {} modules loaded in {:.1} s; block devices: {}",
@@ -264,8 +265,10 @@ fn load_drivers(events: &ConsoleLog, release: &str) -> anyhow::Result<Loader<Ker
         ),
     );
     events.log(&format!("drivers loaded: {}", loader.inserted.join(" ")));
-    if settled.timed_out {
-        events.warn("devices were still appearing when the wait ended; some disks may be missing");
+    events.log(&format!("settle: {:.2} s, {}", settled.elapsed.as_secs_f64(), settled.stop.words()));
+    if settled.stop != settle::Stop::Settled {
+        let missing: Vec<String> = settled.missing.iter().map(|p| p.to_string()).collect();
+        events.warn(&format!("the wait for devices ended before all appeared; some disks may be missing: {}", missing.join(", ")));
     }
     for (module, why) in &loader.failed {
         events.warn(&format!("module {module} did not load: {why}"));

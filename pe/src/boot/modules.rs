@@ -205,14 +205,22 @@ impl<S: ModuleSink> Loader<S> {
 
     /// One coldplug pass: loads the modules for every modalias not seen before.
     pub fn coldplug_pass(&mut self, modaliases: &[String]) -> usize {
+        modaliases.iter().map(|m| self.coldplug_device(m, &|| false)).sum()
+    }
+
+    /// Loads the modules for a device's modalias, unless it was seen before, and stops once
+    /// `bound` says a driver took the device: one that matches too (`ata_generic` beside
+    /// `ata_piix`) would only be decompressed and initialised for nothing.
+    pub fn coldplug_device(&mut self, modalias: &str, bound: &dyn Fn() -> bool) -> usize {
+        if !self.seen_modaliases.insert(modalias.to_string()) || bound() {
+            return 0;
+        }
+        let names: Vec<String> = self.index.modules_for(modalias).iter().map(|s| s.to_string()).collect();
         let mut count = 0;
-        for m in modaliases {
-            if !self.seen_modaliases.insert(m.clone()) {
-                continue;
-            }
-            let names: Vec<String> = self.index.modules_for(m).iter().map(|s| s.to_string()).collect();
-            for n in names {
-                count += self.load(&n);
+        for n in names {
+            count += self.load(&n);
+            if bound() {
+                break;
             }
         }
         count
@@ -221,30 +229,12 @@ impl<S: ModuleSink> Loader<S> {
     pub fn loaded_count(&self) -> usize {
         self.loaded.len()
     }
-}
 
-/// Every `modalias` under `/sys/devices`, read without following symlinks.
-pub fn device_modaliases(sys_devices: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![sys_devices.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let Ok(ft) = entry.file_type() else { continue };
-            if ft.is_dir() {
-                stack.push(entry.path());
-            } else if ft.is_file() && entry.file_name() == "modalias" {
-                if let Ok(s) = std::fs::read_to_string(entry.path()) {
-                    let s = s.trim();
-                    if !s.is_empty() {
-                        out.push(s.to_string());
-                    }
-                }
-            }
-        }
+    /// Whether a module this loader loaded (or found loaded) matches `modalias`: the device is
+    /// then expected to bind.
+    pub fn matches_loaded(&self, modalias: &str) -> bool {
+        self.index.modules_for(modalias).iter().any(|m| self.loaded.contains(*m))
     }
-    out.sort();
-    out
 }
 
 #[cfg(test)]
@@ -315,6 +305,25 @@ mod tests {
         assert_eq!(loader.load_fs("ext4"), 3);
         drop(loader);
         assert_eq!(rec.0, ["crc32c_generic", "jbd2", "ext4"]);
+    }
+
+    #[test]
+    fn a_bound_device_needs_no_further_module() {
+        let alias = format!("{ALIAS}alias pci:v*d*sv*sd*bc01sc06i01* ata_generic\n");
+        let dep = format!("{DEP}kernel/drivers/ata/ata_generic.ko.xz: kernel/drivers/ata/libata.ko.xz\n");
+        let index = ModuleIndex::parse(&dep, &alias, "", "");
+        let mut rec = Recorder::default();
+        let mut loader = Loader::new(index, &mut rec, "");
+        let bound = std::cell::Cell::new(false);
+        let n = loader.coldplug_device("pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01", &|| {
+            let was = bound.get();
+            bound.set(true);
+            was
+        });
+        assert_eq!(loader.inserted, ["scsi_mod", "libata", "libahci", "ahci"], "ata_generic was not needed");
+        assert_eq!(n, 4);
+        // A device already bound loads nothing.
+        assert_eq!(loader.coldplug_device("scsi:t-0x00", &|| true), 0);
     }
 
     #[test]
