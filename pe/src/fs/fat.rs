@@ -1,6 +1,12 @@
 //! FAT12/16/32 through `fatfs`. `fatfs` wants a writable device; the view under it refuses
 //! every write, and nothing here calls a writing method.
+//!
+//! `fatfs` finds a name by reading its directory from the start. The reader keeps the last
+//! directory it read, with each entry's metadata, so a walk (list, then ask for each entry)
+//! reads a directory once, not once per entry. Opening a file to read it still scans its
+//! directory: `fatfs` opens files by name only.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
 use fatfs::{FileSystem, FsOptions};
@@ -13,6 +19,17 @@ pub struct FatReader {
     fs: FileSystem<RangeReader>,
     /// The label's 11 raw bytes: the root directory's volume-label entry, else the BPB's.
     raw_label: Option<[u8; 11]>,
+    /// The last directory read.
+    last: Option<Listing>,
+}
+
+/// A directory's entries with their metadata, and where each name is (ASCII case folded, as
+/// FAT compares names).
+struct Listing {
+    /// The directory's path, its components joined and lowercased.
+    key: String,
+    entries: Vec<(DirEntry, Metadata)>,
+    by_name: HashMap<Vec<u8>, usize>,
 }
 
 impl FatReader {
@@ -23,7 +40,7 @@ impl FatReader {
         let raw_label = root_dir_label(&mut range, &boot).or_else(|| bpb_label(&boot));
         let fs = FileSystem::new(range, FsOptions::new().update_accessed_date(false))
             .map_err(|e| FsError::Corrupt { path: "/".into(), fs: "vfat", detail: e.to_string() })?;
-        Ok(FatReader { fs, raw_label })
+        Ok(FatReader { fs, raw_label, last: None })
     }
 }
 
@@ -126,6 +143,55 @@ fn text_parts(path: &[u8]) -> Result<Vec<&str>, FsError> {
     components(path).map(|c| std::str::from_utf8(c).map_err(|_| FsError::NotFound { path: shown(path) })).collect()
 }
 
+impl FatReader {
+    /// The entries of directory `parts` with their metadata, from the last listing when it is
+    /// that directory's.
+    fn listing(&mut self, parts: &[&str], path: &[u8]) -> Result<&Listing, FsError> {
+        let key = parts.join("/").to_lowercase();
+        if self.last.as_ref().is_none_or(|l| l.key != key) {
+            let rel = parts.join("/");
+            let root = self.fs.root_dir();
+            let dir = if rel.is_empty() { root } else { root.open_dir(&rel).map_err(|e| io_err(path, e))? };
+            let mut out = Vec::new();
+            for entry in dir.iter() {
+                let entry = entry.map_err(|e| io_err(path, e))?;
+                let name = entry.file_name();
+                if name == "." || name == ".." {
+                    continue;
+                }
+                let kind = if entry.is_dir() { EntryKind::Dir } else { EntryKind::File };
+                let size = if kind == EntryKind::File { entry.len() } else { 0 };
+                let meta = Metadata {
+                    size,
+                    allocated: (kind == EntryKind::File).then_some(size),
+                    mtime: fat_time(entry.modified()),
+                    attributes: Some(u32::from(entry.attributes().bits())),
+                    ..Metadata::empty(kind)
+                };
+                out.push((DirEntry { name: Bytes::from(name), kind, size }, meta));
+            }
+            let mut by_name = HashMap::with_capacity(out.len());
+            for (i, (e, _)) in out.iter().enumerate() {
+                by_name.entry(e.name.as_bytes().to_ascii_lowercase()).or_insert(i);
+            }
+            self.last = Some(Listing { key, entries: out, by_name });
+        }
+        Ok(self.last.as_ref().expect("just listed"))
+    }
+
+    /// The entry at `path` (names compared without ASCII case, as FAT does); `None` for the
+    /// root, which has no entry.
+    fn entry(&mut self, path: &[u8]) -> Result<Option<(DirEntry, Metadata)>, FsError> {
+        let parts = text_parts(path)?;
+        let Some((last, parents)) = parts.split_last() else { return Ok(None) };
+        let listing = self.listing(parents, path)?;
+        match listing.by_name.get(&last.as_bytes().to_ascii_lowercase()) {
+            Some(i) => Ok(Some(listing.entries[*i].clone())),
+            None => Err(FsError::NotFound { path: shown(path) }),
+        }
+    }
+}
+
 impl FsReader for FatReader {
     fn fs_type(&self) -> &'static str {
         "vfat"
@@ -136,60 +202,23 @@ impl FsReader for FatReader {
     }
 
     fn stat(&mut self, path: &[u8]) -> Result<DirEntry, FsError> {
-        let parts = text_parts(path)?;
-        let Some((last, parents)) = parts.split_last() else {
-            return Ok(DirEntry { name: Bytes::from("/"), kind: EntryKind::Dir, size: 0 });
-        };
-        let parent = parents.join("/");
-        self.read_dir(parent.as_bytes())?
-            .into_iter()
-            .find(|e| e.name.as_bytes().eq_ignore_ascii_case(last.as_bytes()))
-            .ok_or_else(|| FsError::NotFound { path: shown(path) })
+        match self.entry(path)? {
+            Some((e, _)) => Ok(e),
+            None => Ok(DirEntry { name: Bytes::from("/"), kind: EntryKind::Dir, size: 0 }),
+        }
     }
 
     fn metadata(&mut self, path: &[u8]) -> Result<Metadata, FsError> {
-        let parts = text_parts(path)?;
-        let Some((last, parents)) = parts.split_last() else {
+        match self.entry(path)? {
+            Some((_, m)) => Ok(m),
             // The root directory has no entry of its own.
-            return Ok(Metadata::empty(EntryKind::Dir));
-        };
-        let rel = parents.join("/");
-        let root = self.fs.root_dir();
-        let dir = if rel.is_empty() { root } else { root.open_dir(&rel).map_err(|e| io_err(path, e))? };
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| io_err(path, e))?;
-            if !entry.file_name().eq_ignore_ascii_case(last) {
-                continue;
-            }
-            let kind = if entry.is_dir() { EntryKind::Dir } else { EntryKind::File };
-            let size = if kind == EntryKind::File { entry.len() } else { 0 };
-            return Ok(Metadata {
-                size,
-                allocated: (kind == EntryKind::File).then_some(size),
-                mtime: fat_time(entry.modified()),
-                attributes: Some(u32::from(entry.attributes().bits())),
-                ..Metadata::empty(kind)
-            });
+            None => Ok(Metadata::empty(EntryKind::Dir)),
         }
-        Err(FsError::NotFound { path: shown(path) })
     }
 
     fn read_dir(&mut self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
-        let rel = text_parts(path)?.join("/");
-        let root = self.fs.root_dir();
-        let dir = if rel.is_empty() { root } else { root.open_dir(&rel).map_err(|e| io_err(path, e))? };
-        let mut out = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| io_err(path, e))?;
-            let name = entry.file_name();
-            if name == "." || name == ".." {
-                continue;
-            }
-            let kind = if entry.is_dir() { EntryKind::Dir } else { EntryKind::File };
-            let size = if kind == EntryKind::File { entry.len() } else { 0 };
-            out.push(DirEntry { name: Bytes::from(name), kind, size });
-        }
-        Ok(out)
+        let parts = text_parts(path)?;
+        Ok(self.listing(&parts, path)?.entries.iter().map(|(e, _)| e.clone()).collect())
     }
 
     fn read_file(&mut self, path: &[u8], out: &mut dyn Write) -> Result<u64, FsError> {
