@@ -459,6 +459,7 @@ mod tests {
             fs::write(tree.join(std::ffi::OsStr::from_bytes(LATIN1)), "latin-1").unwrap();
             std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(b"na\xefve"), tree.join("latin-link")).unwrap();
             std::os::unix::fs::symlink("a.txt", tree.join("link")).unwrap();
+            std::os::unix::fs::symlink("sub", tree.join("dirlink")).unwrap();
             let sparse = fs::File::create(tree.join("sparse.bin")).unwrap();
             sparse.set_len(SPARSE_LEN).unwrap();
             std::os::unix::fs::FileExt::write_all_at(&sparse, b"DATA", SPARSE_LEN - 4).unwrap();
@@ -581,6 +582,25 @@ mod tests {
         assert_eq!(r.metadata(b"/fifo").unwrap().kind, EntryKind::Other);
         assert_eq!(r.metadata(b"/").unwrap().kind, EntryKind::Dir);
         assert!(matches!(r.metadata(b"/nope"), Err(FsError::NotFound { .. })));
+    }
+
+    #[test]
+    fn paths_through_links_and_dot_dot_resolve_as_the_kernel_would() {
+        let f = fixture();
+        let mut r = reader(f);
+        // A final link: `stat` and `read_file` follow it, `metadata` does not.
+        assert_eq!(r.stat(b"/link").unwrap().kind, EntryKind::File);
+        assert_eq!(r.metadata(b"/link").unwrap().kind, EntryKind::Symlink);
+        assert_eq!(r.read_small(b"/link", 100).unwrap(), b"hello\n");
+        // A link to a directory in the middle of a path, and as the directory listed.
+        assert_eq!(r.read_small(b"/dirlink/hard.txt", 100).unwrap(), b"hello\n");
+        let names: Vec<Bytes> = r.read_dir(b"/dirlink").unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, vec![Bytes::from("hard.txt")]);
+        // `..` and a missing name under a listed directory.
+        assert_eq!(r.read_small(b"/sub/../a.txt", 100).unwrap(), b"hello\n");
+        assert!(matches!(r.metadata(b"/sub/nothing"), Err(FsError::NotFound { .. })));
+        assert!(matches!(r.read_dir(b"/a.txt"), Err(FsError::NotADirectory { .. })));
+        assert!(matches!(r.metadata(b"/a.txt/x"), Err(FsError::NotADirectory { .. } | FsError::NotFound { .. })));
     }
 
     #[test]

@@ -1330,6 +1330,23 @@ mod tests {
     }
 
     #[test]
+    fn names_in_another_case_and_after_a_listing_find_the_same_record() {
+        let f = fixture();
+        let mut r = reader(&f.image);
+        let a = r.metadata(b"/a.txt").unwrap();
+        // Not listed yet: found through the directory index, case-insensitively.
+        assert_eq!(r.metadata(b"/A.TXT").unwrap().link_id, a.link_id);
+        // Listed: the listing's record numbers, and the index for a name in another case.
+        assert!(r.read_dir(b"/").unwrap().iter().any(|e| e.name == "a.txt"));
+        assert_eq!(r.metadata(b"/a.txt").unwrap().link_id, a.link_id);
+        assert_eq!(r.metadata(b"/A.Txt").unwrap().link_id, a.link_id);
+        assert_eq!(r.read_small(b"/A.TXT", 100).unwrap(), b"hello\n");
+        assert!(matches!(r.metadata(b"/nope"), Err(FsError::NotFound { .. })));
+        let u = format!("/{}/{UNICODE_FILE}", UNICODE_DIR.to_uppercase());
+        assert_eq!(r.read_small(u.as_bytes(), 100).unwrap(), b"unicode\n");
+    }
+
+    #[test]
     fn links_and_reparse_points() {
         let f = fixture();
         let mut r = reader(&f.image);
