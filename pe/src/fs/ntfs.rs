@@ -1,4 +1,5 @@
-//! NTFS through the `ntfs` crate, over the cached range view (the crate has no cache).
+//! NTFS through the `ntfs` crate (vendored: it reads the `$MFT` runs once, see the workspace
+//! `Cargo.toml`), over the cached range view (the crate has no cache).
 //!
 //! The crate returns raw bytes for LZNT1-compressed and EFS-encrypted data without an error,
 //! and ignores the initialized size of a value. So `read_file` reads the `$DATA` layout from
@@ -61,6 +62,7 @@ impl NtfsReader {
         io.read_exact_at(0, &mut boot).map_err(|source| FsError::Io { path: "/".into(), source })?;
         let mut ntfs = Ntfs::new(&mut io).map_err(|e| corrupt("/", e))?;
         ntfs.read_upcase_table(&mut io).map_err(|e| corrupt("/$UpCase", e))?;
+        ntfs.read_mft_runs(&mut io).map_err(|e| corrupt("/$MFT", e))?;
         ntfs.root_directory(&mut io).map_err(|e| corrupt("/", e))?;
         let label = ntfs
             .volume_name(&mut io)
