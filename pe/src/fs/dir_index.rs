@@ -56,8 +56,12 @@ impl DirIndex {
         k
     }
 
-    /// Records the listing of directory `dir` (its components) whose id is `id`.
+    /// Records the listing of directory `dir` (its components) whose id is `id`. A path with
+    /// `..` in it is not recorded: it names its directory through another one.
     pub fn listed(&mut self, dir: &[&[u8]], id: u64, entries: &[Listed]) {
+        if has_dot_dot(dir) {
+            return;
+        }
         let key = self.key(dir);
         let mut names = HashMap::with_capacity(entries.len());
         let mut child = key.clone();
@@ -80,7 +84,7 @@ impl DirIndex {
     }
 
     /// The id of `comps`, listing directories with `list(dir components, dir id)` where the
-    /// index does not know them yet.
+    /// index does not know them yet. A path with `..` is [`Resolved::Through`].
     pub fn resolve<E>(
         &mut self,
         comps: &[&[u8]],
@@ -88,6 +92,9 @@ impl DirIndex {
     ) -> Result<Resolved, E> {
         if comps.is_empty() {
             return Ok(Resolved::Id(self.root));
+        }
+        if has_dot_dot(comps) {
+            return Ok(Resolved::Through);
         }
         if let Some(id) = self.dirs.get(&self.key(comps)) {
             return Ok(Resolved::Id(*id));
@@ -122,6 +129,10 @@ impl DirIndex {
         }
         unreachable!("the loop returns at the last component")
     }
+}
+
+fn has_dot_dot(comps: &[&[u8]]) -> bool {
+    comps.iter().any(|c| *c == b"..")
 }
 
 #[cfg(test)]
@@ -160,6 +171,7 @@ mod tests {
         assert_eq!(go(&mut idx, &[b"a", b"c"]), Resolved::Id(4));
         assert_eq!(go(&mut idx, &[b"a", b"x"]), Resolved::Missing);
         assert_eq!(go(&mut idx, &[b"l", b"x"]), Resolved::Through);
+        assert_eq!(go(&mut idx, &[b"a", b"..", b"l"]), Resolved::Through);
         assert_eq!(go(&mut idx, &[b"a", b"c", b"d"]), Resolved::Id(5));
         assert_eq!(lists, vec![1, 2, 4]);
     }

@@ -245,13 +245,11 @@ impl Ext4Reader {
     fn inode_at(&mut self, path: &[u8]) -> Result<RawInode, FsError> {
         let (fs, fs_type) = (&self.fs, self.fs_type);
         let comps: Vec<&[u8]> = super::components(path).collect();
-        let number = if comps.iter().any(|c| *c == b"..") {
-            Resolved::Through
-        } else {
-            self.index
-                .resolve(&comps, |dir, number| list(fs, number).map_err(|e| map_err(fs_type, &join(dir), e)))?
-        };
-        let number = match number {
+        let found = self.index.resolve(&comps, |dir, number| {
+            let listing = list(fs, number).map_err(|e| map_err(fs_type, &absolute(&dir.join(&b'/')), e))?;
+            Ok(listing.into_iter().map(|(name, number, kind)| listed(name, number, kind)).collect())
+        })?;
+        let number = match found {
             Resolved::Id(n) => u32::try_from(n).map_err(|_| FsError::NotFound { path: shown(path) })?,
             Resolved::Missing => return Err(FsError::NotFound { path: shown(path) }),
             Resolved::Through => {
@@ -261,10 +259,21 @@ impl Ext4Reader {
         };
         self.fs.inode(number).map_err(|e| map_err(fs_type, path, e))
     }
+
+    /// `path`'s inode, or when it is a symbolic link, the inode it leads to.
+    fn followed(&mut self, path: &[u8], inode: RawInode) -> Result<RawInode, FsError> {
+        if !inode.metadata().is_symlink() {
+            return Ok(inode);
+        }
+        let abs = absolute(path);
+        let canon = self.fs.canonicalize(abs.as_slice()).map_err(|e| map_err(self.fs_type, path, e))?;
+        self.inode_at(canon.as_ref())
+    }
 }
 
-/// The entries of directory inode `number`, `.` and `..` left out.
-fn list(fs: &Ext4, number: u64) -> Result<Vec<Listed>, Ext4Error> {
+/// The entries of directory inode `number` with their inode numbers and kinds, `.` and `..`
+/// left out.
+fn list(fs: &Ext4, number: u64) -> Result<Vec<(Vec<u8>, u32, EntryKind)>, Ext4Error> {
     let dir = fs.inode(u32::try_from(number).map_err(|_| Ext4Error::NotFound)?)?;
     let mut out = Vec::new();
     for entry in fs.read_dir_inode(&dir, ext4_view::PathBuf::empty())? {
@@ -274,20 +283,13 @@ fn list(fs: &Ext4, number: u64) -> Result<Vec<Listed>, Ext4Error> {
         if name == b"." || name == b".." {
             continue;
         }
-        let is_dir = entry.file_type()?.is_dir();
-        out.push(Listed { name: name.to_vec(), id: u64::from(entry.inode_number()), is_dir });
+        out.push((name.to_vec(), entry.inode_number(), kind(entry.file_type()?)));
     }
     Ok(out)
 }
 
-/// `/`-joined components, for messages.
-fn join(comps: &[&[u8]]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for c in comps {
-        out.push(b'/');
-        out.extend_from_slice(c);
-    }
-    out
+fn listed(name: Vec<u8>, number: u32, kind: EntryKind) -> Listed {
+    Listed { name, id: u64::from(number), is_dir: kind == EntryKind::Dir }
 }
 
 impl FsReader for Ext4Reader {
@@ -349,50 +351,32 @@ impl FsReader for Ext4Reader {
     }
 
     fn read_dir(&mut self, path: &[u8]) -> Result<Vec<DirEntry>, FsError> {
-        let fs_type = self.fs_type;
-        let mut dir = self.inode_at(path)?;
-        let through_link = dir.metadata().is_symlink();
-        if through_link {
-            // A link to a directory: list where it points.
-            let abs = absolute(path);
-            let canon = self.fs.canonicalize(abs.as_slice()).map_err(|e| map_err(fs_type, path, e))?;
-            dir = self.inode_at(canon.as_ref())?;
-        }
-        let iter = self.fs.read_dir_inode(&dir, ext4_view::PathBuf::empty()).map_err(|e| map_err(fs_type, path, e))?;
-        let mut out = Vec::new();
-        let mut listed = Vec::new();
-        for entry in iter {
-            let entry = entry.map_err(|e| map_err(fs_type, path, e))?;
-            let name = entry.file_name();
-            let name: &[u8] = name.as_ref();
-            if name == b"." || name == b".." {
-                continue;
-            }
-            let kind = entry.file_type().map(kind).map_err(|e| map_err(fs_type, path, e))?;
-            let size = if kind == EntryKind::File {
+        let inode = self.inode_at(path)?;
+        let through_link = inode.metadata().is_symlink();
+        let dir = self.followed(path, inode)?;
+        let found = list(&self.fs, u64::from(dir.number())).map_err(|e| map_err(self.fs_type, path, e))?;
+        let mut out = Vec::with_capacity(found.len());
+        for (name, number, kind) in &found {
+            let size = if *kind == EntryKind::File {
                 // One inode the reader cannot decode must not hide its directory: `metadata`
                 // of that entry reports why.
-                self.fs.inode(entry.inode_number()).map(|i| i.metadata().len()).unwrap_or(0)
+                self.fs.inode(*number).map(|i| i.metadata().len()).unwrap_or(0)
             } else {
                 0
             };
-            listed.push(Listed { name: name.to_vec(), id: u64::from(entry.inode_number()), is_dir: kind == EntryKind::Dir });
-            out.push(DirEntry { name: Bytes::from(name), kind, size });
+            out.push(DirEntry { name: Bytes::from(name.as_slice()), kind: *kind, size });
         }
-        let comps: Vec<&[u8]> = super::components(path).collect();
-        if !through_link && !comps.iter().any(|c| *c == b"..") {
-            self.index.listed(&comps, u64::from(dir.number()), &listed);
+        if !through_link {
+            let comps: Vec<&[u8]> = super::components(path).collect();
+            let listing: Vec<Listed> = found.into_iter().map(|(name, number, kind)| listed(name, number, kind)).collect();
+            self.index.listed(&comps, u64::from(dir.number()), &listing);
         }
         Ok(out)
     }
 
     fn read_file(&mut self, path: &[u8], out: &mut dyn Write) -> Result<u64, FsError> {
-        let mut inode = self.inode_at(path)?;
-        if inode.metadata().is_symlink() {
-            let abs = absolute(path);
-            let canon = self.fs.canonicalize(abs.as_slice()).map_err(|e| map_err(self.fs_type, path, e))?;
-            inode = self.inode_at(canon.as_ref())?;
-        }
+        let inode = self.inode_at(path)?;
+        let inode = self.followed(path, inode)?;
         let mut file = self.fs.open_inode(&inode).map_err(|e| map_err(self.fs_type, path, e))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;

@@ -129,14 +129,10 @@ fn lookup<'n>(ntfs: &'n Ntfs, io: &mut RangeReader, path: &[u8]) -> Result<NtfsF
 /// directories on the way), else as [`lookup`] finds it.
 fn find<'n>(ntfs: &'n Ntfs, io: &mut RangeReader, index: &mut DirIndex, path: &[u8]) -> Result<NtfsFile<'n>, FsError> {
     let comps: Vec<&[u8]> = components(path).collect();
-    let found = if comps.iter().any(|c| *c == b"..") {
-        Resolved::Missing
-    } else {
-        index.resolve(&comps, |dir, record| {
-            let file = ntfs.file(io, record).map_err(|e| corrupt(&shown(path), e))?;
-            list(io, &file, &shown(&dir.join(&b'/'))).map(|found| found.iter().map(Found::listed).collect())
-        })?
-    };
+    let found = index.resolve(&comps, |dir, record| {
+        let file = ntfs.file(io, record).map_err(|e| corrupt(&shown(path), e))?;
+        list(io, &file, &shown(&dir.join(&b'/'))).map(|found| found.iter().map(Found::listed).collect())
+    })?;
     match found {
         Resolved::Id(record) => ntfs.file(io, record).map_err(|e| corrupt(&shown(path), e)),
         Resolved::Missing | Resolved::Through => lookup(ntfs, io, path),
@@ -985,10 +981,8 @@ impl FsReader for NtfsReader {
         let dir = find(&self.ntfs, io, &mut self.index, raw)?;
         let found = list(io, &dir, &shown(raw))?;
         let comps: Vec<&[u8]> = components(raw).collect();
-        if !comps.iter().any(|c| *c == b"..") {
-            let listed: Vec<Listed> = found.iter().map(Found::listed).collect();
-            self.index.listed(&comps, dir.file_record_number(), &listed);
-        }
+        let listed: Vec<Listed> = found.iter().map(Found::listed).collect();
+        self.index.listed(&comps, dir.file_record_number(), &listed);
         Ok(found.into_iter().map(|f| DirEntry { name: f.name, kind: f.kind, size: f.size }).collect())
     }
 
