@@ -846,8 +846,17 @@ pub struct NtfsMount {
 
 impl NtfsMount {
     pub fn mount(image: &Path, dir: &Path) -> NtfsMount {
+        NtfsMount::mount_with(image, dir, "no_detach")
+    }
+
+    /// Mounted read-only: nothing the test reads can change the image.
+    pub fn mount_read_only(image: &Path, dir: &Path) -> NtfsMount {
+        NtfsMount::mount_with(image, dir, "no_detach,ro")
+    }
+
+    fn mount_with(image: &Path, dir: &Path, options: &str) -> NtfsMount {
         let child = Command::new("ntfs-3g")
-            .args(["-o", "no_detach"])
+            .args(["-o", options])
             .arg(image)
             .arg(dir)
             .stdin(Stdio::null())

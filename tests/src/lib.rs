@@ -9,6 +9,7 @@ pub mod http_server;
 pub mod job_fixtures;
 pub mod migrate_fixtures;
 pub mod qemu;
+pub mod windows_fixtures;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -27,31 +28,46 @@ pub fn inplace_bin() -> PathBuf {
         if let Some(p) = std::env::var_os("INPLACE_BIN") {
             return PathBuf::from(p);
         }
-        let mut cmd = Command::new(env!("CARGO"));
-        // Cargo sets these for the test process; a nested build that inherits them looks like a
-        // different environment to build scripts (ring reruns on CARGO_MANIFEST_DIR) and
-        // rebuilds half the tree on every test run.
-        for (key, _) in std::env::vars_os() {
-            let k = key.to_string_lossy();
-            if k.starts_with("CARGO_PKG_")
-                || matches!(
-                    k.as_ref(),
-                    "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE"
-                        | "CARGO_TARGET_TMPDIR" | "CARGO_RUSTC_CURRENT_DIR"
-                )
-            {
-                cmd.env_remove(&key);
-            }
-        }
-        let status = cmd
-            .args(["build", "--quiet", "-p", "inplace", "--bin", "inplace"])
-            .current_dir(workspace())
-            .status()
-            .expect("running cargo build -p inplace");
-        assert!(status.success(), "cargo build -p inplace failed");
+        cargo_build(&["-p", "inplace", "--bin", "inplace"]);
         workspace().join("target/debug/inplace")
     })
     .clone()
+}
+
+/// The Windows restore agent, `inplace-agent.exe` (`scripts/build-agent`): built for
+/// `x86_64-pc-windows-gnu` with Debian's mingw-w64 (or `INPLACE_AGENT_EXE`).
+pub fn windows_agent() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        if let Some(p) = std::env::var_os("INPLACE_AGENT_EXE") {
+            return PathBuf::from(p);
+        }
+        cargo_build(&["--release", "-p", "inplace-agent", "--target", "x86_64-pc-windows-gnu"]);
+        workspace().join("target/x86_64-pc-windows-gnu/release/inplace-agent.exe")
+    })
+    .clone()
+}
+
+/// `cargo build --quiet ARGS` in the workspace, from inside a test.
+fn cargo_build(args: &[&str]) {
+    let mut cmd = Command::new(env!("CARGO"));
+    // Cargo sets these for the test process; a nested build that inherits them looks like a
+    // different environment to build scripts (ring reruns on CARGO_MANIFEST_DIR) and
+    // rebuilds half the tree on every test run.
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("CARGO_PKG_")
+            || matches!(
+                k.as_ref(),
+                "CARGO_MANIFEST_DIR" | "CARGO_MANIFEST_PATH" | "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR" | "CARGO_RUSTC_CURRENT_DIR"
+            )
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let status = cmd.arg("build").arg("--quiet").args(args).current_dir(workspace()).status().expect("running cargo build");
+    assert!(status.success(), "cargo build {} failed", args.join(" "));
 }
 
 /// sha256 of a file, hex.

@@ -135,6 +135,7 @@ fn setup() -> Setup {
         excluded: vec![],
         image_roots: vec![stick.clone()],
         agent: static_agent(),
+        agent_windows: None,
         work,
         unattended: false,
         http: Default::default(),

@@ -287,10 +287,12 @@ fn read_firmware(loader: &mut Loader<Kernel>) -> Firmware {
     Firmware::detect(Path::new("/sys"), efivars)
 }
 
-/// The filesystems a job mounts: the new root (hand-off) and the store's FAT32 volume (staging).
+/// The filesystems a job mounts: the new root (hand-off; ntfs3 for a new Windows) and the
+/// store's FAT32 volume (staging).
 fn load_job_filesystems(loader: &mut Loader<Kernel>) {
     loader.load_fs("ext4");
     loader.load_fs("vfat");
+    loader.load_fs("ntfs3");
     for nls in ["nls_cp437", "nls_ascii", "nls_utf8"] {
         loader.load(nls);
     }

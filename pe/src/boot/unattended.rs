@@ -26,6 +26,7 @@ pub fn env(inventory: &Inventory, media: &Media, roots: &[Option<PathBuf>], firm
         excluded,
         image_roots: roots.iter().flatten().cloned().collect(),
         agent: std::env::current_exe().unwrap_or_else(|_| "/init".into()),
+        agent_windows: Some(PathBuf::from(crate::handoff::windows::AGENT_IN_PE)).filter(|p| p.is_file()),
         work: PathBuf::from("/run/inplace"),
         unattended: true,
         http: HttpOptions::default(),

@@ -61,6 +61,10 @@ pub struct Common {
     /// this program, which must then be the static build).
     #[arg(long)]
     pub agent: Option<PathBuf>,
+    /// The Windows restore agent (inplace.exe, `scripts/build-agent`), staged into a Windows
+    /// image's C: (needed for Windows images only).
+    #[arg(long)]
+    pub agent_windows: Option<PathBuf>,
     /// Decoder threads (default: one per CPU).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -89,6 +93,7 @@ pub fn host_env(disks: &[PathBuf], preset: Option<&Path>, common: &Common) -> En
         excluded: Vec::new(),
         image_roots: roots.unwrap_or_default(),
         agent: common.agent.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_default(),
+        agent_windows: common.agent_windows.clone(),
         work: std::env::temp_dir(),
         unattended: true,
         http: HttpOptions::default(),

@@ -225,6 +225,7 @@ pub fn create(o: &CreateOptions, sink: &dyn Sink, cancel: &Cancel) -> Result<Cre
             data_bytes: data,
             first_chunk,
             chunk_count: plans.len() as u64 - first_chunk,
+            sysprep: p.os.as_ref().filter(|os| os.family == "windows").map(|os| os.sysprep.clone().unwrap_or_default()),
         });
     }
     let mut sector0 = [0u8; 512];

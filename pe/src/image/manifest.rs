@@ -94,6 +94,9 @@ pub struct PartitionSpec {
     pub data_bytes: u64,
     pub first_chunk: u64,
     pub chunk_count: u64,
+    /// A Windows volume's sysprep markers (`os::sysprep`): whether it was generalized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysprep: Option<crate::os::sysprep::Sysprep>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +251,7 @@ pub fn sample() -> Manifest {
             data_bytes: 1024,
             first_chunk: 0,
             chunk_count: 1,
+            sysprep: None,
         }],
     }
 }

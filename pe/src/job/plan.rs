@@ -1,6 +1,6 @@
 //! Planning a job, writing nothing: the disk the preset means, the old OS and what of it the
 //! rules keep, the store's size and where it goes, the image (checked: digest, pins, that it is
-//! a Linux image, that it fits) and where its partitions will lie. Every refusal happens here,
+//! a Linux image or a Windows one for Windows sources, that it fits) and where its partitions will lie. Every refusal happens here,
 //! before the first write. The same plan is printed by `inplace preset check --disk` and
 //! `inplace run --dry-run`, shown by the TUI, and recorded in the journal.
 
@@ -51,6 +51,10 @@ pub struct Env {
     pub image_roots: Vec<PathBuf>,
     /// The static program installed into the new OS as its restore agent.
     pub agent: PathBuf,
+    /// The Windows restore agent (`inplace.exe`), staged into a new Windows; `None`: this PE
+    /// has none, and Windows images are refused.
+    #[serde(default)]
+    pub agent_windows: Option<PathBuf>,
     /// Scratch directory for mounts.
     pub work: PathBuf,
     /// No one is there to answer: refuse what needs a person (an unpinned remote image).
@@ -151,6 +155,8 @@ pub struct JobPlan {
     pub placement: Placement,
     /// After the restore: `keep`, `empty` or `delete`.
     pub store_after: String,
+    /// The image's system: `linux`, or `windows` (profiles staged for the Windows agent).
+    pub new_os: String,
 }
 
 impl JobPlan {
@@ -195,6 +201,12 @@ struct PlanRecord {
     keep: Vec<u32>,
     placement: Placement,
     store_after: String,
+    #[serde(default = "linux")]
+    new_os: String,
+}
+
+fn linux() -> String {
+    "linux".into()
 }
 
 impl From<PlanRecord> for JobPlan {
@@ -229,6 +241,7 @@ impl From<PlanRecord> for JobPlan {
             keep: r.keep,
             placement: r.placement,
             store_after: r.store_after,
+            new_os: r.new_os,
         }
     }
 }
@@ -296,7 +309,10 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
 
     // The image, checked before anything is written.
     let image = open_image(image_spec, env, sink, cancel)?;
-    refuse_non_linux(&image)?;
+    let new_os = new_os(&image, &sources, preset, env)?;
+    if let Some(w) = image.not_generalized() {
+        sink.warn(&w);
+    }
     let margin = preset.store.margin.as_deref().map(Margin::parse).transpose().map_err(|e| refused(e.to_string()))?.unwrap_or(Margin::DEFAULT);
     let capture_bytes = margin.apply(store_bytes).div_ceil(MIB) * MIB;
     let want_stage = image.remote && image.file_len <= FAT_FILE_MAX;
@@ -348,6 +364,7 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
         keep,
         placement,
         store_after,
+        new_os,
     };
     let lines = describe(&disk, &plan);
     Ok(Planned { disk, plan, lines })
@@ -595,8 +612,28 @@ struct OpenedImage {
     plan: ImagePlan,
     manifest_wants: Vec<Want>,
     family: Option<&'static str>,
+    /// The sysprep markers of its Windows partition.
+    sysprep: Option<crate::os::sysprep::Sysprep>,
     remote: bool,
     file_len: u64,
+}
+
+impl OpenedImage {
+    /// The warning a Windows image that was not generalized deserves.
+    fn not_generalized(&self) -> Option<String> {
+        let s = self.sysprep.as_ref().filter(|_| self.family == Some("windows"))?;
+        (!s.generalized()).then(|| {
+            format!(
+                "the image {} holds a Windows that was not generalized (sysprep /generalize /oobe{}): every machine gets the same SID and computer name, and setup may not run SetupComplete.cmd",
+                self.plan.source,
+                match (&s.image_state, s.succeeded_tag) {
+                    (Some(state), _) => format!("; its image state is {state}"),
+                    (None, false) => "; no Sysprep_succeeded.tag".into(),
+                    (None, true) => String::new(),
+                }
+            )
+        })
+    }
 }
 
 fn open_image(spec: &crate::preset::ImageSpec, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<OpenedImage> {
@@ -619,7 +656,8 @@ fn open_image(spec: &crate::preset::ImageSpec, env: &Env, sink: &dyn Sink, cance
         logical_bytes: img.logical_bytes(),
         remote,
     };
-    Ok(OpenedImage { manifest_wants: wants(&img), family: image_family(&img), remote, file_len: img.header.file_len, plan })
+    let sysprep = img.manifest.partitions.iter().find_map(|p| p.sysprep.clone());
+    Ok(OpenedImage { manifest_wants: wants(&img), family: image_family(&img), sysprep, remote, file_len: img.header.file_len, plan })
 }
 
 /// A relative path is looked for under each root in turn; URLs and absolute paths are used as
@@ -661,15 +699,42 @@ fn image_family(img: &Image) -> Option<&'static str> {
     }
 }
 
-fn refuse_non_linux(img: &OpenedImage) -> Result<()> {
+/// The new OS's family, refusing what cannot be handed off: a Linux image takes any source; a
+/// Windows image takes Windows profiles, when this PE has the Windows agent.
+fn new_os(img: &OpenedImage, sources: &[SourcePlan], preset: &Preset, env: &Env) -> Result<String> {
     match img.family {
-        Some("linux") => Ok(()),
-        Some(other) => Err(refused(format!(
-            "the image {} holds a {other} system; inplace hands the restore off to Linux images only, so far",
-            img.plan.source
-        ))
-        .advice("use a Linux image (with systemd) as the new OS")),
-        None => Err(refused(format!("the image {} holds no Linux root filesystem to hand the restore off to", img.plan.source))),
+        Some("linux") => Ok("linux".into()),
+        Some("windows") => {
+            if let Some(s) = sources.iter().find(|s| s.family != "windows") {
+                return Err(refused(format!(
+                    "the image {} holds Windows, and partition {} holds a {} system: its files can only be restored onto Linux",
+                    img.plan.source, s.partition.number, s.family
+                ))
+                .advice("use a Linux image, or leave that partition out of the preset's sources"));
+            }
+            match &env.agent_windows {
+                Some(a) if a.is_file() => {}
+                _ => {
+                    return Err(refused(format!(
+                        "the image {} holds Windows, and this inplace has no Windows restore agent (inplace.exe) to stage into it",
+                        img.plan.source
+                    ))
+                    .advice("build the PE with a Windows image in its preset (scripts/build-pe), or on a host give --agent-windows"));
+                }
+            }
+            if preset.restore.create_users == Some(true) && preset.restore.initial_password.as_deref().unwrap_or("").is_empty() {
+                return Err(refused("the preset creates the missing Windows accounts (restore.create_users) but gives no restore.initial_password".to_string())
+                    .hint(Hint::FixPreset)
+                    .advice("add restore.initial_password (each user must change it at the first logon), or set create_users = false"));
+            }
+            if let Some(pw) = &preset.restore.initial_password {
+                if crate::handoff::windows::setup_complete::quoted(pw).is_none() {
+                    return Err(refused("restore.initial_password holds a double quote or a control character, which a setup script cannot carry".to_string()).hint(Hint::FixPreset));
+                }
+            }
+            Ok("windows".into())
+        }
+        _ => Err(refused(format!("the image {} holds no Linux root filesystem and no Windows to hand the restore off to", img.plan.source))),
     }
 }
 
@@ -783,6 +848,9 @@ pub fn describe(disk: &Disk, p: &JobPlan) -> Vec<String> {
     }
     rows.sort();
     v.extend(rows.into_iter().map(|r| r.1));
+    if p.new_os == "windows" {
+        v.push("hand-off: the profiles are staged into the new C:\\ProgramData\\inplace\\staged; each user's files move into their profile at their first logon".into());
+    }
     v.push(format!("then: the new OS restores on its first boot; the store is then {}", match p.store_after.as_str() {
         "delete" => "deleted and the OS partition grown into its space",
         "empty" => "emptied and kept as extra space",
@@ -846,6 +914,7 @@ mod tests {
             keep: vec![3],
             placement: Placement { placed: Vec::new(), kept: vec![3], removed: Vec::new() },
             store_after: "keep".into(),
+            new_os: "linux".into(),
         }
     }
 

@@ -112,6 +112,7 @@ fn capture_source(j: &Record, source: &SourcePlan, store: &mut Store, env: &Env,
     let sel = select::select_as(src.reader.as_mut(), &rules, role, sink, cancel).map_err(in_step)?;
     let mut restore = plan.preset.restore.clone();
     restore.cleanup = Some(plan.store_after.clone());
+    restore.initial_password = None;
     let info = JobInfo {
         disk: plan.disk_path.display().to_string(),
         partition: source.partition.number,
@@ -207,6 +208,9 @@ pub fn hand_off(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Resu
     let plan = &j.plan;
     let inv = crate::inventory::inspect_paths(&[plan.disk_path.clone()]);
     let disk = inv.disks.first().ok_or_else(|| Error::io(Step::HandOff, format!("{} cannot be read after the lay-down", plan.disk_path.display())))?;
+    if plan.new_os == "windows" {
+        return hand_off_windows(j, env, disk, sink, cancel);
+    }
     let root = disk
         .partitions
         .iter()
@@ -224,6 +228,64 @@ pub fn hand_off(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Resu
     };
     let r = crate::handoff::hand_off(&target, &env.agent, &j.job_id, &env.work, sink, cancel)?;
     Ok(r.written.len() as u64)
+}
+
+/// Hand-off to a new Windows: the profiles staged into its C: with the agent and the setup
+/// scripts (`handoff::windows`).
+fn hand_off_windows(j: &Record, env: &Env, disk: &crate::inventory::Disk, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
+    use crate::handoff::windows::job_file::{JobFile, JobUser};
+    let plan = &j.plan;
+    let c = disk
+        .partitions
+        .iter()
+        .filter(|p| plan.placement.placed.iter().any(|pl| pl.number == p.number))
+        .find(|p| p.os.as_ref().is_some_and(|o| o.family == "windows"))
+        .ok_or_else(|| Error::refused(Step::HandOff, "no Windows was found on the partitions the image wrote".to_string()).written(Written::Disk))?;
+    let agent = env.agent_windows.as_deref().ok_or_else(|| {
+        Error::refused(Step::HandOff, "this inplace has no Windows restore agent (inplace.exe)".to_string()).written(Written::Disk)
+    })?;
+    let accounts: Vec<&crate::os::Account> = plan.sources.iter().filter_map(|s| s.partition.os.as_ref()).flat_map(|o| &o.accounts).collect();
+    let mut users: Vec<JobUser> = Vec::new();
+    for name in plan.sources.iter().flat_map(|s| &s.users) {
+        if users.iter().any(|u| u.name.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let account = accounts.iter().find(|a| a.name.eq_ignore_ascii_case(name));
+        users.push(JobUser {
+            name: name.clone(),
+            sid: account.and_then(|a| a.sid.clone()),
+            kind: account.map_or_else(|| "local".to_string(), |a| a.kind.clone()),
+        });
+    }
+    let restore = &plan.preset.restore;
+    let job = JobFile {
+        version: 1,
+        job_id: j.job_id.clone(),
+        preset: plan.preset.name.clone(),
+        conflict: restore.conflict.clone().unwrap_or_else(|| "keep-new".into()),
+        create_users: restore.create_users == Some(true),
+        store_after: plan.store_after.clone(),
+        users,
+    };
+    let target = crate::handoff::Target {
+        disk: plan.disk_path.clone(),
+        number: c.number,
+        start: c.start_bytes,
+        size: c.size_bytes,
+        fs: "ntfs".into(),
+    };
+    let captures: Vec<_> = plan.sources.iter().map(|s| s.capture).collect();
+    let h = crate::handoff::windows::Handoff {
+        target: &target,
+        agent,
+        job: &job,
+        password: restore.initial_password.as_deref().unwrap_or(""),
+        store: &plan.disk_path,
+        captures: &captures,
+        mount_under: &env.work,
+    };
+    let r = crate::handoff::windows::hand_off(&h, sink, cancel)?;
+    Ok(r.staging.users.iter().map(|u| u.bytes).sum())
 }
 
 /// The store of the job, opened for writing, once the carve is done.

@@ -54,6 +54,10 @@ pub struct RestoreChoices {
     /// a password at their first login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passwords: Option<bool>,
+    /// A new Windows: the password of the accounts `SetupComplete.cmd` creates, to be changed
+    /// at the first logon. Never kept in the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_password: Option<String>,
 }
 
 /// `null` reads as the default (stores whose `info` was left empty).

@@ -3,6 +3,7 @@
 pub mod fuzzing;
 pub mod hive;
 pub mod linux;
+pub mod sysprep;
 pub mod windows;
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,9 @@ pub struct Os {
     /// `passwd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users_from: Option<String>,
+    /// Windows: the sysprep markers, when the volume has any (`os::sysprep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysprep: Option<sysprep::Sysprep>,
 }
 
 impl Os {

@@ -301,6 +301,7 @@ mod tests {
             excluded: vec![],
             image_roots: vec![],
             agent: "/nonexistent".into(),
+            agent_windows: None,
             work: dir.path().into(),
             unattended: true,
             http: Default::default(),

@@ -464,6 +464,7 @@ fn modes_and_recorded_choices() {
         cleanup: Some("bogus".into()),
         create_users: Some(true),
         passwords: Some(false),
+        initial_password: None,
     };
     let mut notes = Vec::new();
     let c = choices(&Options::default(), &m, &mut notes);

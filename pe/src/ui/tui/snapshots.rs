@@ -91,6 +91,7 @@ fn ctx(disks: Vec<Disk>) -> Context {
             excluded: vec![],
             image_roots: vec![],
             agent: "/init".into(),
+            agent_windows: None,
             work: "/run/inplace".into(),
             unattended: false,
             http: Default::default(),
@@ -202,6 +203,7 @@ fn planned(disk: Disk, usage: &[TailFree]) -> Planned {
         keep: vec![],
         placement,
         store_after: "delete".into(),
+        new_os: "linux".into(),
     };
     let lines = crate::job::plan::describe(&disk, &plan);
     Planned { disk, plan, lines }

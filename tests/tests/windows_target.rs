@@ -1,0 +1,179 @@
+//! Windows as the new OS, on a host: `inplace run` lays a generalized Windows-like image down
+//! over the old Windows, stages Carol's and Dave's profiles into the new C: and writes the
+//! agent, `job.json` and the setup scripts. Everything is checked by reading the new C:
+//! through ntfs-3g, read-only.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use inplace_tests::e2e;
+use inplace_tests::fixtures::{image_fingerprint, place, sparse, NtfsMount};
+use inplace_tests::windows_fixtures::{old_windows_disk, windows_reference, Reference};
+
+const OEM_SCRIPT: &str = "@echo off\r\nreg import C:\\OEM\\oem.reg\r\nexit /b 0\r\n";
+
+fn run(preset: &Path, disk: &Path, agent: Option<&Path>, extra: &[&str]) -> Output {
+    let mut cmd = Command::new(inplace_tests::inplace_bin());
+    cmd.args(["run", "--preset"]).arg(preset).arg("--disk").arg(disk).args(extra);
+    if let Some(a) = agent {
+        cmd.arg("--agent-windows").arg(a);
+    }
+    cmd.output().unwrap()
+}
+
+fn preset(dir: &Path, image: &Path, digest: &str) -> PathBuf {
+    let p = dir.join("preset.toml");
+    let extra = "initial_password = \"Change-me 1\"\nconflict = \"overwrite\"\n";
+    fs::write(&p, e2e::preset("windows-refresh", &image.display().to_string(), digest, "keep", extra)).unwrap();
+    p
+}
+
+/// The new C: of `disk`, copied out and mounted read-only with ntfs-3g.
+struct NewC {
+    mount: Option<NtfsMount>,
+    dir: PathBuf,
+}
+
+impl NewC {
+    fn open(disk: &Path, work: &Path) -> NewC {
+        let inv = inplace::inventory::inspect_paths(&[disk.to_path_buf()]);
+        let c = inv.disks[0]
+            .partitions
+            .iter()
+            .find(|p| p.os.as_ref().is_some_and(|o| o.family == "windows"))
+            .unwrap_or_else(|| panic!("no Windows on {} after the job: {:#?}", disk.display(), inv.disks[0].partitions));
+        let copy = work.join("new-c.ntfs");
+        sparse(&copy, c.size_bytes);
+        let part = work.join("new-c.part");
+        let bytes = fs::read(disk).unwrap();
+        fs::write(&part, &bytes[c.start_bytes as usize..(c.start_bytes + c.size_bytes) as usize]).unwrap();
+        place(&copy, 0, &part);
+        fs::remove_file(&part).unwrap();
+        let dir = work.join("new-c.mnt");
+        fs::create_dir_all(&dir).unwrap();
+        NewC { mount: Some(NtfsMount::mount_read_only(&copy, &dir)), dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.join(rel)
+    }
+}
+
+impl Drop for NewC {
+    fn drop(&mut self) {
+        if let Some(m) = self.mount.take() {
+            m.unmount();
+        }
+    }
+}
+
+fn mtime(p: &Path) -> i64 {
+    fs::metadata(p).unwrap().modified().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[test]
+fn a_windows_image_gets_the_profiles_staged_and_the_setup_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, expected) = old_windows_disk(dir.path());
+    let reference = windows_reference(dir.path(), "win11-ref", &Reference { generalized: true, setup_complete: Some(OEM_SCRIPT) });
+    let image = dir.path().join("win11.inplace");
+    let digest = e2e::image_create(&reference, &image);
+    let preset = preset(dir.path(), &image, &digest);
+    let agent = inplace_tests::windows_agent();
+
+    let out = run(&preset, &disk, Some(&agent), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "inplace run: {err}");
+    assert!(!err.contains("not generalized"), "{err}");
+    let j = e2e::journal(&disk).expect("the job's journal");
+    assert_eq!(j.state, inplace::job::state::State::HandedOff, "{err}");
+    assert_eq!(j.plan.new_os, "windows");
+
+    let c = NewC::open(&disk, dir.path());
+    // Staged, byte for byte and with their times; the rules' leavings are not.
+    for f in &expected {
+        let p = c.path(&format!("ProgramData/inplace/staged/{}/{}", f.user, f.path));
+        assert!(p.is_file(), "{} is not staged ({})", f.path, p.display());
+        assert_eq!(inplace_tests::sha256_file(&p), f.sha256, "{}/{}", f.user, f.path);
+        assert_eq!(mtime(&p), f.mtime, "the time of {}/{}", f.user, f.path);
+    }
+    assert!(!c.path("ProgramData/inplace/staged/Carol/AppData/Local/Temp/setup.tmp").exists());
+    // Each user's list, as the agent reads it.
+    for user in ["Carol", "Dave"] {
+        let m: serde_json::Value = serde_json::from_slice(&fs::read(c.path(&format!("ProgramData/inplace/staged/{user}.json"))).unwrap()).unwrap();
+        assert_eq!(m["user"], user);
+        let files: Vec<(String, String, i64)> = m["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "file")
+            .map(|e| (e["path"].as_str().unwrap().to_string(), e["sha256"].as_str().unwrap().to_string(), e["mtime_ns"].as_i64().unwrap()))
+            .collect();
+        let mut want: Vec<(String, String, i64)> =
+            expected.iter().filter(|f| f.user == user).map(|f| (f.path.to_string(), f.sha256.clone(), f.mtime * 1_000_000_000)).collect();
+        let mut got = files.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{user}.json");
+    }
+    // Windows makes the profiles itself at the first logon.
+    let users: Vec<String> = fs::read_dir(c.path("Users")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(!users.iter().any(|u| u.eq_ignore_ascii_case("Carol") || u.eq_ignore_ascii_case("Dave")), "{users:?}");
+
+    // The OEM's script is kept; ours is called before its exit.
+    let sc = fs::read_to_string(c.path("Windows/Setup/Scripts/SetupComplete.cmd")).unwrap();
+    assert_eq!(
+        sc,
+        "@echo off\r\nreg import C:\\OEM\\oem.reg\r\nrem inplace: begin\r\ncall \"%ProgramData%\\inplace\\setupcomplete.cmd\"\r\nrem inplace: end\r\nexit /b 0\r\n"
+    );
+    let script = fs::read_to_string(c.path("ProgramData/inplace/setupcomplete.cmd")).unwrap();
+    for want in [
+        r#"net user "Carol" >nul 2>&1 || net user "Carol" "Change-me 1" /add /logonpasswordchg:yes >> "%LOG%" 2>&1"#,
+        r#"net user "Dave" >nul 2>&1 || net user "Dave" "Change-me 1" /add /logonpasswordchg:yes >> "%LOG%" 2>&1"#,
+        r#"reg add "%KEY%" /v StubPath /t REG_EXPAND_SZ /d "\"%%ProgramData%%\inplace\inplace.exe\" restore --staged \"%%ProgramData%%\inplace\staged\" --user %%USERNAME%%" /f >> "%LOG%" 2>&1"#,
+    ] {
+        assert!(script.lines().any(|l| l == want), "setupcomplete.cmd lacks\n{want}\n{script}");
+    }
+    let job: serde_json::Value = serde_json::from_slice(&fs::read(c.path("ProgramData/inplace/job.json")).unwrap()).unwrap();
+    assert_eq!(
+        job,
+        serde_json::json!({
+            "version": 1,
+            "job_id": j.job_id,
+            "preset": "windows-refresh",
+            "conflict": "overwrite",
+            "create_users": true,
+            "store_after": "keep",
+            "users": [
+                {"name": "Carol", "sid": null, "kind": "local"},
+                {"name": "Dave", "sid": null, "kind": "local"},
+            ],
+        })
+    );
+    assert!(!String::from_utf8_lossy(&fs::read(c.path("ProgramData/inplace/job.json")).unwrap()).contains("Change-me"));
+    assert_eq!(inplace_tests::sha256_file(&c.path("ProgramData/inplace/inplace.exe")), inplace_tests::sha256_file(&agent));
+}
+
+#[test]
+fn a_windows_image_is_refused_without_the_agent_and_warned_of_when_not_generalized() {
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, _) = old_windows_disk(dir.path());
+    let reference = windows_reference(dir.path(), "win11-audit", &Reference { generalized: false, setup_complete: None });
+    let image = dir.path().join("audit.inplace");
+    let digest = e2e::image_create(&reference, &image);
+    let preset = preset(dir.path(), &image, &digest);
+    let before = image_fingerprint(&disk);
+
+    let out = run(&preset, &disk, None, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("no Windows restore agent (inplace.exe)"), "{err}");
+    assert_eq!(image_fingerprint(&disk), before, "a refused job wrote to the disk");
+
+    let out = run(&preset, &disk, Some(&inplace_tests::windows_agent()), &["--dry-run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("holds a Windows that was not generalized") && err.contains("IMAGE_STATE_COMPLETE"), "{err}");
+    assert_eq!(image_fingerprint(&disk), before, "a dry run wrote to the disk");
+}
