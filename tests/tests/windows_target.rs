@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use inplace_tests::e2e;
 use inplace_tests::fixtures::{image_fingerprint, place, sparse, NtfsMount};
-use inplace_tests::windows_fixtures::{old_windows_disk, windows_reference, Reference};
+use inplace_tests::windows_fixtures::{old_windows_disk, windows_reference, ProfileFile, Reference};
 
 const OEM_SCRIPT: &str = "@echo off\r\nreg import C:\\OEM\\oem.reg\r\nexit /b 0\r\n";
 
@@ -90,9 +90,18 @@ fn a_windows_image_gets_the_profiles_staged_and_the_setup_scripts() {
     assert_eq!(j.state, inplace::job::state::State::HandedOff, "{err}");
     assert_eq!(j.plan.new_os, "windows");
 
-    let c = NewC::open(&disk, dir.path());
+    assert!(err.contains("mounted the new Windows (partition 3, ntfs"), "{err}");
+    check_new_c(&disk, dir.path(), &expected, &agent, &j.job_id);
+}
+
+/// The new C: of `disk` after the hand-off, read through ntfs-3g read-only: every profile file
+/// staged with its bytes and time and listed for the agent, no profile folder made, the OEM's
+/// `SetupComplete.cmd` kept with our block before its exit, the setup script, `job.json` and
+/// the agent.
+fn check_new_c(disk: &Path, work: &Path, expected: &[ProfileFile], agent: &Path, job_id: &str) {
+    let c = NewC::open(disk, work);
     // Staged, byte for byte and with their times; the rules' leavings are not.
-    for f in &expected {
+    for f in expected {
         let p = c.path(&format!("ProgramData/inplace/staged/{}/{}", f.user, f.path));
         assert!(p.is_file(), "{} is not staged ({})", f.path, p.display());
         assert_eq!(inplace_tests::sha256_file(&p), f.sha256, "{}/{}", f.user, f.path);
@@ -140,7 +149,7 @@ fn a_windows_image_gets_the_profiles_staged_and_the_setup_scripts() {
         job,
         serde_json::json!({
             "version": 1,
-            "job_id": j.job_id,
+            "job_id": job_id,
             "preset": "windows-refresh",
             "conflict": "overwrite",
             "create_users": true,
@@ -152,7 +161,7 @@ fn a_windows_image_gets_the_profiles_staged_and_the_setup_scripts() {
         })
     );
     assert!(!String::from_utf8_lossy(&fs::read(c.path("ProgramData/inplace/job.json")).unwrap()).contains("Change-me"));
-    assert_eq!(inplace_tests::sha256_file(&c.path("ProgramData/inplace/inplace.exe")), inplace_tests::sha256_file(&agent));
+    assert_eq!(inplace_tests::sha256_file(&c.path("ProgramData/inplace/inplace.exe")), inplace_tests::sha256_file(agent));
 }
 
 #[test]
@@ -176,4 +185,24 @@ fn a_windows_image_is_refused_without_the_agent_and_warned_of_when_not_generaliz
     assert!(out.status.success(), "{err}");
     assert!(err.contains("holds a Windows that was not generalized") && err.contains("IMAGE_STATE_COMPLETE"), "{err}");
     assert_eq!(image_fingerprint(&disk), before, "a dry run wrote to the disk");
+}
+
+/// The same job in the PE, booted from its ISO under QEMU (UEFI): the new C: is mounted with
+/// the kernel's ntfs3.
+#[cfg(feature = "pe")]
+#[test]
+fn in_the_pe_the_profiles_are_staged_through_ntfs3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, expected) = old_windows_disk(dir.path());
+    let reference = windows_reference(dir.path(), "win11-ref", &Reference { generalized: true, setup_complete: Some(OEM_SCRIPT) });
+    let image = dir.path().join("win11.inplace");
+    let digest = e2e::image_create(&reference, &image);
+    let extra = "initial_password = \"Change-me 1\"\nconflict = \"overwrite\"\n";
+    let iso = e2e::pe_iso(dir.path(), &e2e::preset("windows-refresh", e2e::ISO_IMAGE, &digest, "keep", extra), &image);
+    let job = e2e::pe_job(&iso, &disk, "WINBOX-1");
+    assert!(job.serial.contains("mounted the new Windows (partition 3, ntfs3)"), "{}", job.serial);
+    let j = e2e::journal(&disk).expect("the job's journal");
+    assert_eq!(j.state, inplace::job::state::State::HandedOff);
+    check_new_c(&disk, dir.path(), &expected, &inplace_tests::windows_agent(), &j.job_id);
+    eprintln!("the PE's job took {:.1} s from ready to the hand-off", job.job_secs);
 }

@@ -13,6 +13,8 @@ use super::attach::Attached;
 /// A mounted filesystem; unmounted (and its loop device detached) when dropped.
 pub struct Mounted {
     pub dir: PathBuf,
+    /// What mounted it: the kernel's filesystem type, or `ntfs-3g`.
+    pub driver: String,
     _device: Attached,
     mounted: bool,
     /// The ntfs-3g process serving the mount, which writes out when it exits.
@@ -36,7 +38,7 @@ impl Mounted {
                     seen.unwrap_or_default()
                 ))
             })?;
-        Ok(Mounted { dir, _device: device, mounted: true, fuse: None })
+        Ok(Mounted { dir, driver: fstype.to_string(), _device: device, mounted: true, fuse: None })
     }
 
     /// Mounts `device`'s NTFS read-write: ntfs3 when the kernel has it, else ntfs-3g.
@@ -57,7 +59,7 @@ impl Mounted {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| std::io::Error::new(e.kind(), format!("the kernel has no ntfs3 and ntfs-3g cannot run: {e}")))?;
-        let mut m = Mounted { dir, _device: device, mounted: true, fuse: Some(child) };
+        let mut m = Mounted { dir, driver: "ntfs-3g".into(), _device: device, mounted: true, fuse: Some(child) };
         let canonical = std::fs::canonicalize(&m.dir)?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

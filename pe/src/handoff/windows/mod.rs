@@ -90,7 +90,7 @@ pub fn hand_off(h: &Handoff<'_>, sink: &dyn Sink, cancel: &Cancel) -> Result<Rep
     let t = h.target;
     let device = Attached::partition(&t.disk, t.number, t.start, t.size).map_err(|e| io(format!("partition {} of {}: {e}", t.number, t.disk.display())))?;
     let c = Mounted::ntfs(device, h.mount_under, "newwindows").map_err(|e| io(e.to_string()))?;
-    sink.log(&format!("mounted the new Windows (partition {}) to stage the profiles", t.number));
+    sink.log(&format!("mounted the new Windows (partition {}, {}) to stage the profiles", t.number, c.driver));
     let root = c.dir.clone();
     if !on_volume(&root, "Windows/System32").is_dir() {
         return Err(refuse(format!("partition {} of the new image holds no Windows (no \\Windows\\System32)", t.number)));
