@@ -2,6 +2,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TARGET=x86_64-unknown-linux-musl
+# The Windows restore agent (pe/agent-windows, inplace.exe).
+WIN_TARGET=x86_64-pc-windows-gnu
 PE_DIR=$ROOT/target/pe
 CACHE_DIR=${INPLACE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/inplace}
 

@@ -1,0 +1,49 @@
+//! `job.json`: what the PE tells the agent about the whole migration.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What to do when a destination exists and differs from the staged file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Conflict {
+    /// Keep the new OS's file; write ours beside it as `name (restored).ext`.
+    #[default]
+    KeepNew,
+    /// Replace the new OS's file with ours.
+    Overwrite,
+    /// Leave ours in the staged folder.
+    Skip,
+}
+
+/// A user the PE staged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobUser {
+    pub name: String,
+    #[serde(default)]
+    pub sid: Option<String>,
+}
+
+/// The parsed `job.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub version: u32,
+    pub job_id: String,
+    #[serde(default)]
+    pub conflict: Conflict,
+    #[serde(default)]
+    pub users: Vec<JobUser>,
+}
+
+impl Job {
+    /// Reads and checks `job.json`.
+    pub fn load(path: &Path) -> Result<Job, String> {
+        let text = std::fs::read(path).map_err(|e| format!("cannot read the job file {}: {e}", path.display()))?;
+        let job: Job = serde_json::from_slice(&text)
+            .map_err(|e| format!("the job file {} is not a valid job: {e}", path.display()))?;
+        if job.version != 1 {
+            return Err(format!("the job file {} has version {}; this agent reads version 1", path.display(), job.version));
+        }
+        Ok(job)
+    }
+}
