@@ -96,7 +96,7 @@ pub fn restore(req: &Request) -> Report {
         prune_empty_dirs(&user_dir);
         if report.status == Status::Incomplete {
             report.message = Some(format!(
-                "{} entries failed (see their reasons); their staged copies are kept in {}. Fix the cause and run the agent again as this user: it is safe to repeat",
+                "entries failed: {} (see their reasons); what did not move is kept in {}. Fix the cause and run the agent again as this user: it is safe to repeat",
                 report.totals.failed,
                 user_dir.display()
             ));
