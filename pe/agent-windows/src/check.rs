@@ -12,7 +12,7 @@ pub enum PathProblem {
     Absolute,
     EmptyComponent,
     DotComponent,
-    Backslash,
+    Separator,
     Colon,
     ForbiddenChar(char),
     ReservedName(String),
@@ -26,7 +26,7 @@ impl fmt::Display for PathProblem {
             Self::Absolute => write!(f, "is absolute (it must be relative to the profile folder)"),
             Self::EmptyComponent => write!(f, "has an empty component"),
             Self::DotComponent => write!(f, "has a '.' or '..' component"),
-            Self::Backslash => write!(f, "has a backslash inside a component"),
+            Self::Separator => write!(f, "has a backslash (or a slash) inside a component"),
             Self::Colon => write!(f, "has a ':' inside a component (an alternate data stream)"),
             Self::ForbiddenChar(c) => write!(f, "has {c:?}, which Windows does not allow in names"),
             Self::ReservedName(n) => write!(f, "has the Windows device name {n:?} as a component"),
@@ -62,8 +62,8 @@ pub fn check_component(name: &str) -> Result<(), PathProblem> {
     if name == "." || name == ".." {
         return Err(PathProblem::DotComponent);
     }
-    if name.contains('\\') {
-        return Err(PathProblem::Backslash);
+    if name.contains('\\') || name.contains('/') {
+        return Err(PathProblem::Separator);
     }
     if name.contains(':') {
         return Err(PathProblem::Colon);
@@ -105,7 +105,7 @@ mod tests {
             ("./a", DotComponent),
             ("a//b", EmptyComponent),
             ("a/", EmptyComponent),
-            ("Documents/a\\..\\b", Backslash),
+            ("Documents/a\\..\\b", Separator),
             ("Documents/a.txt:secret", Colon),
             ("Documents/con", ReservedName("CON".into())),
             ("Documents/NUL.txt", ReservedName("NUL".into())),
@@ -119,5 +119,6 @@ mod tests {
         for (p, want) in cases {
             assert_eq!(check_path(p).as_ref(), Err(want), "{p:?}");
         }
+        assert_eq!(check_component("../x"), Err(Separator));
     }
 }

@@ -345,3 +345,18 @@ fn report_lists_users_still_staged() {
     assert_eq!(users[1]["user"], "Dave");
     assert_eq!(users[1]["state"], "incomplete");
 }
+
+#[test]
+fn a_user_name_that_is_not_a_plain_name_is_refused() {
+    let f = carol();
+    f.write();
+    let folders = inplace_agent::folders::RootFolders { root: f.profile.clone() };
+    for user in ["..", "../Carol", "Carol\\..\\x", "C:Carol", "CON"] {
+        let req = inplace_agent::restore::Request { staged: &f.staged, user, job: Ok(f.job()), folders: &folders, strategy: Strategy::RenameOrCopy };
+        let r = inplace_agent::restore::restore(&req);
+        assert_eq!(r.status, Status::Refused, "{user}");
+        assert!(r.message.unwrap().contains(&format!("{user:?}")), "{user}");
+    }
+    assert!(f.profile_tree().is_empty());
+    assert!(f.staged_path("Documents/Taxes/2020.pdf").exists());
+}

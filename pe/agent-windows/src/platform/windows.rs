@@ -98,14 +98,16 @@ pub fn fs_path(path: &Path) -> PathBuf {
 /// Drops the moved file's own DACL so it inherits from its new parent folder.
 pub fn inherit_acl(path: &Path) -> io::Result<()> {
     let wide: Vec<u16> = fs_path(path).as_os_str().encode_wide().chain(Some(0)).collect();
-    let mut acl = ACL { AclRevision: 0, Sbz1: 0, AclSize: 0, AceCount: 0, Sbz2: 0 };
-    // SAFETY: `acl` is writable and exactly `size_of::<ACL>()` bytes: an empty ACL fits.
-    let ok = unsafe { InitializeAcl(&mut acl, std::mem::size_of::<ACL>() as u32, ACL_REVISION) };
+    // An empty ACL is just its header; Windows wants it DWORD-aligned (ACL alone is 2-aligned).
+    let mut buf = [0u32; std::mem::size_of::<ACL>() / 4];
+    let acl = buf.as_mut_ptr().cast::<ACL>();
+    // SAFETY: `acl` points to `size_of::<ACL>()` writable, DWORD-aligned bytes: an empty ACL fits.
+    let ok = unsafe { InitializeAcl(acl, std::mem::size_of::<ACL>() as u32, ACL_REVISION) };
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: `wide` is NUL-terminated and outlives the call; `acl` is an initialised empty ACL;
-    // owner, group and SACL are not being set, so null is allowed for them.
+    // SAFETY: `wide` is NUL-terminated and outlives the call; `acl` (in `buf`, alive) is an
+    // initialised empty ACL; owner, group and SACL are not being set, so null is allowed for them.
     let rc = unsafe {
         SetNamedSecurityInfoW(
             wide.as_ptr(),
@@ -113,7 +115,7 @@ pub fn inherit_acl(path: &Path) -> io::Result<()> {
             DACL_SECURITY_INFORMATION | UNPROTECTED_DACL_SECURITY_INFORMATION,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
-            &acl,
+            acl,
             std::ptr::null(),
         )
     };
