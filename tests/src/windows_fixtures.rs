@@ -37,7 +37,8 @@ fn sha256(b: &[u8]) -> String {
 /// GPT, 256 MiB sparse: partition 1 is `C:` (NTFS "Windows", 96 MiB: `Windows\System32`,
 /// `Users\Public`, `Users\Default`, the profiles of Carol and Dave, no registry hives), then
 /// unallocated space for the store. Returns the disk and the profile files the built-in
-/// Windows rules take (a temp file and a cache are there too, and are not taken).
+/// Windows rules take and the job stages (a temp file and a cache are there too, which the
+/// rules leave out, and a `desktop.ini`, which is not staged).
 pub fn old_windows_disk(dir: &Path) -> (PathBuf, Vec<ProfileFile>) {
     let work = workdir(dir, "old_windows");
     let c = work.join("c.ntfs");
@@ -67,6 +68,8 @@ pub fn old_windows_disk(dir: &Path) -> (PathBuf, Vec<ProfileFile>) {
         write(&mnt, &format!("Users/{user}/{path}"), &content, mtime);
         expected.push(ProfileFile { user, path, sha256: sha256(&content), mtime });
     }
+    // Not staged: a folder's view settings.
+    write(&mnt, "Users/Carol/Documents/desktop.ini", b"[.ShellClassInfo]\r\nLocalizedResourceName=@%SystemRoot%\\system32\\shell32.dll,-21770\r\n", T0);
     // Left out by the built-in rules.
     write(&mnt, "Users/Carol/AppData/Local/Temp/setup.tmp", b"temp", T0);
     write(&mnt, "Users/Dave/AppData/Local/Microsoft/Windows/INetCache/x.dat", b"cache", T0);

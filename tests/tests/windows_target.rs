@@ -108,6 +108,7 @@ fn check_new_c(disk: &Path, work: &Path, expected: &[ProfileFile], agent: &Path,
         assert_eq!(mtime(&p), f.mtime, "the time of {}/{}", f.user, f.path);
     }
     assert!(!c.path("ProgramData/inplace/staged/Carol/AppData/Local/Temp/setup.tmp").exists());
+    assert!(!c.path("ProgramData/inplace/staged/Carol/Documents/desktop.ini").exists(), "a folder's view settings are not staged");
     // Each user's list, as the agent reads it.
     for user in ["Carol", "Dave"] {
         let m: serde_json::Value = serde_json::from_slice(&fs::read(c.path(&format!("ProgramData/inplace/staged/{user}.json"))).unwrap()).unwrap();

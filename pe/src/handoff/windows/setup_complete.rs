@@ -18,10 +18,12 @@ pub const BLOCK: [&str; 3] = [BEGIN, r#"call "%ProgramData%\inplace\setupcomplet
 /// A value in double quotes for a batch line: `%` doubled; `None` for what a batch file
 /// cannot quote (a `"`, a line break or another control character).
 pub fn quoted(s: &str) -> Option<String> {
-    if s.chars().any(|c| c == '"' || c.is_control()) {
-        return None;
-    }
-    Some(format!("\"{}\"", s.replace('%', "%%")))
+    escaped(s).map(|e| format!("\"{e}\""))
+}
+
+/// `s` with `%` doubled, for inside a quoted batch value; `None` as for [`quoted`].
+fn escaped(s: &str) -> Option<String> {
+    (!s.chars().any(|c| c == '"' || c.is_control())).then(|| s.replace('%', "%%"))
 }
 
 /// `setupcomplete.cmd`, CRLF-terminated. `password` is the created accounts' initial one
@@ -45,6 +47,19 @@ pub fn script(job: &JobFile, password: &str) -> Result<String, String> {
         } else {
             l.push(format!("rem {name}: a {} account, never created here; it signs in as before", u.kind));
         }
+    }
+    // What the PE wrote carries its driver's default security: reset everything to inherit
+    // from ProgramData (users read and may create files, as the agent's report), then let each
+    // user move and delete their own staged copy.
+    l.push(r#"icacls "%ProgramData%\inplace" /reset /T /C /Q >> "%LOG%" 2>&1"#.into());
+    for u in &job.users {
+        let who = match &u.sid {
+            Some(sid) => q("the SID", &format!("*{sid}"))?,
+            None => q("the user name", &u.name)?,
+        };
+        let name = escaped(&u.name).ok_or_else(|| format!("the user name {:?} cannot be written into a batch file", u.name))?;
+        l.push(format!(r#"icacls "%ProgramData%\inplace\staged\{name}" /grant {who}:(OI)(CI)M /T /C /Q >> "%LOG%" 2>&1"#));
+        l.push(format!(r#"icacls "%ProgramData%\inplace\staged\{name}.json" /grant {who}:M /C /Q >> "%LOG%" 2>&1"#));
     }
     let stub = r#""\"%%ProgramData%%\inplace\inplace.exe\" restore --staged \"%%ProgramData%%\inplace\staged\" --user %%USERNAME%%""#;
     l.extend([
@@ -137,6 +152,7 @@ mod tests {
         assert!(s.contains(r#"net user "Carol" "Change-me 100%%" /add /logonpasswordchg:yes"#), "{s}");
         assert!(!s.contains(r#"net user "Dave""#), "a domain account is never created:\n{s}");
         assert!(s.contains(r#"/v StubPath /t REG_EXPAND_SZ /d "\"%%ProgramData%%\inplace\inplace.exe\" restore --staged \"%%ProgramData%%\inplace\staged\" --user %%USERNAME%%""#));
+        assert!(s.contains(r#"icacls "%ProgramData%\inplace\staged\Carol" /grant "Carol":(OI)(CI)M /T /C /Q"#), "{s}");
         let none = script(&job(false), "").unwrap();
         assert!(!none.contains("/add"), "{none}");
         assert!(script(&job(true), "a\"b").is_err());

@@ -106,6 +106,10 @@ pub fn stage_capture(store: &mut Store, staged: &Path, out: &mut Staging, sink: 
             out.left_out.push(format!("{shown}: its name is not valid Unicode (an unpaired UTF-16 surrogate)"));
             continue;
         };
+        if e.kind == Kind::File && rel.name().eq_ignore_ascii_case(b"desktop.ini") {
+            out.left_out.push(format!("{shown}: a folder's view settings (the new Windows has its own)"));
+            continue;
+        }
         let dest = staged.join(user).join(&rel_str);
         let entry = |kind: &str, size: u64, sha256: Option<String>| StagedEntry {
             path: rel_str.clone(),
