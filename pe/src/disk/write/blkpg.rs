@@ -94,3 +94,54 @@ pub fn tell(dev: &RwDevice, changes: &[Change]) -> Result<usize, KernelError> {
     }
     Ok(changes.len())
 }
+
+/// What the kernel lists on the disk `major:minor`: (number, first byte, bytes).
+fn kernel_table(major: u32, minor: u32) -> Vec<(u32, u64, u64)> {
+    let base = format!("/sys/dev/block/{major}:{minor}");
+    let Ok(dir) = std::fs::read_dir(&base) else { return Vec::new() };
+    let read = |e: &std::fs::DirEntry, f: &str| std::fs::read_to_string(e.path().join(f)).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    dir.flatten()
+        .filter_map(|e| Some((u32::try_from(read(&e, "partition")?).ok()?, read(&e, "start")? * 512, read(&e, "size")? * 512)))
+        .collect()
+}
+
+/// The changes that make the kernel's partitions `now` into `table` (number, first byte,
+/// bytes): a partition that moved or changed size is deleted and added again; one the same
+/// is not touched.
+pub fn changes_to(now: &[(u32, u64, u64)], table: &[(u32, u64, u64)]) -> Vec<Change> {
+    let mut out = Vec::new();
+    for &(n, start, size) in now {
+        if !table.contains(&(n, start, size)) {
+            out.push(Change::Delete { number: n });
+        }
+    }
+    for &(n, start, size) in table {
+        if !now.contains(&(n, start, size)) {
+            out.push(Change::Add { number: n, start, size });
+        }
+    }
+    out
+}
+
+/// Tells the kernel a whole new table of `dev` (after a lay-down wrote it), leaving the
+/// partitions it already has right alone. `Ok(0)` for an image file.
+pub fn follow(dev: &RwDevice, table: &[(u32, u64, u64)]) -> Result<usize, KernelError> {
+    let Some((major, minor)) = dev.dev_numbers() else { return Ok(0) };
+    tell(dev, &changes_to(&kernel_table(major, minor), table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_changed_is_told() {
+        let now = [(1, 1 << 20, 96 << 20), (2, 182 << 20, 72 << 20)];
+        let table = [(1, 1 << 20, 32 << 20), (2, 182 << 20, 72 << 20), (3, 33 << 20, 149 << 20)];
+        assert_eq!(
+            changes_to(&now, &table),
+            vec![Change::Delete { number: 1 }, Change::Add { number: 1, start: 1 << 20, size: 32 << 20 }, Change::Add { number: 3, start: 33 << 20, size: 149 << 20 }]
+        );
+        assert!(changes_to(&table, &table).is_empty());
+    }
+}

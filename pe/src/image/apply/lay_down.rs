@@ -76,6 +76,11 @@ fn run(mut p: Prepared, sink: &dyn Sink, cancel: &Cancel, written: &mut Written)
     // From here on the target is written.
     *written = Written::Disk;
     patch.write_to(&file).map_err(|e| io(format!("writing the partition table to {disk}: {e}")))?;
+    if t.block_device {
+        // The grow and the hand-off reach partitions through the kernel's nodes.
+        let table: Vec<(u32, u64, u64)> = written_table(&r.disk)?.iter().map(|p| (p.number, p.start_bytes, p.size_bytes)).collect();
+        crate::disk::write::blkpg::follow(&file, &table).map_err(|e| io(format!("telling the kernel about the new table of {disk}: {e}")))?;
+    }
     let bytes = write_chunks(img, placement, &file, workers, &r.http, sink, cancel)?;
     file.sync().map_err(|e| io(e.to_string()))?;
     if r.readback {
@@ -212,11 +217,17 @@ fn readback(img: &Image, p: &Placement, file: &RwDevice, workers: usize, sink: &
 }
 
 /// Reads the written table back with the shared readers and compares it with the plan.
-fn check_table(disk: &std::path::Path, p: &Placement) -> Result<()> {
+/// The partitions of the table on `disk`, read back.
+fn written_table(disk: &std::path::Path) -> Result<Vec<crate::inventory::Partition>> {
     let inv = crate::inventory::inspect_paths(&[disk.to_path_buf()]);
-    let d = inv.disks.first().ok_or_else(|| io(format!("{}: cannot read the written table back", disk.display())))?;
+    let d = inv.disks.into_iter().next().ok_or_else(|| io(format!("{}: cannot read the written table back", disk.display())))?;
+    Ok(d.partitions)
+}
+
+fn check_table(disk: &std::path::Path, p: &Placement) -> Result<()> {
+    let parts = written_table(disk)?;
     for pl in &p.placed {
-        let ok = d.partitions.iter().any(|x| x.number == pl.number && x.start_bytes == pl.start && x.size_bytes == pl.size);
+        let ok = parts.iter().any(|x| x.number == pl.number && x.start_bytes == pl.start && x.size_bytes == pl.size);
         if !ok {
             return Err(io(format!("{}: partition {} is not in the written table as planned; the table write did not stick", disk.display(), pl.number)));
         }
