@@ -10,6 +10,8 @@ use super::job_file::JobFile;
 
 /// The Active Setup component's key.
 pub const ACTIVE_SETUP_KEY: &str = r"HKLM\SOFTWARE\Microsoft\Active Setup\Installed Components\inplace-restore";
+/// The scheduled task that runs the cleanup (the store's `delete` or `empty`).
+pub const CLEANUP_TASK: &str = "inplace-cleanup";
 pub const BEGIN: &str = "rem inplace: begin";
 pub const END: &str = "rem inplace: end";
 /// The block [`merged`] puts into `SetupComplete.cmd`.
@@ -69,8 +71,15 @@ pub fn script(job: &JobFile, password: &str) -> Result<String, String> {
         r#"reg add "%KEY%" /v Version /d "1,0,0,0" /f >> "%LOG%" 2>&1"#.into(),
         r#"reg add "%KEY%" /v IsInstalled /t REG_DWORD /d 1 /f >> "%LOG%" 2>&1"#.into(),
         r#"echo %DATE% %TIME% the restore will run at each user's first logon >> "%LOG%""#.into(),
-        r#"(goto) 2>nul & del "%~f0""#.into(),
     ]);
+    if job.store_after != "keep" {
+        // Once every user is restored, the store goes (`inplace.exe cleanup`, as SYSTEM): tried
+        // five minutes after each logon, until it has run; it then deletes its own task.
+        l.push(format!(
+            r#"schtasks /create /tn {CLEANUP_TASK} /sc onlogon /delay 0005:00 /ru SYSTEM /rl HIGHEST /tr "\"%ProgramData%\inplace\inplace.exe\" cleanup --staged \"%ProgramData%\inplace\staged\" --task {CLEANUP_TASK}" /f >> "%LOG%" 2>&1"#
+        ));
+    }
+    l.push(r#"(goto) 2>nul & del "%~f0""#.into());
     Ok(crlf(&l))
 }
 
@@ -153,8 +162,14 @@ mod tests {
         assert!(!s.contains(r#"net user "Dave""#), "a domain account is never created:\n{s}");
         assert!(s.contains(r#"/v StubPath /t REG_EXPAND_SZ /d "\"%%ProgramData%%\inplace\inplace.exe\" restore --staged \"%%ProgramData%%\inplace\staged\" --user %%USERNAME%%""#));
         assert!(s.contains(r#"icacls "%ProgramData%\inplace\staged\Carol" /grant "Carol":(OI)(CI)M /T /C /Q"#), "{s}");
+        assert!(!s.contains("schtasks"), "the store is kept: no cleanup task");
         let none = script(&job(false), "").unwrap();
         assert!(!none.contains("/add"), "{none}");
+        let delete = script(&JobFile { store_after: "delete".into(), ..job(false) }, "").unwrap();
+        assert!(
+            delete.lines().any(|l| l.starts_with(r#"schtasks /create /tn inplace-cleanup /sc onlogon /delay 0005:00 /ru SYSTEM /rl HIGHEST /tr "\"%ProgramData%\inplace\inplace.exe\" cleanup --staged \"%ProgramData%\inplace\staged\" --task inplace-cleanup" /f"#)),
+            "{delete}"
+        );
         assert!(script(&job(true), "a\"b").is_err());
     }
 }
