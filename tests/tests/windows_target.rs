@@ -166,7 +166,7 @@ fn check_new_c(disk: &Path, work: &Path, expected: &[ProfileFile], agent: &Path,
 }
 
 #[test]
-fn a_windows_image_is_refused_without_the_agent_and_warned_of_when_not_generalized() {
+fn a_windows_image_is_refused_without_the_agent_or_over_linux_and_warned_of_when_not_generalized() {
     let dir = tempfile::tempdir().unwrap();
     let (disk, _) = old_windows_disk(dir.path());
     let reference = windows_reference(dir.path(), "win11-audit", &Reference { generalized: false, setup_complete: None });
@@ -186,6 +186,15 @@ fn a_windows_image_is_refused_without_the_agent_and_warned_of_when_not_generaliz
     assert!(out.status.success(), "{err}");
     assert!(err.contains("holds a Windows that was not generalized") && err.contains("IMAGE_STATE_COMPLETE"), "{err}");
     assert_eq!(image_fingerprint(&disk), before, "a dry run wrote to the disk");
+
+    // A Linux system's files cannot go to Windows.
+    let linux = inplace_tests::job_fixtures::linux_disk(dir.path(), "linux-old", 256);
+    let before = image_fingerprint(&linux);
+    let out = run(&preset, &linux, Some(&inplace_tests::windows_agent()), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("holds Windows, and partition") && err.contains("can only be restored onto Linux"), "{err}");
+    assert_eq!(image_fingerprint(&linux), before, "a refused job wrote to the disk");
 }
 
 /// The same job in the PE, booted from its ISO under QEMU (UEFI): the new C: is mounted with
