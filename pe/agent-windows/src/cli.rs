@@ -1,5 +1,6 @@
-//! The command line: `restore` and `report` (`docs/windows.md`).
+//! The command line: `restore`, `report` and `cleanup` (`docs/windows.md`).
 
+use crate::cleanup::{cleanup, Request as CleanupRequest, Status as CleanupStatus};
 use crate::folders::{Folders, RootFolders};
 use crate::job::Job;
 use crate::pending::{default_report_path, pending};
@@ -11,11 +12,18 @@ use std::path::PathBuf;
 const USAGE: &str = "usage:
   inplace.exe restore --staged DIR --user NAME [--job FILE] [--report FILE] [--profile-root DIR] [--copy]
   inplace.exe report --staged DIR
+  inplace.exe cleanup --staged DIR [--job FILE] [--report FILE] [--force] [--dry-run] [--task NAME]
 --profile-root: Known Folders as <DIR>\\<Name> instead of the shell's; --copy: copy then delete even on one volume
-exit codes: 0 done (or nothing staged), 1 some entries failed, 2 refused, 3 usage or I/O error";
+cleanup: once every user is restored, keep, empty or delete the store as job.json's store_after says;
+  --force: without waiting for every user; --dry-run: find the store, print the diskpart script, run nothing;
+  --task: the scheduled task to delete once cleanup is over
+exit codes: 0 done (or nothing staged), 1 some entries failed (cleanup: failed), 2 refused, 3 usage or I/O error,
+  4 cleanup waits for users not restored yet";
 
 /// Exit code for a usage or I/O error.
 pub const EXIT_USAGE: i32 = 3;
+/// Exit code of `cleanup` while some users are not restored yet.
+pub const EXIT_WAITING: i32 = 4;
 
 #[derive(Debug, Default)]
 struct Args {
@@ -26,6 +34,9 @@ struct Args {
     report: Option<PathBuf>,
     profile_root: Option<PathBuf>,
     copy: bool,
+    force: bool,
+    dry_run: bool,
+    task: Option<String>,
 }
 
 fn parse(args: Vec<OsString>) -> Result<Args, String> {
@@ -33,8 +44,14 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
     let mut a = Args { command: it.next().ok_or("no command")?.to_string_lossy().into_owned(), ..Args::default() };
     while let Some(flag) = it.next() {
         let flag = flag.to_string_lossy().into_owned();
-        if flag == "--copy" {
-            a.copy = true;
+        let switch = match flag.as_str() {
+            "--copy" => Some(&mut a.copy),
+            "--force" => Some(&mut a.force),
+            "--dry-run" => Some(&mut a.dry_run),
+            _ => None,
+        };
+        if let Some(on) = switch {
+            *on = true;
             continue;
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -44,6 +61,7 @@ fn parse(args: Vec<OsString>) -> Result<Args, String> {
             "--job" => a.job = Some(value.into()),
             "--report" => a.report = Some(value.into()),
             "--profile-root" => a.profile_root = Some(value.into()),
+            "--task" => a.task = Some(value.to_string_lossy().into_owned()),
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -59,6 +77,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let Some(staged) = a.staged.clone() else { return usage("--staged is required") };
     match a.command.as_str() {
         "restore" => run_restore(a, staged),
+        "cleanup" => run_cleanup(a, staged),
         "report" => match pending(&staged) {
             Ok(p) => {
                 println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
@@ -87,8 +106,7 @@ fn run_restore(a: Args, staged: PathBuf) -> i32 {
             Err(e) => return usage(&e.to_string()),
         },
     };
-    let parent = staged.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| ".".into());
-    let job_path = a.job.unwrap_or_else(|| parent.join("job.json"));
+    let job_path = a.job.unwrap_or_else(|| parent_of(&staged).join("job.json"));
     let strategy = if a.copy { Strategy::Copy } else { Strategy::RenameOrCopy };
     let req = Request { staged: &staged, user: &user, job: Job::load(&job_path), folders: folders.as_ref(), strategy };
     let report = restore(&req);
@@ -97,6 +115,41 @@ fn run_restore(a: Args, staged: PathBuf) -> i32 {
     match report.write(&report_path) {
         Ok(()) => println!("inplace: report: {}", report_path.display()),
         Err(e) => eprintln!("inplace: cannot write the report {}: {e}", report_path.display()),
+    }
+    report.status.exit_code()
+}
+
+/// `<staged>\..`, where job.json and the reports are.
+fn parent_of(staged: &std::path::Path) -> PathBuf {
+    staged.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| ".".into())
+}
+
+fn run_cleanup(a: Args, staged: PathBuf) -> i32 {
+    let parent = parent_of(&staged);
+    let machine = match crate::platform::machine() {
+        Ok(m) => m,
+        Err(e) => return usage(&e.to_string()),
+    };
+    let job = a.job.unwrap_or_else(|| parent.join("job.json"));
+    let log = parent.join("cleanup.log");
+    let req = CleanupRequest { staged: &staged, job: &job, log: &log, force: a.force, dry_run: a.dry_run, task: a.task.as_deref() };
+    let report = cleanup(&req, machine.as_ref());
+    println!("inplace: {}", report.summary());
+    if report.status == CleanupStatus::DryRun {
+        if let Some(v) = &report.store_volume {
+            println!("inplace: store volume: {v}");
+        }
+        for line in report.script.iter().flatten() {
+            println!("  {line}");
+        }
+    }
+    let report_path = a.report.unwrap_or_else(|| parent.join("cleanup.json"));
+    match report.write(&report_path) {
+        Ok(()) => println!("inplace: report: {}", report_path.display()),
+        Err(e) => {
+            eprintln!("inplace: cannot write the report {}: {e}", report_path.display());
+            return EXIT_USAGE;
+        }
     }
     report.status.exit_code()
 }

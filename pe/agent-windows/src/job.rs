@@ -16,6 +16,19 @@ pub enum Conflict {
     Skip,
 }
 
+/// What becomes of the store partition once every user is restored (`inplace.exe cleanup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreAfter {
+    /// Left as it is.
+    #[default]
+    Keep,
+    /// Formatted as an empty NTFS data drive.
+    Empty,
+    /// Deleted, and C: extended over its space.
+    Delete,
+}
+
 /// A user the PE staged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JobUser {
@@ -31,6 +44,8 @@ pub struct Job {
     pub job_id: String,
     #[serde(default)]
     pub conflict: Conflict,
+    #[serde(default)]
+    pub store_after: StoreAfter,
     #[serde(default)]
     pub users: Vec<JobUser>,
 }

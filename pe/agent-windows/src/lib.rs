@@ -6,8 +6,11 @@
 //!
 //! The core (manifest, path checks, mapping, conflicts, moving, verifying, the report) is
 //! portable and tested on Linux too; `platform` holds what only Windows has.
+//!
+//! Once every user is restored, `cleanup` keeps, empties or deletes the store partition.
 
 pub mod check;
+pub mod cleanup;
 pub mod cli;
 pub mod conflict;
 pub mod folders;

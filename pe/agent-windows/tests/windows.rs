@@ -132,3 +132,27 @@ fn long_paths_and_creation_times() {
         eprintln!("this filesystem keeps no creation time (Wine): not checked");
     }
 }
+
+/// Cleanup on Wine's own drives: the real enumeration (GetLogicalDriveStringsW,
+/// GetVolumeInformationW) runs, finds no INPLACE store and changes nothing.
+#[test]
+fn cleanup_finds_no_store_among_the_real_drives() {
+    use inplace_agent::cleanup::Status as CleanupStatus;
+    let machine = inplace_agent::platform::machine().unwrap();
+    let volumes = machine.volumes().unwrap();
+    assert!(volumes.iter().any(|v| v.letter == 'C'), "{volumes:?}");
+    assert!(volumes.iter().all(|v| !v.label.eq_ignore_ascii_case("INPLACE")), "{volumes:?}");
+    assert_eq!(machine.system_drive().unwrap(), 'C');
+
+    let tmp = tempfile::tempdir().unwrap();
+    let staged = tmp.path().join("staged");
+    std::fs::create_dir_all(&staged).unwrap();
+    let job = r#"{"version":1,"job_id":"dad2c558c81849a99001b7402dfeabd1","store_after":"delete","users":[]}"#;
+    std::fs::write(tmp.path().join("job.json"), job).unwrap();
+    let args: Vec<std::ffi::OsString> = vec!["cleanup".into(), "--staged".into(), staged.clone().into_os_string(), "--task".into(), "inplace-test-none".into()];
+    assert_eq!(inplace_agent::cli::main(args), 1);
+    let report: inplace_agent::cleanup::CleanupReport = serde_json::from_slice(&std::fs::read(tmp.path().join("cleanup.json")).unwrap()).unwrap();
+    assert_eq!(report.status, CleanupStatus::Failed, "{report:#?}");
+    assert!(report.message.contains("no store of job dad2c558c81849a99001b7402dfeabd1 was found"), "{}", report.message);
+    assert_eq!(report.script, None);
+}

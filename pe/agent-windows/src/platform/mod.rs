@@ -1,5 +1,5 @@
 //! What differs between Windows and the stand-in used on Linux: Known Folders, long paths,
-//! reparse points, ACLs and creation times.
+//! reparse points, ACLs, creation times, and for cleanup the volumes, raw reads and the tools it runs.
 
 #[cfg(windows)]
 mod windows;

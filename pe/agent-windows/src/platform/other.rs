@@ -42,3 +42,14 @@ pub fn with_created(times: FileTimes, _created: Option<SystemTime>) -> FileTimes
 pub fn open_for_times(path: &Path) -> io::Result<File> {
     File::open(path)
 }
+
+/// The variable naming the folder that describes the volumes (`cleanup::DirMachine`).
+pub const VOLUMES_ENV: &str = "INPLACE_AGENT_VOLUMES";
+
+/// The machine cleanup works on: here, the stand-in folder under `$INPLACE_AGENT_VOLUMES`.
+pub fn machine() -> io::Result<Box<dyn crate::cleanup::Machine>> {
+    let dir = std::env::var_os(VOLUMES_ENV).ok_or_else(|| {
+        io::Error::other(format!("no volumes: set {VOLUMES_ENV} to a folder describing them (drive letters exist on Windows only)"))
+    })?;
+    Ok(Box::new(crate::cleanup::DirMachine { dir: PathBuf::from(dir) }))
+}

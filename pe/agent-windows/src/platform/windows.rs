@@ -1,11 +1,13 @@
 //! Windows: Known Folders from the shell, `\\?\` long paths, reparse points from file
-//! attributes, and resetting a moved file's DACL to inherit from its new parent.
+//! attributes, and resetting a moved file's DACL to inherit from its new parent; for cleanup,
+//! the drive letters and their volumes, raw reads of a volume, and running diskpart and schtasks.
 
+use crate::cleanup::{Machine, Ran, Tool, Volume};
 use crate::folders::Folders;
 use crate::mapping::KnownFolder;
 use std::ffi::OsString;
 use std::fs::{File, FileTimes, Metadata, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::windows::ffi::{OsStrExt, OsStringExt};
 use std::os::windows::fs::{FileTimesExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,9 @@ use windows_sys::core::{GUID, PWSTR};
 use windows_sys::Win32::Security::Authorization::{SetNamedSecurityInfoW, SE_FILE_OBJECT};
 use windows_sys::Win32::Security::{
     InitializeAcl, ACL, ACL_REVISION, DACL_SECURITY_INFORMATION, UNPROTECTED_DACL_SECURITY_INFORMATION,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    GetLogicalDriveStringsW, GetVolumeInformationW, FILE_SHARE_READ, FILE_SHARE_WRITE,
 };
 use windows_sys::Win32::System::Com::CoTaskMemFree;
 use windows_sys::Win32::UI::Shell::{
@@ -139,4 +144,93 @@ pub fn open_for_times(path: &Path) -> io::Result<File> {
         .access_mode(FILE_WRITE_ATTRIBUTES)
         .custom_flags(FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT)
         .open(fs_path(path))
+}
+
+/// The machine cleanup works on: this Windows.
+pub struct WindowsMachine;
+
+/// The machine cleanup works on.
+pub fn machine() -> io::Result<Box<dyn Machine>> {
+    Ok(Box::new(WindowsMachine))
+}
+
+/// A UTF-16 buffer up to its first NUL, as a string.
+fn from_wide_z(buf: &[u16]) -> String {
+    let len = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    String::from_utf16_lossy(&buf[..len])
+}
+
+/// Label and filesystem name of the volume at `root` (`E:\`), or `None` when Windows cannot
+/// tell (no media, a disconnected network drive).
+fn volume_information(root: &[u16]) -> Option<(String, String)> {
+    let root: Vec<u16> = root.iter().copied().chain(Some(0)).collect();
+    let mut label = [0u16; 261];
+    let mut fs = [0u16; 261];
+    // SAFETY: `root` is NUL-terminated; `label` and `fs` are writable for the lengths passed;
+    // serial number, maximum component length and flags are optional outputs, left null.
+    let ok = unsafe {
+        GetVolumeInformationW(
+            root.as_ptr(),
+            label.as_mut_ptr(),
+            label.len() as u32,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            fs.as_mut_ptr(),
+            fs.len() as u32,
+        )
+    };
+    (ok != 0).then(|| (from_wide_z(&label), from_wide_z(&fs)))
+}
+
+fn system32(program: &str) -> PathBuf {
+    let root = std::env::var_os("SystemRoot").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(r"C:\Windows"));
+    root.join("System32").join(program)
+}
+
+impl Machine for WindowsMachine {
+    fn volumes(&self) -> io::Result<Vec<Volume>> {
+        // 26 letters as "X:\\\0" and the final NUL fit easily.
+        let mut buf = [0u16; 512];
+        // SAFETY: `buf` is writable for the length passed.
+        let n = unsafe { GetLogicalDriveStringsW(buf.len() as u32, buf.as_mut_ptr()) } as usize;
+        if n == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n > buf.len() {
+            return Err(io::Error::other(format!("GetLogicalDriveStringsW needs {n} characters")));
+        }
+        let mut out = Vec::new();
+        for root in buf[..n].split(|&c| c == 0).filter(|r| !r.is_empty()) {
+            let Some(letter) = char::from_u32(u32::from(root[0])).filter(char::is_ascii_alphabetic) else { continue };
+            if let Some((label, fs)) = volume_information(root) {
+                out.push(Volume { letter: letter.to_ascii_uppercase(), label, fs });
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_head(&self, letter: char, len: usize) -> io::Result<Vec<u8>> {
+        // Read-only, sharing read and write: the volume stays mounted and in use.
+        let mut f = OpenOptions::new()
+            .read(true)
+            .share_mode(FILE_SHARE_READ | FILE_SHARE_WRITE)
+            .open(format!(r"\\.\{letter}:"))?;
+        let mut head = vec![0u8; len];
+        f.read_exact(&mut head)?;
+        Ok(head)
+    }
+
+    fn system_drive(&self) -> io::Result<char> {
+        let v = std::env::var("SystemDrive").map_err(|e| io::Error::other(format!("%SystemDrive%: {e}")))?;
+        v.chars().next().filter(char::is_ascii_alphabetic).ok_or_else(|| io::Error::other(format!("%SystemDrive% is {v:?}")))
+    }
+
+    fn run(&self, tool: Tool, args: &[std::ffi::OsString]) -> io::Result<Ran> {
+        let program = system32(&format!("{}.exe", tool.name()));
+        let out = std::process::Command::new(&program).args(args).output().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", program.display())))?;
+        let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+        output.push_str(&String::from_utf8_lossy(&out.stderr));
+        Ok(Ran { code: out.status.code(), output })
+    }
 }
