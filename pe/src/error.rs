@@ -94,6 +94,9 @@ pub enum Hint {
     ChooseRules,
     /// Restore again, although the store is marked restored.
     RestoreAgain,
+    /// Give the job the Windows restore agent (`inplace.exe`): a PE built with it, or on a
+    /// host the agent's path.
+    WindowsAgent,
     /// Advice in plain words that fit any front end.
     Advice { text: String },
 }
@@ -193,6 +196,7 @@ impl std::fmt::Display for Hint {
             Hint::PinImage => f.write_str("pin the image with its SHA-256 or its signing key"),
             Hint::ChooseRules => f.write_str("choose the migration rules: windows, linux or a rules file"),
             Hint::RestoreAgain => f.write_str("restore again, although the store is marked restored"),
+            Hint::WindowsAgent => f.write_str("use a PE built with the Windows restore agent (docs/windows.md, \"The PE's size\")"),
             Hint::Advice { text } => f.write_str(text),
         }
     }

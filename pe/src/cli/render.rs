@@ -24,6 +24,7 @@ pub fn hint(h: &Hint) -> String {
         Hint::PinImage => "Pin it with --pin-sha256 or --pin-key (a preset: sha256 or key)".into(),
         Hint::ChooseRules => "Pass --rules windows, --rules linux or --rules FILE".into(),
         Hint::RestoreAgain => "Run with --again to restore it again".into(),
+        Hint::WindowsAgent => "Pass --agent-windows with the agent scripts/build-agent builds (or build the PE with scripts/build-pe --windows)".into(),
         other => crate::ui::words::capitalised(&other.to_string()),
     }
 }

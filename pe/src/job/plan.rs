@@ -719,7 +719,7 @@ fn new_os(img: &OpenedImage, sources: &[SourcePlan], preset: &Preset, env: &Env)
                         "the image {} holds Windows, and this inplace has no Windows restore agent (inplace.exe) to stage into it",
                         img.plan.source
                     ))
-                    .advice("build the PE with a Windows image in its preset (scripts/build-pe), or on a host give --agent-windows"));
+                    .hint(Hint::WindowsAgent));
                 }
             }
             if preset.restore.create_users == Some(true) && preset.restore.initial_password.as_deref().unwrap_or("").is_empty() {

@@ -85,7 +85,7 @@ pub fn hand_off(h: &Handoff<'_>, sink: &dyn Sink, cancel: &Cancel) -> Result<Rep
     if !agent.starts_with(b"MZ") {
         return Err(refuse(format!("{} is not a Windows program (no MZ header); the PE needs inplace.exe built for Windows", h.agent.display())));
     }
-    let script = setup_complete::script(h.job, h.password).map_err(refuse)?;
+    let script = setup_complete::script(h.job, h.password).map_err(|e| refuse(e.to_string()))?;
     cancel.check(Step::HandOff, Written::Disk)?;
     let t = h.target;
     let device = Attached::partition(&t.disk, t.number, t.start, t.size).map_err(|e| io(format!("partition {} of {}: {e}", t.number, t.disk.display())))?;

@@ -10,6 +10,11 @@ use super::job_file::JobFile;
 
 /// The Active Setup component's key.
 pub const ACTIVE_SETUP_KEY: &str = r"HKLM\SOFTWARE\Microsoft\Active Setup\Installed Components\inplace-restore";
+/// What cannot go into a batch file: a value holding a double quote or a control character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} holds a double quote or a control character, which a setup script cannot carry")]
+pub struct Unquotable(pub &'static str);
+
 /// The scheduled task that runs the cleanup (the store's `delete` or `empty`).
 pub const CLEANUP_TASK: &str = "inplace-cleanup";
 pub const BEGIN: &str = "rem inplace: begin";
@@ -30,8 +35,8 @@ fn escaped(s: &str) -> Option<String> {
 
 /// `setupcomplete.cmd`, CRLF-terminated. `password` is the created accounts' initial one
 /// (they must change it at their first logon). Names and the password must pass [`quoted`].
-pub fn script(job: &JobFile, password: &str) -> Result<String, String> {
-    let q = |what: &str, s: &str| quoted(s).ok_or_else(|| format!("{what} {s:?} cannot be written into a batch file (it holds a quote or a control character)"));
+pub fn script(job: &JobFile, password: &str) -> Result<String, Unquotable> {
+    let q = |what: &'static str, s: &str| quoted(s).ok_or(Unquotable(what));
     let mut l: Vec<String> = vec![
         "@echo off".into(),
         format!("rem inplace: the first-logon restore of the migrated users (job {})", job.job_id),
@@ -59,7 +64,7 @@ pub fn script(job: &JobFile, password: &str) -> Result<String, String> {
             Some(sid) => q("the SID", &format!("*{sid}"))?,
             None => q("the user name", &u.name)?,
         };
-        let name = escaped(&u.name).ok_or_else(|| format!("the user name {:?} cannot be written into a batch file", u.name))?;
+        let name = escaped(&u.name).ok_or(Unquotable("the user name"))?;
         l.push(format!(r#"icacls "%ProgramData%\inplace\staged\{name}" /grant {who}:(OI)(CI)M /T /C /Q >> "%LOG%" 2>&1"#));
         l.push(format!(r#"icacls "%ProgramData%\inplace\staged\{name}.json" /grant {who}:M /C /Q >> "%LOG%" 2>&1"#));
     }
