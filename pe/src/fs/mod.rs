@@ -195,6 +195,16 @@ pub trait FsReader {
     }
 }
 
+/// A small text file Windows wrote: UTF-16LE when it starts with that byte-order mark, else
+/// bytes read as UTF-8 (lossily). At most `cap` bytes are read.
+pub fn read_text(fs: &mut dyn FsReader, path: &[u8], cap: usize) -> Result<String, FsError> {
+    let b = read_head(fs, path, cap)?;
+    Ok(match b.strip_prefix(&[0xff, 0xfe]) {
+        Some(utf16) => String::from_utf16_lossy(&utf16.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>()),
+        None => String::from_utf8_lossy(b.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&b)).into_owned(),
+    })
+}
+
 /// The first `n` bytes of file `path` (fewer if the file is shorter), without reading the rest.
 pub fn read_head(fs: &mut dyn FsReader, path: &[u8], n: usize) -> Result<Vec<u8>, FsError> {
     let mut out = HeadBuf { buf: Vec::new(), want: n };

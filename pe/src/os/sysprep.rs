@@ -4,8 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::windows::read_text;
-use crate::fs::FsReader;
+use crate::fs::{read_text, FsReader};
 
 pub const TAG: &[u8] = b"/Windows/System32/Sysprep/Sysprep_succeeded.tag";
 pub const STATE_INI: &[u8] = b"/Windows/Setup/State/State.ini";

@@ -207,16 +207,6 @@ pub fn profile_names(dirs: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// A warning when `\hiberfil.sys` holds a hibernation image (`HIBR`, `WAKE`, `RSTR`).
-/// A small text file Windows wrote: UTF-16LE when it starts with that byte-order mark, else
-/// bytes read as UTF-8 (lossily). At most `cap` bytes are read.
-pub fn read_text(fs: &mut dyn FsReader, path: &[u8], cap: usize) -> Result<String, FsError> {
-    let b = read_head(fs, path, cap)?;
-    Ok(match b.strip_prefix(&[0xff, 0xfe]) {
-        Some(utf16) => String::from_utf16_lossy(&utf16.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>()),
-        None => String::from_utf8_lossy(b.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&b)).into_owned(),
-    })
-}
-
 fn hibernation(fs: &mut dyn FsReader) -> Option<String> {
     let head = read_head(fs, b"/hiberfil.sys", 4).ok()?;
     let magic = String::from_utf8_lossy(&head).to_ascii_uppercase();
