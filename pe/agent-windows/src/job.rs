@@ -30,20 +30,36 @@ pub enum StoreAfter {
 }
 
 /// A user the PE staged.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobUser {
+    /// The account's name on the old Windows, and the staged folder's.
     pub name: String,
+    /// The old account's SID, where the old registry had it.
     #[serde(default)]
     pub sid: Option<String>,
+    /// `local` or `domain` (domain and Entra ID accounts are never created).
+    #[serde(default = "local")]
+    pub kind: String,
 }
 
-/// The parsed `job.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+fn local() -> String {
+    "local".into()
+}
+
+/// `job.json`, as the PE writes it (`pe/src/handoff/windows`) and the agent reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
+    /// 1.
     pub version: u32,
     pub job_id: String,
+    /// The preset's name.
+    #[serde(default)]
+    pub preset: String,
     #[serde(default)]
     pub conflict: Conflict,
+    /// The PE's setup script creates the missing local accounts.
+    #[serde(default)]
+    pub create_users: bool,
     #[serde(default)]
     pub store_after: StoreAfter,
     #[serde(default)]

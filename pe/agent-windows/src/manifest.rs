@@ -14,7 +14,7 @@ pub enum Kind {
 }
 
 /// One staged file or folder.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// '/'-separated, relative to the profile folder.
     pub path: String,
@@ -31,8 +31,9 @@ pub struct Entry {
     pub created_ns: Option<i64>,
 }
 
-/// A user's manifest.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A user's manifest, as the PE writes it (`pe/src/handoff/windows/stage.rs`) and the agent
+/// reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
     pub user: String,

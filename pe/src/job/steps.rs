@@ -233,7 +233,7 @@ pub fn hand_off(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Resu
 /// Hand-off to a new Windows: the profiles staged into its C: with the agent and the setup
 /// scripts (`handoff::windows`).
 fn hand_off_windows(j: &Record, env: &Env, disk: &crate::inventory::Disk, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
-    use crate::handoff::windows::job_file::{JobFile, JobUser};
+    use inplace_agent::job::{Job, JobUser};
     let plan = &j.plan;
     let c = disk
         .partitions
@@ -258,13 +258,13 @@ fn hand_off_windows(j: &Record, env: &Env, disk: &crate::inventory::Disk, sink: 
         });
     }
     let restore = &plan.preset.restore;
-    let job = JobFile {
+    let job = Job {
         version: 1,
         job_id: j.job_id.clone(),
         preset: plan.preset.name.clone(),
-        conflict: restore.conflict.clone().unwrap_or_else(|| "keep-new".into()),
+        conflict: choice(restore.conflict.as_deref(), "restore.conflict", sink),
         create_users: restore.create_users == Some(true),
-        store_after: plan.store_after.clone(),
+        store_after: choice(Some(&plan.store_after), "store.after", sink),
         users,
     };
     let target = crate::handoff::Target {
@@ -286,6 +286,17 @@ fn hand_off_windows(j: &Record, env: &Env, disk: &crate::inventory::Disk, sink: 
     };
     let r = crate::handoff::windows::hand_off(&h, sink, cancel)?;
     Ok(r.staging.users.iter().map(|u| u.bytes).sum())
+}
+
+/// A preset's word for one of the agent's choices (`keep-new`, `delete`, …); a word it does not
+/// know is its default, as the Linux restore takes it, with a warning.
+fn choice<T: serde::Serialize + serde::de::DeserializeOwned + Default>(word: Option<&str>, key: &str, sink: &dyn Sink) -> T {
+    let Some(word) = word else { return T::default() };
+    serde_json::from_value(serde_json::Value::from(word)).unwrap_or_else(|_| {
+        let d = T::default();
+        sink.warn(&format!("{key} = {word:?} is not known: the new Windows takes the default, {}", serde_json::to_string(&d).unwrap_or_default()));
+        d
+    })
 }
 
 /// The store of the job, opened for writing, once the carve is done.

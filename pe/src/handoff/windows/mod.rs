@@ -1,11 +1,11 @@
 //! The Windows hand-off, offline in the PE (`docs/windows.md`). The new C: is mounted (ntfs3,
 //! or ntfs-3g on a host without it); each captured profile is copied into
-//! `ProgramData\inplace\staged\<name>\` ([`stage`]); `job.json` ([`job_file`]), the agent
-//! `inplace.exe` and the setup scripts ([`setup_complete`]) are written. Nothing is written
+//! `ProgramData\inplace\staged\<name>\` ([`stage`]); `job.json` (the agent's
+//! [`inplace_agent::job::Job`]), the agent `inplace.exe` and the setup scripts
+//! ([`setup_complete`]) are written. Nothing is written
 //! under `Users\`: Windows makes each profile at its user's first logon, and the agent then
 //! moves the staged files into it.
 
-pub mod job_file;
 pub mod setup_complete;
 pub mod stage;
 
@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use self::job_file::JobFile;
+use inplace_agent::job::Job;
+
 use self::stage::Staging;
 use crate::disk::attach::Attached;
 use crate::disk::mount::Mounted;
@@ -38,7 +39,7 @@ pub struct Handoff<'a> {
     pub target: &'a super::Target,
     /// `inplace.exe`.
     pub agent: &'a Path,
-    pub job: &'a JobFile,
+    pub job: &'a Job,
     /// The created accounts' initial password (empty when none are created).
     pub password: &'a str,
     /// The store and its captures of Windows profiles.

@@ -6,7 +6,7 @@
 //! before the desktop), logs to `setupcomplete.log`, and deletes itself (it may hold the
 //! initial password).
 
-use super::job_file::JobFile;
+use inplace_agent::job::{Job, JobUser, StoreAfter};
 
 /// The Active Setup component's key.
 pub const ACTIVE_SETUP_KEY: &str = r"HKLM\SOFTWARE\Microsoft\Active Setup\Installed Components\inplace-restore";
@@ -35,7 +35,7 @@ fn escaped(s: &str) -> Option<String> {
 
 /// `setupcomplete.cmd`, CRLF-terminated. `password` is the created accounts' initial one
 /// (they must change it at their first logon). Names and the password must pass [`quoted`].
-pub fn script(job: &JobFile, password: &str) -> Result<String, Unquotable> {
+pub fn script(job: &Job, password: &str) -> Result<String, Unquotable> {
     let q = |what: &'static str, s: &str| quoted(s).ok_or(Unquotable(what));
     let mut l: Vec<String> = vec![
         "@echo off".into(),
@@ -45,7 +45,7 @@ pub fn script(job: &JobFile, password: &str) -> Result<String, Unquotable> {
     ];
     for u in &job.users {
         let name = q("the user name", &u.name)?;
-        if u.created(job) {
+        if creates_account(job, u) {
             let pw = q("the initial password", password)?;
             l.push(format!(r#"net user {name} >nul 2>&1 || net user {name} {pw} /add /logonpasswordchg:yes >> "%LOG%" 2>&1"#));
             l.push(format!(r#"net user {name} >nul 2>&1 && echo %DATE% %TIME% account {name}: present >> "%LOG%""#));
@@ -77,7 +77,7 @@ pub fn script(job: &JobFile, password: &str) -> Result<String, Unquotable> {
         r#"reg add "%KEY%" /v IsInstalled /t REG_DWORD /d 1 /f >> "%LOG%" 2>&1"#.into(),
         r#"echo %DATE% %TIME% the restore will run at each user's first logon >> "%LOG%""#.into(),
     ]);
-    if job.store_after != "keep" {
+    if job.store_after != StoreAfter::Keep {
         // Once every user is restored, the store goes (`inplace.exe cleanup`, as SYSTEM): tried
         // five minutes after each logon, until it has run; it then deletes its own task.
         l.push(format!(
@@ -86,6 +86,11 @@ pub fn script(job: &JobFile, password: &str) -> Result<String, Unquotable> {
     }
     l.push(r#"(goto) 2>nul & del "%~f0""#.into());
     Ok(crlf(&l))
+}
+
+/// The setup script creates `user`'s account when it is missing.
+pub fn creates_account(job: &Job, user: &JobUser) -> bool {
+    job.create_users && user.kind == "local"
 }
 
 /// `SetupComplete.cmd` with inplace's block: the block alone after `@echo off` when there is
@@ -127,17 +132,17 @@ fn crlf(lines: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handoff::windows::job_file::JobUser;
+    use inplace_agent::job::Conflict;
 
-    fn job(create: bool) -> JobFile {
+    fn job(create: bool) -> Job {
         let user = |name: &str, kind: &str| JobUser { name: name.into(), sid: None, kind: kind.into() };
-        JobFile {
+        Job {
             version: 1,
             job_id: "00ff".into(),
             preset: "lab".into(),
-            conflict: "keep-new".into(),
+            conflict: Conflict::KeepNew,
             create_users: create,
-            store_after: "keep".into(),
+            store_after: StoreAfter::Keep,
             users: vec![user("Carol", "local"), user("Dave", "domain")],
         }
     }
@@ -170,7 +175,7 @@ mod tests {
         assert!(!s.contains("schtasks"), "the store is kept: no cleanup task");
         let none = script(&job(false), "").unwrap();
         assert!(!none.contains("/add"), "{none}");
-        let delete = script(&JobFile { store_after: "delete".into(), ..job(false) }, "").unwrap();
+        let delete = script(&Job { store_after: StoreAfter::Delete, ..job(false) }, "").unwrap();
         assert!(
             delete.lines().any(|l| l.starts_with(r#"schtasks /create /tn inplace-cleanup /sc onlogon /delay 0005:00 /ru SYSTEM /rl HIGHEST /tr "\"%ProgramData%\inplace\inplace.exe\" cleanup --staged \"%ProgramData%\inplace\staged\" --task inplace-cleanup" /f"#)),
             "{delete}"

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use inplace_agent::manifest::{Entry as StagedEntry, Kind as StagedKind, Manifest as StagedManifest};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result, Written};
@@ -18,31 +19,6 @@ use crate::migrate::restore::paths::RelPath;
 use crate::migrate::store::{EntrySink, Store};
 use crate::progress::{Cancel, Meter, Sink};
 use crate::step::Step;
-
-/// `staged\<name>.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StagedManifest {
-    /// 1.
-    pub version: u32,
-    pub user: String,
-    pub entries: Vec<StagedEntry>,
-}
-
-/// One staged file or folder; `path` is `/`-separated, relative to the profile folder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StagedEntry {
-    pub path: String,
-    /// `file` or `dir`.
-    pub kind: String,
-    #[serde(default)]
-    pub size: u64,
-    /// Hex SHA-256 of a file's data.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    /// Modified time, nanoseconds since 1970 (UTC).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtime_ns: Option<i64>,
-}
 
 /// What was staged for one user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,23 +87,24 @@ pub fn stage_capture(store: &mut Store, staged: &Path, out: &mut Staging, sink: 
             continue;
         }
         let dest = staged.join(user).join(&rel_str);
-        let entry = |kind: &str, size: u64, sha256: Option<String>| StagedEntry {
+        let entry = |kind: StagedKind, size: Option<u64>, sha256: Option<String>| StagedEntry {
             path: rel_str.clone(),
-            kind: kind.into(),
+            kind,
             size,
             sha256,
             mtime_ns: e.mtime.map(|t| t.secs.saturating_mul(1_000_000_000).saturating_add(i64::from(t.nanos))),
+            created_ns: None,
         };
         let staged_entry = match e.kind {
             Kind::Dir => {
                 fs::create_dir_all(&dest).map_err(|err| io(format!("creating {}: {err}", dest.display())))?;
                 dirs.push((dest.clone(), e.mtime));
-                entry("dir", 0, None)
+                entry(StagedKind::Dir, None, None)
             }
             Kind::File => {
                 let sha = write_file(store, &manifest, index, &dest, &meter)?;
                 set_mtime(&dest, e.mtime)?;
-                entry("file", e.size, Some(sha))
+                entry(StagedKind::File, Some(e.size), Some(sha))
             }
             Kind::HardLink => {
                 let target = e.target.as_ref().map(|t| t.lossy().into_owned()).unwrap_or_default();
@@ -147,9 +124,9 @@ pub fn stage_capture(store: &mut Store, staged: &Path, out: &mut Staging, sink: 
         let (list, totals) = users
             .entry(user.to_string())
             .or_insert_with(|| (Vec::new(), StagedUser { name: user.to_string(), files: 0, bytes: 0 }));
-        if staged_entry.kind == "file" {
+        if staged_entry.kind == StagedKind::File {
             totals.files += 1;
-            totals.bytes += staged_entry.size;
+            totals.bytes += staged_entry.size.unwrap_or(0);
             by_path.insert((user.to_string(), rel_str.clone()), (dest, staged_entry.clone()));
         }
         list.push(staged_entry);
