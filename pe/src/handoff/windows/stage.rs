@@ -165,13 +165,12 @@ fn write_file(store: &mut Store, manifest: &crate::migrate::store::Manifest, ind
 }
 
 fn set_mtime(path: &Path, t: Option<Time>) -> Result<()> {
-    use rustix::fs::{utimensat, AtFlags, Timespec, Timestamps, CWD, UTIME_OMIT};
-    let Some(t) = t else { return Ok(()) };
-    let times = Timestamps {
-        last_access: Timespec { tv_sec: 0, tv_nsec: UTIME_OMIT },
-        last_modification: Timespec { tv_sec: t.secs, tv_nsec: i64::from(t.nanos.min(999_999_999)) as _ },
-    };
-    utimensat(CWD, path, &times, AtFlags::empty()).map_err(|e| io(format!("setting the time of {}: {e}", path.display())))
+    use rustix::fs::{utimensat, AtFlags, CWD};
+    if t.is_none() {
+        return Ok(());
+    }
+    utimensat(CWD, path, &crate::migrate::restore::apply::times(t), AtFlags::empty())
+        .map_err(|e| io(format!("setting the time of {}: {e}", path.display())))
 }
 
 /// Writes an entry's data into a file and hashes it, holes included.

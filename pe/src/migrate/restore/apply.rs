@@ -185,7 +185,9 @@ fn timespec(t: Option<Time>) -> Timespec {
     }
 }
 
-fn times(mtime: Option<Time>) -> Timestamps {
+/// `mtime` as `utimensat` takes it, the access time left as it is (and the modified time too
+/// when `None`).
+pub fn times(mtime: Option<Time>) -> Timestamps {
     Timestamps { last_access: Timespec { tv_sec: 0, tv_nsec: UTIME_OMIT }, last_modification: timespec(mtime) }
 }
 
