@@ -4,11 +4,12 @@
 //! through ntfs-3g, read-only.
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use inplace_tests::e2e;
-use inplace_tests::fixtures::{image_fingerprint, place, sparse, NtfsMount};
+use inplace_tests::fixtures::{image_fingerprint, NtfsMount};
 use inplace_tests::windows_fixtures::{old_windows_disk, windows_reference, ProfileFile, Reference};
 
 const OEM_SCRIPT: &str = "@echo off\r\nreg import C:\\OEM\\oem.reg\r\nexit /b 0\r\n";
@@ -44,12 +45,10 @@ impl NewC {
             .find(|p| p.os.as_ref().is_some_and(|o| o.family == "windows"))
             .unwrap_or_else(|| panic!("no Windows on {} after the job: {:#?}", disk.display(), inv.disks[0].partitions));
         let copy = work.join("new-c.ntfs");
-        sparse(&copy, c.size_bytes);
-        let part = work.join("new-c.part");
-        let bytes = fs::read(disk).unwrap();
-        fs::write(&part, &bytes[c.start_bytes as usize..(c.start_bytes + c.size_bytes) as usize]).unwrap();
-        place(&copy, 0, &part);
-        fs::remove_file(&part).unwrap();
+        let mut from = fs::File::open(disk).unwrap();
+        from.seek(SeekFrom::Start(c.start_bytes)).unwrap();
+        let copied = std::io::copy(&mut from.take(c.size_bytes), &mut fs::File::create(&copy).unwrap()).unwrap();
+        assert_eq!(copied, c.size_bytes, "{} ends inside the new C:", disk.display());
         let dir = work.join("new-c.mnt");
         fs::create_dir_all(&dir).unwrap();
         NewC { mount: Some(NtfsMount::mount_read_only(&copy, &dir)), dir }
