@@ -25,6 +25,7 @@ pub mod net;
 pub mod os;
 pub mod preset;
 pub mod progress;
+pub mod report;
 pub mod step;
 pub mod ui;
 pub mod units;

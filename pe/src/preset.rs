@@ -44,6 +44,9 @@ pub struct Preset {
     /// wins over it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codepage: Option<u16>,
+    /// `[report]`: the collector the job's events are POSTed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<crate::report::ReportConfig>,
 }
 
 fn is_default<T: Default + PartialEq>(v: &T) -> bool {
@@ -247,6 +250,10 @@ impl Preset {
                 message: crate::codepage::Unknown(cp).to_string(),
             });
         }
+        if let Some(problem) = preset.report.as_ref().and_then(|r| r.problem()) {
+            let (line, column) = text.find("[report]").map(|at| line_col(text, at)).unwrap_or((1, 1));
+            return Err(PresetError { source_name: source_name.to_string(), line, column, message: problem });
+        }
         Ok(preset)
     }
 }
@@ -262,6 +269,17 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_table_is_checked() {
+        let p = Preset::parse("name = \"x\"\n[report]\nurl = \"http://10.0.0.1/in\"\ntoken = \"t\"\ninterval = 5\n", "p").unwrap();
+        let r = p.report.unwrap();
+        assert_eq!((r.url.as_str(), r.token.as_deref(), r.interval_secs()), ("http://10.0.0.1/in", Some("t"), 5));
+        let e = Preset::parse("name = \"x\"\n[report]\nurl = \"ftp://x\"\n", "p").unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (2, "[report] url = \"ftp://x\" is not an http:// or https:// URL"));
+        let e = Preset::parse("name = \"x\"\n[report]\nurl = \"https://x/\"\nca = \"junk\"\n", "p").unwrap_err();
+        assert!(e.message.starts_with("[report] ca: the CA holds no certificate"), "{}", e.message);
+    }
 
     #[test]
     fn a_codepage_must_be_known() {

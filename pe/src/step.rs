@@ -35,6 +35,8 @@ pub enum Step {
     Rollback,
     /// Making or checking an OS image outside a job.
     Image,
+    /// Sending the job's events to the preset's collector.
+    Report,
 }
 
 impl Step {
@@ -55,6 +57,7 @@ impl Step {
             Step::Cleanup => "cleanup",
             Step::Rollback => "rollback",
             Step::Image => "image",
+            Step::Report => "report",
         }
     }
 }

@@ -524,6 +524,24 @@ fn customize_system(root: &Path, hostname: &str, root_uuid: &str, esp_uuid: &str
     fs::write(root.join("etc/machine-id"), machine_id).unwrap();
 }
 
+/// The wired network by DHCP with systemd-networkd (part of Debian's systemd), as
+/// `systemctl enable systemd-networkd` leaves it, so `network-online.target` means an address.
+fn enable_dhcp(root: &Path) {
+    let net = root.join("etc/systemd/network");
+    fs::create_dir_all(&net).unwrap();
+    fs::write(net.join("20-wired.network"), "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n").unwrap();
+    for (wants, unit) in [
+        ("multi-user.target.wants", "systemd-networkd.service"),
+        ("sockets.target.wants", "systemd-networkd.socket"),
+        ("network-online.target.wants", "systemd-networkd-wait-online.service"),
+    ] {
+        let dir = root.join("etc/systemd/system").join(wants);
+        fs::create_dir_all(&dir).unwrap();
+        let _ = fs::remove_file(dir.join(unit));
+        std::os::unix::fs::symlink(format!("/lib/systemd/system/{unit}"), dir.join(unit)).unwrap();
+    }
+}
+
 /// A FAT32 ESP of [`ESP_SIZE`] with systemd-boot as `EFI/BOOT/BOOTX64.EFI` and
 /// `EFI/systemd/systemd-bootx64.efi`, `loader/loader.conf` and one entry booting the root's
 /// kernel and initrd with `root=UUID=<root_uuid>`.
@@ -585,6 +603,7 @@ fn build_new_os(dir: &Path) -> DebianDisk {
     let esp_id = volume_id_for("inplace new-os esp");
     // A first boot: systemd makes the machine-id.
     customize_system(&root, "newbox", &root_uuid, &fat_uuid(esp_id), "");
+    enable_dhcp(&root);
     let (esp, cmdline) = make_esp(&work, &root, esp_id, &root_uuid, "Debian GNU/Linux 12 (newbox)");
     // Content plus a quarter and 64 MiB for the journal, inode tables and first-boot writes.
     let used: u64 = run(Command::new("du").args(["-s", "-B1"]).arg(&root)).split_whitespace().next().unwrap().parse().unwrap();

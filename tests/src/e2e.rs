@@ -91,7 +91,7 @@ pub struct PeJob {
 pub fn pe_job(iso: &Path, disk: &Path, serial: &str) -> PeJob {
     use crate::qemu::{Boot, Controller, Firmware, Vm};
     use std::time::Duration;
-    let pe = Vm::new("").booting(Boot::Cdrom(iso.to_path_buf()), Firmware::Uefi).disk(disk, Controller::VirtioBlk, 512, serial);
+    let pe = Vm::new("").booting(Boot::Cdrom(iso.to_path_buf()), Firmware::Uefi).disk(disk, Controller::VirtioBlk, 512, serial).with_user_net();
     let mut s = pe.start();
     s.wait_for("inplace: ready", Duration::from_secs(180)).unwrap();
     let t0 = s.elapsed();
@@ -485,13 +485,20 @@ impl Served {
 /// hostname and that the restore unit is no longer enabled, and powers off cleanly (so the new
 /// OS's writes are on the disk). Returns the time from power-on to the login prompt.
 pub fn boot_and_log_in(disk: &Path, manifest: &Manifest) -> std::time::Duration {
+    boot_and_log_in_then(disk, manifest, || ())
+}
+
+/// [`boot_and_log_in`] with QEMU's user network (the host is 10.0.2.2), and `then` run once
+/// alice is logged in, before the power-off (to wait for what the new OS sends).
+pub fn boot_and_log_in_then(disk: &Path, manifest: &Manifest, then: impl FnOnce()) -> std::time::Duration {
     use std::time::Duration;
-    let mut vm = crate::qemu::Vm::installed(disk, crate::qemu::Controller::VirtioBlk).start();
+    let mut vm = crate::qemu::Vm::installed(disk, crate::qemu::Controller::VirtioBlk).with_user_net().start();
     let boot = vm.wait_for_login_prompt(Duration::from_secs(8 * 60)).unwrap();
     vm.login("alice", debian::ALICE_PASSWORD, Duration::from_secs(120)).unwrap();
     let id = vm.run("id", Duration::from_secs(60)).unwrap();
     let host = vm.run("hostname", Duration::from_secs(60)).unwrap();
     let unit = vm.run("systemctl is-enabled inplace-restore.service; true", Duration::from_secs(60)).unwrap();
+    then();
     vm.poweroff(Duration::from_secs(120)).unwrap();
     assert!(id.output.contains("(sudo)") && id.output.contains("(audio)"), "id: {}", id.output);
     assert_eq!(host.output.trim(), manifest.hostname);

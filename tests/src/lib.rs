@@ -2,6 +2,7 @@
 //! access to the built binaries.
 
 pub mod carve_fixtures;
+pub mod collector;
 pub mod debian;
 pub mod e2e;
 pub mod fixtures;
@@ -14,6 +15,21 @@ pub mod windows_fixtures;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
+
+/// The static inplace (`target/x86_64-unknown-linux-musl/release/inplace`, built when missing):
+/// the restore agent a host job installs (the hand-off refuses a dynamic program).
+pub fn static_inplace() -> PathBuf {
+    let p = workspace().join("target/x86_64-unknown-linux-musl/release/inplace");
+    if !p.exists() {
+        let ok = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--release", "--target", "x86_64-unknown-linux-musl", "-p", "inplace"])
+            .current_dir(workspace())
+            .status()
+            .expect("running cargo build");
+        assert!(ok.success(), "building the static inplace");
+    }
+    p
+}
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {

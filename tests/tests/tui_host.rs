@@ -39,20 +39,6 @@ use ratatui::Terminal;
 /// The longest a scripted run may take.
 const DEADLINE: Duration = Duration::from_secs(600);
 
-/// The static inplace, the agent the hand-off installs (it refuses a dynamic program).
-fn static_agent() -> PathBuf {
-    let p = workspace().join("target/x86_64-unknown-linux-musl/release/inplace");
-    if !p.exists() {
-        let ok = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--release", "--target", "x86_64-unknown-linux-musl", "-p", "inplace"])
-            .current_dir(workspace())
-            .status()
-            .expect("running cargo build");
-        assert!(ok.success(), "building the static inplace");
-    }
-    p
-}
-
 /// One step of a script: wait until the app is in a state, press a key, or check something.
 enum Step {
     Until(&'static str, Box<dyn Fn(&App) -> bool>),
@@ -134,7 +120,7 @@ fn setup() -> Setup {
         dev_dir: None,
         excluded: vec![],
         image_roots: vec![stick.clone()],
-        agent: static_agent(),
+        agent: inplace_tests::static_inplace(),
         agent_windows: None,
         work,
         unattended: false,
@@ -142,6 +128,7 @@ fn setup() -> Setup {
         workers: 2,
         efi_nvram: false,
         cut_capture: None,
+        reporter: None,
     };
     Setup { dir, disk, twin, env }
 }

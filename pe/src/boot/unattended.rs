@@ -33,6 +33,7 @@ pub fn env(inventory: &Inventory, media: &Media, roots: &[Option<PathBuf>], firm
         workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         efi_nvram: firmware.uefi,
         cut_capture: None,
+        reporter: None,
     }
 }
 

@@ -10,6 +10,7 @@ mod job;
 mod locate;
 mod plan;
 mod preset;
+mod report;
 pub mod render;
 mod restore;
 mod rollback;
@@ -56,6 +57,8 @@ enum Command {
     Resume(job::ResumeArgs),
     /// Check a preset, and the plan it would run on a disk.
     Preset(preset::Args),
+    /// Send the job reports a first boot keeps until its collector takes them.
+    Report(report::Args),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -76,6 +79,7 @@ pub fn run() -> i32 {
         Command::Run(args) => job::run(args),
         Command::Resume(args) => job::resume(args),
         Command::Preset(args) => preset::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -42,6 +42,32 @@ StandardError=journal
 WantedBy=multi-user.target
 ";
 
+/// Sends the report's spool (`inplace report send --first-boot`) once the network is up, after
+/// the restore; installed when the preset has a `[report]` table. It runs again every 30 s
+/// while the collector cannot be reached, and at later boots, until everything is sent.
+pub const REPORT_UNIT_NAME: &str = "inplace-report.service";
+pub const REPORT_UNIT: &str = "etc/systemd/system/inplace-report.service";
+pub const REPORT_WANTS: &str = "etc/systemd/system/multi-user.target.wants/inplace-report.service";
+pub const REPORT_UNIT_TEXT: &str = "\
+[Unit]
+Description=inplace: send the migration's events to the collector
+Wants=network-online.target
+After=network-online.target inplace-restore.service
+ConditionPathExists=/var/lib/inplace/report
+StartLimitIntervalSec=0
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/lib/inplace/inplace report send --first-boot
+Restart=on-failure
+RestartSec=30
+StandardOutput=journal
+StandardError=journal
+
+[Install]
+WantedBy=multi-user.target
+";
+
 /// The new OS's root partition on the laid-down disk.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -59,6 +85,12 @@ pub struct Report {
     pub written: Vec<String>,
 }
 
+fn put_report_unit(root: &Path) -> std::result::Result<(), String> {
+    let path = root.join(REPORT_UNIT);
+    fs::write(&path, REPORT_UNIT_TEXT).map_err(|e| format!("writing /{REPORT_UNIT}: {e}"))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).map_err(|e| format!("/{REPORT_UNIT}: {e}"))
+}
+
 #[derive(Serialize)]
 struct JobPointer<'a> {
     job_id: &'a str,
@@ -68,7 +100,7 @@ struct JobPointer<'a> {
 
 /// Installs the agent (`agent`, which must be statically linked) and the unit into the root
 /// filesystem of `target`. Safe to run again: every file is rewritten.
-pub fn hand_off(target: &Target, agent: &Path, job_id: &str, mount_under: &Path, sink: &dyn Sink, cancel: &Cancel) -> Result<Report> {
+pub fn hand_off(target: &Target, agent: &Path, job_id: &str, report: bool, mount_under: &Path, sink: &dyn Sink, cancel: &Cancel) -> Result<Report> {
     let refuse = |p: String| Error::refused(Step::HandOff, p).written(Written::Disk);
     let io = |p: String| Error::io(Step::HandOff, p).written(Written::Disk);
     let bytes = fs::read(agent).map_err(|e| refuse(format!("the restore agent {} cannot be read: {e}", agent.display())))?;
@@ -107,15 +139,27 @@ pub fn hand_off(target: &Target, agent: &Path, job_id: &str, mount_under: &Path,
     put(AGENT, &bytes, 0o755).map_err(io)?;
     put(UNIT, UNIT_TEXT.as_bytes(), 0o644).map_err(io)?;
     put(JOB, &pointer, 0o600).map_err(io)?;
-    let wants = dir.join(WANTS);
-    if let Some(parent) = wants.parent() {
-        fs::create_dir_all(parent).map_err(|e| io(format!("creating /{}: {e}", WANTS)))?;
+    let mut enable = |unit: &str, link: &str| -> Result<()> {
+        let wants = dir.join(link);
+        if let Some(parent) = wants.parent() {
+            fs::create_dir_all(parent).map_err(|e| io(format!("creating /{link}: {e}")))?;
+        }
+        let _ = fs::remove_file(&wants);
+        symlink(format!("/{unit}"), &wants).map_err(|e| io(format!("enabling the unit (/{link}): {e}")))?;
+        written.push(format!("/{link}"));
+        Ok(())
+    };
+    enable(UNIT, WANTS)?;
+    if report {
+        put_report_unit(&dir).map_err(io)?;
+        enable(REPORT_UNIT, REPORT_WANTS)?;
+        written.push(format!("/{REPORT_UNIT}"));
     }
-    let _ = fs::remove_file(&wants);
-    symlink(format!("/{UNIT}"), &wants).map_err(|e| io(format!("enabling the unit (/{WANTS}): {e}")))?;
-    written.push(format!("/{WANTS}"));
     rustix::fs::sync();
     root.finish().map_err(|e| io(e.to_string()))?;
+    if report {
+        sink.log(&format!("the new OS will send the job's report once its network is up ({REPORT_UNIT_NAME})"));
+    }
     sink.log(&format!("the new OS will restore on its first boot ({UNIT_NAME})"));
     Ok(Report { root_partition: target.number, written })
 }

@@ -17,6 +17,8 @@ use crate::migrate::restore::report::{CleanupReport, Report};
 use crate::migrate::restore::{self, cleanup, users::Useradd, Cleanup, Finished, Options};
 use crate::migrate::store::{Store, StoreKind};
 use crate::progress::{Cancel, Event, Sink};
+use crate::report::envelope::Origin;
+use crate::report::Reporter;
 use crate::step::Step;
 
 /// The journal's copy in the new OS.
@@ -111,6 +113,12 @@ pub fn first_boot(root: &Path, store_path: Option<&Path>, sink: &dyn Sink, cance
         disable_unit(&root);
         return Ok(j);
     }
+    let reporter = report_spool(&root, &j, path.as_deref());
+    let both = crate::progress::Tee(match &reporter {
+        Some(r) => vec![sink, r],
+        None => vec![sink],
+    });
+    let sink: &dyn Sink = &both;
     if j.state < State::HandedOff {
         return Err(Error::refused(
             Step::Restore,
@@ -125,14 +133,48 @@ pub fn first_boot(root: &Path, store_path: Option<&Path>, sink: &dyn Sink, cance
     let cleanup = cleanup_step(&mut j, path.as_deref(), place, &root, sink, cancel)?;
     // The restore's report said the store was kept (the job cleans up after it): say what was
     // done.
-    if let Some(mut r) = report {
-        r.cleanup = Some(cleanup);
-        if let Err(e) = restore::report::write_to_target_dir(&root, &r) {
-            sink.warn(&format!("the restore report could not be updated with the cleanup: {e}"));
+    let restored = match report {
+        Some(mut r) => {
+            r.cleanup = Some(cleanup.clone());
+            if let Err(e) = restore::report::write_to_target_dir(&root, &r) {
+                sink.warn(&format!("the restore report could not be updated with the cleanup: {e}"));
+            }
+            serde_json::to_value(&r).unwrap_or_default()
         }
-    }
+        None => serde_json::Value::Null,
+    };
+    sink.event(&Event::Done {
+        report: serde_json::json!({ "journal": super::run::summary(&j), "restore": restored, "cleanup": cleanup }),
+    });
     disable_unit(&root);
     Ok(j)
+}
+
+/// The first boot's events, kept in the new OS (`/var/lib/inplace/report/<job>/`) after what
+/// the PE left unsent (from the store's journal), for `inplace-report.service` to send once
+/// the network is up. `None` when the preset has no `[report]`.
+fn report_spool(root: &Path, j: &Record, store: Option<&Path>) -> Option<Reporter> {
+    use crate::report::outbox::{Numbering, Outbox};
+    use crate::report::spool::{decode_spool, SpoolDir, STORE_SPOOL, STORE_STATE};
+    let config = j.plan.preset.report.as_ref()?;
+    let dir = root.join(crate::report::spool::NEW_OS_DIR);
+    let interval = std::time::Duration::from_secs(config.interval_secs());
+    let here = SpoolDir(&dir.join(&j.job_id)).load();
+    let from_store = || {
+        let s = Store::open(store?, false).ok()?;
+        let n: Numbering = serde_json::from_slice(&s.read_file(STORE_STATE, 1 << 20).ok()??).ok()?;
+        let unsent = s.read_file(STORE_SPOOL, 64 << 20).ok().flatten().map(|b| decode_spool(&b)).unwrap_or_default();
+        Some((n, unsent))
+    };
+    let (n, unsent) = match here {
+        Some((n, unsent, _)) => (n, unsent),
+        None => from_store().unwrap_or_else(|| {
+            let machine = crate::report::Identity::read(Path::new("/sys"));
+            (Numbering { job_id: j.job_id.clone(), machine, next_seq: 1, acked: 0 }, Vec::new())
+        }),
+    };
+    SpoolDir(&dir.join(&j.job_id)).save_config(config).ok()?;
+    Some(Reporter::spool_only(Outbox::resume(Origin::FirstBoot, n, unsent, interval), dir))
 }
 
 fn restore_step(j: &mut Record, path: &Path, place: Option<&Place>, root: &Path, sink: &dyn Sink, cancel: &Cancel) -> Result<Option<Box<Report>>> {

@@ -11,6 +11,7 @@
 //! - [`stage`]: a remote image copied into the store before the lay-down.
 //! - [`select`]: which disk the preset means.
 //! - [`images`]: the images a person can choose from; [`rates`]: how long a job will take.
+//! - [`reporting`]: a run's reporter to the preset's collector, started and finished.
 
 pub mod find;
 pub mod first_boot;
@@ -19,6 +20,7 @@ pub mod journal;
 pub mod plan;
 pub mod rates;
 pub mod request;
+pub mod reporting;
 pub mod reserve;
 pub mod rollback;
 pub mod select;

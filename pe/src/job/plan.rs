@@ -68,6 +68,10 @@ pub struct Env {
     #[doc(hidden)]
     #[serde(skip)]
     pub cut_capture: Option<(CaptureName, u64)>,
+    /// The preset's collector: the job keeps what it has not sent in the store's journal, and
+    /// numbers a resumed job's events after the earlier run's.
+    #[serde(skip)]
+    pub reporter: Option<std::sync::Arc<crate::report::Reporter>>,
 }
 
 impl Env {

@@ -16,6 +16,7 @@ use crate::error::{Error, Hint, Result, Written};
 use crate::migrate::store::journal::EventLog;
 use crate::preset::Preset;
 use crate::progress::{Cancel, Event, Sink, Tee};
+use crate::report::{self, Reporter};
 use crate::step::Step;
 
 /// How a run ended, for the front end's summary.
@@ -80,6 +81,7 @@ pub fn run(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Resu
     let dev = open(&path, Step::Carve)?;
     j.write(&dev, at)?;
     sink.log(&format!("job {} recorded in the journal on {}", j.job_id, d.name));
+    sink.event(&Event::Job { job_id: j.job_id.clone(), name: j.name.clone(), resumed: false });
     let journal = drive(j, &dev, at, env, sink, cancel)?;
     Ok(Outcome { journal, lines: planned.lines, resumed: false })
 }
@@ -126,6 +128,10 @@ fn inventory_disk(path: &Path, env: &Env) -> Result<crate::inventory::Disk> {
 
 fn resume_found(found: Found, path: &Path, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<Outcome> {
     let j = found.journal;
+    if let Some(r) = &env.reporter {
+        adopt_spool(r, &j);
+    }
+    sink.event(&Event::Job { job_id: j.job_id.clone(), name: j.name.clone(), resumed: true });
     sink.log(&format!("job {} ({:?}) found on {} at state {}: resuming", j.job_id, j.name, path.display(), j.state));
     let lines = super::plan::describe(&inventory_disk(path, env)?, &j.plan);
     match j.state {
@@ -176,7 +182,10 @@ fn drive(mut j: Record, dev: &RwDevice, at: u64, env: &Env, sink: &dyn Sink, can
                 j.end(step, now(), secs, bytes);
                 j.write(dev, at)?;
                 tee.event(&Event::StepDone { step, secs, bytes });
-                keep_events(&j, &log);
+                if !j.state.pe_side() {
+                    tee.event(&Event::Done { report: summary(&j) });
+                }
+                keep_events(&j, &log, env);
             }
             Err(e) => {
                 let e = e.in_step(step).at_least(if j.state > State::Carving { Written::StoreOnly } else { Written::Nothing });
@@ -187,7 +196,7 @@ fn drive(mut j: Record, dev: &RwDevice, at: u64, env: &Env, sink: &dyn Sink, can
                 j.error = Some(e.clone());
                 let _ = j.write(dev, at);
                 tee.event(&Event::Failed { error: e.clone() });
-                keep_events(&j, &log);
+                keep_events(&j, &log, env);
                 return Err(e.hint(Hint::RunAgain));
             }
         }
@@ -195,12 +204,59 @@ fn drive(mut j: Record, dev: &RwDevice, at: u64, env: &Env, sink: &dyn Sink, can
     Ok(j)
 }
 
-/// Appends the gathered events to the store's `journal/events.jsonl`, once there is a store.
-fn keep_events(j: &Record, log: &EventLog) {
+/// Appends the gathered events to the store's `journal/events.jsonl`, and keeps what the
+/// reporter has not sent in `journal/report-*`, once there is a store.
+fn keep_events(j: &Record, log: &EventLog, env: &Env) {
     if j.state < State::Carved {
         return;
     }
     if let Some(store) = steps::open_store(&j.plan.disk_path) {
         let _ = log.keep(&store);
+        if let Some(r) = &env.reporter {
+            keep_spool(&store, r);
+        }
     }
+}
+
+fn keep_spool(store: &crate::migrate::store::Store, r: &Reporter) {
+    if let Some((spool, state)) = r.spool_files() {
+        let _ = store.write_file(report::spool::STORE_SPOOL, &spool);
+        let _ = store.write_file(report::spool::STORE_STATE, &state);
+    }
+}
+
+/// Keeps the reporter's spool in the store of the job `j` once more (after a last flush, so
+/// the first boot does not send again what the collector has).
+pub fn keep_report(j: &Record, r: &Reporter) {
+    if j.state >= State::Carved {
+        if let Some(store) = steps::open_store(&j.plan.disk_path) {
+            keep_spool(&store, r);
+        }
+    }
+}
+
+/// A resumed job's events go on from the numbering its earlier run kept in the store.
+fn adopt_spool(r: &Reporter, j: &Record) {
+    if j.state < State::Carved {
+        return;
+    }
+    let Some(store) = steps::open_store(&j.plan.disk_path) else { return };
+    let read = |p: &str| store.read_file(p, 64 << 20).ok().flatten();
+    let Some(n) = read(report::spool::STORE_STATE).and_then(|b| serde_json::from_slice::<report::outbox::Numbering>(&b).ok()) else { return };
+    if n.job_id == j.job_id {
+        r.adopt(n, read(report::spool::STORE_SPOOL).map(|b| report::spool::decode_spool(&b)).unwrap_or_default());
+    }
+}
+
+/// What the `Done` event carries for the PE's part: the journal's steps, times and bytes.
+pub fn summary(j: &Record) -> serde_json::Value {
+    serde_json::json!({
+        "job_id": j.job_id,
+        "name": j.name,
+        "state": j.state,
+        "disk": j.disk,
+        "image": j.plan.image.source,
+        "steps": j.steps,
+        "resized": j.resized,
+    })
 }

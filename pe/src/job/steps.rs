@@ -226,7 +226,7 @@ pub fn hand_off(j: &Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Resu
         size: root.size_bytes,
         fs: root.fs.clone().unwrap_or_else(|| "ext4".into()),
     };
-    let r = crate::handoff::hand_off(&target, &env.agent, &j.job_id, &env.work, sink, cancel)?;
+    let r = crate::handoff::hand_off(&target, &env.agent, &j.job_id, plan.preset.report.is_some(), &env.work, sink, cancel)?;
     Ok(r.written.len() as u64)
 }
 

@@ -55,8 +55,7 @@ pub fn install_crypto_provider() {
     });
 }
 
-fn tls_config() -> rustls::ClientConfig {
-    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+fn tls_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map(|b| b.with_root_certificates(roots).with_no_client_auth())
@@ -68,9 +67,24 @@ fn tls_config() -> rustls::ClientConfig {
 
 /// A blocking client with the bundled roots and `opts`' timeouts.
 pub fn client(opts: &HttpOptions) -> Result<Client> {
+    client_trusting(opts, None)
+}
+
+/// A client that trusts only `ca` (certificates, DER) when given, else the bundled roots.
+pub fn client_trusting(opts: &HttpOptions, ca: Option<&[rustls::pki_types::CertificateDer<'static>]>) -> Result<Client> {
     install_crypto_provider();
+    let roots = match ca {
+        None => rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() },
+        Some(certs) => {
+            let mut r = rustls::RootCertStore::empty();
+            for c in certs {
+                r.add(c.clone()).map_err(|e| Error::refused(STEP, format!("the pinned CA certificate cannot be used: {e}")))?;
+            }
+            r
+        }
+    };
     Client::builder()
-        .tls_backend_preconfigured(tls_config())
+        .tls_backend_preconfigured(tls_config(roots))
         .timeout(opts.timeout)
         .connect_timeout(opts.timeout)
         .build()

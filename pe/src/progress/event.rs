@@ -9,6 +9,8 @@ pub use crate::step::Step;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The job has its id: a new job recorded in its journal, or an unfinished one resumed.
+    Job { job_id: String, name: String, resumed: bool },
     /// A step of the job begins.
     Step { step: Step },
     /// A phase of the current work begins, with the bytes it will handle (0: unknown).
@@ -28,6 +30,9 @@ pub enum Event {
     StepDone { step: Step, secs: f64, bytes: u64 },
     /// The work stopped: why, whether anything was written, and what to do.
     Failed { error: Error },
+    /// A part of the job is over (the PE's, handed off; the first boot's, restored), with its
+    /// report: the journal's steps, times and bytes, and the restore's report.
+    Done { report: serde_json::Value },
 }
 
 impl Event {

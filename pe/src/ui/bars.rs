@@ -100,7 +100,7 @@ impl Sink for Bars {
             }
             Event::Log { message } => self.line(&slot, message),
             // The engine logs a line with the same figures.
-            Event::Resized { .. } => {}
+            Event::Resized { .. } | Event::Job { .. } | Event::Done { .. } => {}
             Event::Warning { message } => self.line(&slot, &format!("warning: {message}")),
             Event::StepDone { step, secs, .. } => {
                 if let Some(old) = slot.take() {

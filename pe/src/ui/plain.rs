@@ -123,7 +123,7 @@ impl PlainProgress {
                 }
             }
             // The engine logs a line with the same figures.
-            Event::Resized { .. } => None,
+            Event::Resized { .. } | Event::Job { .. } | Event::Done { .. } => None,
             Event::StepDone { step, secs, .. } => Some(format!("== {step} done in {}", duration(*secs))),
             Event::Failed { error } => Some(format!("{} failed: {}", error.step, (self.words)(error))),
         }

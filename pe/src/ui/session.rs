@@ -308,6 +308,7 @@ mod tests {
             workers: 1,
             efi_nvram: false,
             cut_capture: None,
+            reporter: None,
         };
         let c = Context { env: env.clone(), preset: None, status: "firmware bios".into(), reports: vec![] };
         s.write_context(&c).unwrap();

@@ -93,7 +93,7 @@ impl JobView {
             Event::Log { message } => self.log.push(message.clone()),
             Event::Warning { message } => self.log.push(format!("warning: {message}")),
             // Its figures come with a log line of their own.
-            Event::Resized { .. } => {}
+            Event::Resized { .. } | Event::Job { .. } | Event::Done { .. } => {}
             Event::StepDone { step, secs, bytes } => {
                 self.mark(*step, Mark::Done { secs: *secs, bytes: *bytes });
                 if let Some(b) = &mut self.bytes {

@@ -98,6 +98,7 @@ fn ctx(disks: Vec<Disk>) -> Context {
             workers: 2,
             efi_nvram: true,
             cut_capture: None,
+            reporter: None,
         },
         preset: Some(preset),
         status: "firmware bios · secure-boot off · preset front desk".into(),
