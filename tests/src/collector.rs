@@ -4,8 +4,8 @@
 //! `Authorization` header, and answers 200. It can be started on a port chosen before, so a
 //! job can be pointed at a collector that is down and comes up later.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,11 +41,49 @@ impl Collector {
             for conn in listener.incoming().flatten() {
                 let s = s.clone();
                 std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
                     let _ = serve(conn, &s);
                 });
             }
         });
         Collector { port, seen }
+    }
+
+    /// The same over TLS, with a certificate for `localhost` and 127.0.0.1 issued by a CA made
+    /// for the test; returns the CA's certificate (PEM) too.
+    pub fn start_tls() -> (Collector, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "inplace test lab CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+            .unwrap();
+        let config = std::sync::Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (s, config) = (s.clone(), config.clone());
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+                    let Ok(tls) = rustls::ServerConnection::new(config) else { return };
+                    let _ = serve(rustls::StreamOwned::new(tls, conn), &s);
+                });
+            }
+        });
+        (Collector { port, seen }, ca.pem())
     }
 
     pub fn envelopes(&self) -> Vec<Value> {
@@ -69,25 +107,32 @@ impl Collector {
     }
 }
 
-fn serve(conn: TcpStream, seen: &Mutex<Seen>) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut r = BufReader::new(conn.try_clone()?);
-    let mut w = conn;
+/// A line up to CRLF, byte by byte (the stream may be TLS, which cannot be cloned for a
+/// buffered reader and a writer).
+fn read_line(s: &mut impl Read) -> std::io::Result<Option<String>> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
     loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            return Ok(());
+        if s.read(&mut b)? == 0 {
+            return Ok((!line.is_empty()).then(|| String::from_utf8_lossy(&line).into_owned()));
         }
+        if b[0] == b'\n' {
+            return Ok(Some(String::from_utf8_lossy(&line).trim_end_matches('\r').to_string()));
+        }
+        line.push(b[0]);
+    }
+}
+
+fn serve(mut s: impl Read + Write, seen: &Mutex<Seen>) -> std::io::Result<()> {
+    loop {
+        let Some(line) = read_line(&mut s)? else { return Ok(()) };
         let mut len = 0usize;
         let mut auth = None;
-        loop {
-            let mut h = String::new();
-            r.read_line(&mut h)?;
-            let h = h.trim_end();
+        while let Some(h) = read_line(&mut s)? {
             if h.is_empty() {
                 break;
             }
-            let (k, v) = h.split_once(':').unwrap_or((h, ""));
+            let (k, v) = h.split_once(':').unwrap_or((&h, ""));
             match k.to_ascii_lowercase().as_str() {
                 "content-length" => len = v.trim().parse().unwrap_or(0),
                 "authorization" => auth = Some(v.trim().to_string()),
@@ -95,17 +140,17 @@ fn serve(conn: TcpStream, seen: &Mutex<Seen>) -> std::io::Result<()> {
             }
         }
         let mut body = vec![0u8; len];
-        r.read_exact(&mut body)?;
+        s.read_exact(&mut body)?;
         let ok = line.starts_with("POST ");
         if ok {
             let batch: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
-            let mut s = seen.lock().unwrap();
-            s.envelopes.extend(batch);
-            s.authorization.push(auth);
+            let mut g = seen.lock().unwrap();
+            g.envelopes.extend(batch);
+            g.authorization.push(auth);
         }
         let status = if ok { "200 OK" } else { "405 Method Not Allowed" };
-        w.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())?;
-        w.flush()?;
+        s.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())?;
+        s.flush()?;
     }
 }
 

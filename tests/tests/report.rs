@@ -163,3 +163,38 @@ fn the_schema_rejects_what_is_not_an_envelope() {
         assert!(!schema_errors(&[e]).is_empty(), "{field}");
     }
 }
+
+/// Sends one event through a reporter to `url`, trusting `ca`; the status after a flush.
+fn send_one(url: &str, ca: Option<String>) -> (inplace::report::reporter::Status, Vec<String>) {
+    use inplace::progress::{Event, Sink};
+    let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let n = notes.clone();
+    let config = inplace::report::ReportConfig { url: url.into(), ca, ..Default::default() };
+    let r = inplace::report::Reporter::start(
+        &config,
+        Default::default(),
+        inplace::report::envelope::Origin::Pe,
+        None,
+        Box::new(move |m: &str| n.lock().unwrap().push(m.to_string())),
+    )
+    .unwrap();
+    r.event(&Event::Job { job_id: "ab".repeat(16), name: "tls".into(), resumed: false });
+    let status = r.flush(std::time::Duration::from_secs(10));
+    let notes = notes.lock().unwrap().clone();
+    (status, notes)
+}
+
+#[test]
+fn a_collector_with_an_untrusted_certificate_is_refused_unless_its_ca_is_pinned() {
+    let (collector, ca) = Collector::start_tls();
+    let url = format!("https://localhost:{}/events", collector.port);
+    let (status, notes) = send_one(&url, None);
+    assert!(status.refused && status.unsent == 1 && status.sent == 0, "{status:?}");
+    let note = notes.join("\n");
+    assert!(note.contains(&format!("the collector {url}: TLS error")) && note.contains("UnknownIssuer"), "{note}");
+    assert!(note.contains("pin its CA with ca in the preset's [report] table") && note.contains("kept in the spool"), "{note}");
+    assert!(collector.envelopes().is_empty());
+    let (status, _) = send_one(&url, Some(ca));
+    assert_eq!((status.sent, status.unsent, status.refused), (1, 0, false), "{status:?}");
+    assert_eq!(collector.envelopes().len(), 1);
+}
