@@ -141,6 +141,7 @@ fn setup() -> Setup {
         http: Default::default(),
         workers: 2,
         efi_nvram: false,
+        preset_key: None,
         cut_capture: None,
     };
     Setup { dir, disk, twin, env }
