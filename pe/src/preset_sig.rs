@@ -193,7 +193,7 @@ mod tests {
         for (bytes, why) in [
             (b"".to_vec(), "it is empty"),
             (b"name = \"lab\"\n".to_vec(), "first line is not 128 hex digits"),
-            (first[..126].as_bytes().to_vec(), "first line is not 128 hex digits"),
+            (first.as_bytes()[..126].to_vec(), "first line is not 128 hex digits"),
             (format!("{first}\nnot a key\n").into_bytes(), "second line is not a public key"),
             (format!("{good}{first}\n").into_bytes(), "it has 3 lines"),
             (vec![0xff, 0xfe], "it is not text"),
