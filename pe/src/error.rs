@@ -97,6 +97,12 @@ pub enum Hint {
     /// Give the job the Windows restore agent (`inplace.exe`): a PE built with it, or on a
     /// host the agent's path.
     WindowsAgent,
+    /// Sign the preset with the secret key of the PE's preset key and put the signature beside
+    /// it, or use a PE built with the key it was signed with.
+    SignPreset,
+    /// Use an image signed with the secret key of the PE's preset key, or pin the key it is
+    /// signed with in the preset.
+    SignImage,
     /// Advice in plain words that fit any front end.
     Advice { text: String },
 }
@@ -197,6 +203,13 @@ impl std::fmt::Display for Hint {
             Hint::ChooseRules => f.write_str("choose the migration rules: windows, linux or a rules file"),
             Hint::RestoreAgain => f.write_str("restore again, although the store is marked restored"),
             Hint::WindowsAgent => f.write_str("use a PE built with the Windows restore agent (docs/windows.md, \"The PE's size\")"),
+            Hint::SignPreset => f.write_str(
+                "sign the preset with the secret key of this PE's preset key and put the signature (its name with .sig added) \
+                 beside it on the server, or use a PE built with the key the preset is signed with",
+            ),
+            Hint::SignImage => f.write_str(
+                "sign the image with the secret key of this PE's preset key, or pin the key it is signed with in the preset's [image] key",
+            ),
             Hint::Advice { text } => f.write_str(text),
         }
     }

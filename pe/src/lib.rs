@@ -24,6 +24,7 @@ pub mod migrate;
 pub mod net;
 pub mod os;
 pub mod preset;
+pub mod preset_sig;
 pub mod progress;
 pub mod report;
 pub mod step;

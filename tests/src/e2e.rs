@@ -31,13 +31,17 @@ pub fn new_os_image() -> (PathBuf, String) {
 /// `inplace image create --from DISK --out OUT`; panics when it fails. Returns the image's
 /// digest as it prints it.
 pub fn image_create(disk: &Path, out: &Path) -> String {
-    let o = Command::new(crate::inplace_bin())
-        .args(["image", "create", "--from"])
-        .arg(disk)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("running inplace image create");
+    image_create_signed(disk, out, None)
+}
+
+/// [`image_create`], signed with the secret key `sign_key` when given (`--sign-key`).
+pub fn image_create_signed(disk: &Path, out: &Path, sign_key: Option<&Path>) -> String {
+    let mut cmd = Command::new(crate::inplace_bin());
+    cmd.args(["image", "create", "--from"]).arg(disk).arg("--out").arg(out);
+    if let Some(k) = sign_key {
+        cmd.arg("--sign-key").arg(k);
+    }
+    let o = cmd.output().expect("running inplace image create");
     assert!(o.status.success(), "inplace image create --from {}: {}", disk.display(), String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout)
         .lines()

@@ -2,7 +2,8 @@
 //! support (206, Content-Range, ETag, If-Range), and can be told to cut a response after N
 //! bytes (a number of times), stall before the body, send slowly, or answer a fixed status. It
 //! logs every request's range so a test can check that a transfer resumed instead of
-//! restarting.
+//! restarting. [`Server::start_dir`] serves the files of a folder by name instead, and answers
+//! `404 Not Found` for a name it does not hold.
 
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{TcpListener, TcpStream};
@@ -37,6 +38,16 @@ pub struct Server {
 impl Server {
     /// Serves `file` at every path on 127.0.0.1 (an ephemeral port).
     pub fn start(file: PathBuf) -> Server {
+        Server::serve(Root::File(file))
+    }
+
+    /// Serves the files of `dir` (`/NAME` is `dir/NAME`; no subfolders) on 127.0.0.1, and
+    /// `404 Not Found` for any other path.
+    pub fn start_dir(dir: PathBuf) -> Server {
+        Server::serve(Root::Dir(dir))
+    }
+
+    fn serve(root: Root) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
         let port = listener.local_addr().unwrap().port();
         let behaviour = Arc::new(Behaviour::default());
@@ -44,7 +55,7 @@ impl Server {
         let (b, l) = (behaviour.clone(), log.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (b, l, f) = (b.clone(), l.clone(), file.clone());
+                let (b, l, f) = (b.clone(), l.clone(), root.clone());
                 std::thread::spawn(move || {
                     let _ = serve(conn, &f, &b, &l);
                 });
@@ -62,7 +73,28 @@ impl Server {
     }
 }
 
-fn serve(conn: TcpStream, file: &PathBuf, b: &Behaviour, log: &Mutex<Vec<Option<(u64, u64)>>>) -> std::io::Result<()> {
+/// What a server serves.
+#[derive(Clone)]
+enum Root {
+    File(PathBuf),
+    Dir(PathBuf),
+}
+
+impl Root {
+    /// The file a request line (`GET /NAME HTTP/1.1`) asks for; `None`: there is none.
+    fn file(&self, request: &str) -> Option<PathBuf> {
+        match self {
+            Root::File(f) => Some(f.clone()),
+            Root::Dir(d) => {
+                let path = request.split_whitespace().nth(1)?.trim_start_matches('/');
+                let ok = !path.is_empty() && !path.contains('/') && path != "..";
+                Some(d.join(path)).filter(|f| ok && f.is_file())
+            }
+        }
+    }
+}
+
+fn serve(conn: TcpStream, root: &Root, b: &Behaviour, log: &Mutex<Vec<Option<(u64, u64)>>>) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut out = conn;
@@ -94,6 +126,11 @@ fn serve(conn: TcpStream, file: &PathBuf, b: &Behaviour, log: &Mutex<Vec<Option<
             write!(out, "HTTP/1.1 {status} Error\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
             return Ok(());
         }
+        let Some(file) = root.file(&line) else {
+            let body = "not found\n";
+            write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
+            continue;
+        };
         let mut f = std::fs::File::open(file)?;
         let len = f.metadata()?.len();
         let (first, last, partial) = match range {

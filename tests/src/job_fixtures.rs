@@ -65,6 +65,11 @@ pub fn luks_disk(dir: &Path) -> PathBuf {
 /// a file where Debian has systemd's program, so a job on the host hands off to it; nothing of
 /// it runs on the host). Returns the image and its digest.
 pub fn new_os_image(dir: &Path) -> (PathBuf, String) {
+    new_os_image_signed(dir, None)
+}
+
+/// [`new_os_image`], signed with the secret key `sign_key` when given.
+pub fn new_os_image_signed(dir: &Path, sign_key: Option<&Path>) -> (PathBuf, String) {
     let w = workdir(dir, "new-os");
     let tree = debian_tree(&w, &[]);
     std::fs::create_dir_all(tree.join("usr/lib/systemd")).unwrap();
@@ -73,7 +78,7 @@ pub fn new_os_image(dir: &Path) -> (PathBuf, String) {
     let disk = w.join("new-os.disk");
     gpt_image(&disk, IMAGE_ESP + 66 * MIB, &[(&esp(&w, IMAGE_ESP, "NEWESP"), "ef00", "EFI System"), (&root, "8304", "root")]);
     let image = dir.join("new-os.inplace");
-    let digest = crate::e2e::image_create(&disk, &image);
+    let digest = crate::e2e::image_create_signed(&disk, &image, sign_key);
     cleanup(&w);
     (image, digest)
 }

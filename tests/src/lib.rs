@@ -10,6 +10,7 @@ pub mod http_server;
 pub mod job_fixtures;
 pub mod migrate_fixtures;
 pub mod qemu;
+pub mod signing;
 pub mod windows_fixtures;
 
 use std::path::PathBuf;

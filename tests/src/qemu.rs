@@ -111,6 +111,8 @@ pub struct Vm {
     pub firmware: Firmware,
     /// Kernel parameters after the defaults (only for `Boot::Kernel`).
     pub append: String,
+    /// The initramfs for `Boot::Kernel`; `None`: the built PE's `initramfs.img`.
+    pub initrd: Option<PathBuf>,
     pub disks: Vec<Disk>,
     pub memory_mib: u32,
     pub timeout: Duration,
@@ -176,6 +178,7 @@ impl Vm {
             boot: Boot::Kernel,
             firmware: Firmware::Bios,
             append: append.to_string(),
+            initrd: None,
             disks: Vec::new(),
             memory_mib: 1024,
             timeout: Duration::from_secs(240),
@@ -183,6 +186,13 @@ impl Vm {
             monitor_commands: Vec::new(),
             user_net: false,
         }
+    }
+
+    /// Boots the PE's kernel with this initramfs instead of the built one (e.g. one with a
+    /// preset key baked in).
+    pub fn with_initrd(mut self, initrd: &Path) -> Vm {
+        self.initrd = Some(initrd.to_path_buf());
+        self
     }
 
     /// Adds a virtio NIC on QEMU's user network (the host's loopback is 10.0.2.2).
@@ -243,7 +253,8 @@ impl Vm {
             Boot::Kernel => {
                 let pe = pe_dir();
                 push(&["-kernel", &pe.join("vmlinuz").display().to_string()]);
-                push(&["-initrd", &pe.join("initramfs.img").display().to_string()]);
+                let initrd = self.initrd.clone().unwrap_or_else(|| pe.join("initramfs.img"));
+                push(&["-initrd", &initrd.display().to_string()]);
                 push(&["-append", &format!("{} {}", default_cmdline(), self.append)]);
             }
             Boot::Cdrom(iso) => {

@@ -3,8 +3,9 @@
 //! (sha256 of each whole image): a disk selector that matches nothing, one that matches two
 //! disks, a preset with a syntax error or a misspelt key (line and column), a missing image, a
 //! remote image with neither sha256 nor key, an image that does not fit, a system encrypted
-//! with BitLocker or LUKS, and a preset without `confirm = false` run without `--yes`. Also: a
-//! dry run writes nothing and prints the plan `inplace preset check` prints.
+//! with BitLocker or LUKS, and a preset without `confirm = false` run without `--yes`, and, as
+//! a PE built with a preset key (`--preset-key`), an unsigned image and one signed with another
+//! key. Also: a dry run writes nothing and prints the plan `inplace preset check` prints.
 //!
 //! Small fixtures made with the real tools (`tests/src/job_fixtures.rs`); no QEMU.
 
@@ -12,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use inplace_tests::http_server::Server;
-use inplace_tests::job_fixtures::{self, bitlocker_disk, linux_disk, luks_disk};
+use inplace_tests::job_fixtures::{self, bitlocker_disk, linux_disk, luks_disk, new_os_image_signed};
+use inplace_tests::signing::keygen;
 use inplace_tests::{inplace_bin, sha256_file};
 
 /// A preset for an unattended job with the image at `source`, pinned by `sha256` when given;
@@ -59,8 +61,13 @@ impl Case {
     /// `inplace run` must fail, saying each of `wants`, and leave every disk as it was.
     /// Returns what it said.
     fn refused(&self, preset: &str, disks: &[&Path], wants: &[&str]) -> String {
+        self.refused_with(&[], preset, disks, wants)
+    }
+
+    /// [`Case::refused`], with `args` after `inplace run`.
+    fn refused_with(&self, args: &[&str], preset: &str, disks: &[&Path], wants: &[&str]) -> String {
         let before: Vec<String> = disks.iter().map(|d| sha256_file(d)).collect();
-        let o = self.inplace(&["run"], preset, disks);
+        let o = self.inplace(&[&["run"], args].concat(), preset, disks);
         let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         assert!(!o.status.success(), "inplace run was not refused:\n{said}");
         for w in wants {
@@ -123,6 +130,44 @@ fn a_remote_image_without_sha256_or_key_is_refused_before_it_is_fetched() {
     let url = server.url("new-os.inplace");
     c.refused(&preset(&url, None, ""), &[&disk], &[&url, "neither its sha256 nor a signing key"]);
     assert!(server.ranges().is_empty(), "the unpinned image was fetched: {:?}", server.ranges());
+}
+
+/// A PE built with a preset key (here `inplace run --preset-key`, which gives the job the same
+/// `Env`) lays down only signed images: an unsigned image and one signed with another key are
+/// refused at plan time, every disk as before. The image signed with the PE's key plans, pinned
+/// by that key alone (remote too, with no sha256); a preset that pins another key takes the
+/// image signed with that one.
+#[test]
+fn a_preset_key_takes_only_images_signed_with_it_or_with_the_key_the_preset_pins() {
+    let c = Case::new();
+    let disk = linux_disk(c.path(), "old", 320);
+    let (pe, other) = (keygen(c.path(), "pe"), keygen(c.path(), "other"));
+    let with_key = ["--preset-key", pe.public.to_str().unwrap()];
+    let signed = |name: &str, keys: &inplace_tests::signing::Keys| {
+        let dir = c.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        new_os_image_signed(&dir, Some(&keys.secret))
+    };
+    let unsigned = c.image.display().to_string();
+    c.refused_with(&with_key, &preset(&unsigned, Some(&c.digest), ""), &[&disk], &[&unsigned, "is not signed", "lays down only images signed with it", "--sign-key"]);
+    let (by_other, other_digest) = signed("by-other", &other);
+    let by_other = by_other.display().to_string();
+    let other_key = format!("signed by key {}, not by this PE's preset key {}", other.hex, pe.hex);
+    c.refused_with(&with_key, &preset(&by_other, Some(&other_digest), ""), &[&disk], &[&by_other, &other_key, "--sign-key"]);
+
+    let before = sha256_file(&disk);
+    let plans = |preset: &str, wants: &str| {
+        let o = c.inplace(&["run", "--dry-run", "--preset-key", pe.public.to_str().unwrap()], preset, &[&disk]);
+        let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success() && said.contains(wants), "expected a plan saying {wants:?}:\n{said}");
+    };
+    let (by_pe, _) = signed("by-pe", &pe);
+    plans(&preset(&by_pe.display().to_string(), None, ""), "pinned by the PE's preset key)");
+    let server = Server::start(by_pe.clone());
+    plans(&preset(&server.url("by-pe.inplace"), None, ""), "pinned by the PE's preset key)");
+    let pins_other = preset(&by_other, None, "").replace("\n[store]", &format!("key = \"{}\"\n\n[store]", other.hex));
+    plans(&pins_other, "pinned by key)");
+    assert_eq!(sha256_file(&disk), before, "a dry run wrote to the disk");
 }
 
 #[test]

@@ -31,7 +31,7 @@ use inplace::ui::tui::keys::{key, typed, KeySource};
 use inplace::ui::tui::{run_loop, App, Screen, EXIT_POWER_OFF};
 use inplace_tests::e2e::partitions;
 use inplace_tests::job_fixtures::{linux_disk, new_os_image};
-use inplace_tests::{inplace_bin, sha256_file, workspace};
+use inplace_tests::{inplace_bin, sha256_file};
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::Terminal;
@@ -127,6 +127,7 @@ fn setup() -> Setup {
         http: Default::default(),
         workers: 2,
         efi_nvram: false,
+        preset_key: None,
         cut_capture: None,
         reporter: None,
     };

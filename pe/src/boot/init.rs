@@ -13,6 +13,7 @@ use super::console::Consoles;
 use super::firmware::Firmware;
 use super::modules::{Kernel, Loader, ModuleIndex};
 use super::preset_source::{self, Found};
+use super::preset_fetch;
 use super::{children, medium, mounts, power, report, settle, shell};
 use super::log::ConsoleLog;
 use crate::progress::Sink;
@@ -29,8 +30,6 @@ pub const EVENTS_PATH: &str = "/run/inplace/events.jsonl";
 const MEDIUM_MOUNT: &str = "/run/inplace/medium";
 const CONFIG_MOUNT: &str = "/run/inplace/config";
 const NET_TIMEOUT: Duration = Duration::from_secs(30);
-/// A preset larger than this is not a preset.
-const PRESET_LIMIT: u64 = 1 << 20;
 
 static CONSOLES: OnceLock<Arc<Consoles>> = OnceLock::new();
 
@@ -100,8 +99,9 @@ fn boot() -> anyhow::Result<Never> {
         bring_up_network(&events)?;
         network_up = true;
     }
+    let preset_key = preset_fetch::baked_key(Path::new(preset_fetch::KEY_IN_PE)).map_err(in_words)?;
     let found = preset_source::load(cmdline_preset, config_root.as_deref(), medium_root.as_deref(), &|url| {
-        net::http::get_text(url, PRESET_LIMIT).map_err(in_words)
+        preset_fetch::fetch(url, preset_key.as_ref(), &events).map_err(in_words)
     })
     .context("the preset could not be used, so nothing was written to any disk; fix the preset and boot again")?;
     let preset = match found {

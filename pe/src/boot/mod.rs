@@ -10,6 +10,7 @@ pub mod medium;
 pub mod modules;
 pub mod mounts;
 pub mod power;
+pub mod preset_fetch;
 pub mod preset_source;
 pub mod report;
 pub mod settle;

@@ -32,9 +32,17 @@ pub fn env(inventory: &Inventory, media: &Media, roots: &[Option<PathBuf>], firm
         http: HttpOptions::default(),
         workers: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         efi_nvram: firmware.uefi,
+        preset_key: preset_key(),
         cut_capture: None,
         reporter: None,
     }
+}
+
+/// The key this PE was built with, when it was. A key file that cannot be read stops the boot
+/// before this is asked (`init`); should it be asked anyway, an all-zero key stands in, which
+/// no image's signature verifies against, so every image is refused rather than any accepted.
+fn preset_key() -> Option<[u8; 32]> {
+    super::preset_fetch::baked_key(Path::new(super::preset_fetch::KEY_IN_PE)).unwrap_or(Some([0; 32]))
 }
 
 /// Runs (or resumes) the job; `None` when the preset names no image and no job is unfinished.

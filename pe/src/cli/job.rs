@@ -69,6 +69,11 @@ pub struct Common {
     /// Decoder threads (default: one per CPU).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Act as a PE built with this preset key (a file of 64 hex digits, the public key
+    /// `inplace image keygen` prints): every image must then be signed with it, unless the
+    /// preset pins a key of its own.
+    #[arg(long, value_name = "PUB")]
+    pub preset_key: Option<PathBuf>,
 }
 
 /// Reads and parses a preset file.
@@ -85,10 +90,11 @@ pub fn read_preset(path: &Path) -> Result<Preset> {
 }
 
 /// The job's surroundings on a host: the disks named, relative image paths beside the preset.
-pub fn host_env(disks: &[PathBuf], preset: Option<&Path>, common: &Common) -> Env {
+pub fn host_env(disks: &[PathBuf], preset: Option<&Path>, common: &Common) -> Result<Env> {
+    let preset_key = common.preset_key.as_deref().map(crate::image::create::read_public_key).transpose()?;
     let inventory = crate::inventory::inspect_paths(disks);
     let roots = preset.and_then(|p| p.parent()).map(|d| vec![if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() }]);
-    Env {
+    Ok(Env {
         inventory,
         dev_dir: None,
         excluded: Vec::new(),
@@ -100,14 +106,15 @@ pub fn host_env(disks: &[PathBuf], preset: Option<&Path>, common: &Common) -> En
         http: HttpOptions::default(),
         workers: common.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
         efi_nvram: false,
+        preset_key,
         cut_capture: None,
         reporter: None,
-    }
+    })
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     let preset = read_preset(&args.preset)?;
-    let env = Env { cut_capture: args.cut_capture, ..host_env(&args.disk, Some(&args.preset), &args.common) };
+    let env = Env { cut_capture: args.cut_capture, ..host_env(&args.disk, Some(&args.preset), &args.common)? };
     if args.dry_run {
         let planned = front::run(args.json, |sink, cancel| run::dry_run(&preset, &env, sink, cancel))?;
         if !args.json {
@@ -151,7 +158,7 @@ fn start_reporter(preset: &Preset) -> Option<std::sync::Arc<crate::report::Repor
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {
-    let env = host_env(std::slice::from_ref(&args.disk), None, &args.common);
+    let env = host_env(std::slice::from_ref(&args.disk), None, &args.common)?;
     let outcome = front::run(args.json, |sink, cancel| run::resume(&args.disk, &env, sink, cancel))?;
     summary(&outcome, args.json);
     Ok(0)

@@ -25,6 +25,12 @@ pub fn hint(h: &Hint) -> String {
         Hint::ChooseRules => "Pass --rules windows, --rules linux or --rules FILE".into(),
         Hint::RestoreAgain => "Run with --again to restore it again".into(),
         Hint::WindowsAgent => "Pass --agent-windows with the agent scripts/build-agent builds (or build the PE with scripts/build-pe --windows)".into(),
+        Hint::SignPreset => "Sign it with `inplace preset sign --key KEY FILE` and put FILE.sig beside it, \
+                             or use a PE built with the matching key (scripts/build-pe --preset-key PUB)"
+            .into(),
+        Hint::SignImage => "Sign the image with the secret key of the preset key (`inplace image create --sign-key KEY`), \
+                            or pin the key it is signed with in the preset's [image] key"
+            .into(),
         other => crate::ui::words::capitalised(&other.to_string()),
     }
 }

@@ -477,6 +477,26 @@ pub fn keygen(out: &Path, sink: &dyn Sink, cancel: &Cancel) -> Result<[u8; 32]> 
 
 /// Reads a secret key file (64 hex digits, as [`keygen`] writes).
 pub fn read_key(path: &Path) -> Result<[u8; 32]> {
+    read_hex_key(path, "a secret key")
+}
+
+/// Reads a public key file: the 64 hex digits [`keygen`] prints, as a file. The key must be a
+/// usable ed25519 key (not a weak one that any signature could match).
+pub fn read_public_key(path: &Path) -> Result<[u8; 32]> {
+    let key = read_hex_key(path, "a public key")?;
+    match ed25519_dalek::VerifyingKey::from_bytes(&key) {
+        Ok(k) if !k.is_weak() => Ok(key),
+        _ => Err(Error::refused(STEP, format!("{}: not a usable ed25519 public key", path.display()))),
+    }
+}
+
+/// 64 hex digits (and white space around them) in the file `path`.
+fn read_hex_key(path: &Path, what: &str) -> Result<[u8; 32]> {
     let s = std::fs::read_to_string(path).map_err(|e| Error::refused(STEP, format!("cannot read key {}: {e}", path.display())))?;
-    format::unhex::<32>(s.trim()).ok_or_else(|| Error::refused(STEP, format!("{}: not a secret key (64 hex digits)", path.display())))
+    let t = s.trim();
+    t.bytes()
+        .all(|b| b.is_ascii_hexdigit())
+        .then(|| format::unhex::<32>(t))
+        .flatten()
+        .ok_or_else(|| Error::refused(STEP, format!("{}: not {what} (64 hex digits)", path.display())))
 }

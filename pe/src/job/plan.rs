@@ -63,6 +63,10 @@ pub struct Env {
     pub workers: usize,
     /// Add an NVRAM boot entry after the lay-down (the PE on UEFI).
     pub efi_nvram: bool,
+    /// The PE's preset key (a PE built with one): every image must then be signed, by the key
+    /// its preset entry pins or else by this one, and an image so signed counts as pinned.
+    #[serde(default)]
+    pub preset_key: Option<[u8; 32]>,
     /// Tests: a power cut (the process aborts, nothing flushed) after this many bytes were
     /// written into the store while capturing into this capture.
     #[doc(hidden)]
@@ -268,7 +272,8 @@ pub fn plan(preset: &Preset, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Res
     let image_spec = preset.image.as_ref().ok_or_else(|| {
         refused(format!("preset {:?} names no image", preset.name)).hint(Hint::FixPreset).advice("add an [image] table with source and sha256 or key")
     })?;
-    if env.unattended && image_spec.is_remote() && !image_spec.pinned() {
+    // A PE's preset key pins every image it takes (see `open_image`).
+    if env.unattended && image_spec.is_remote() && !image_spec.pinned() && env.preset_key.is_none() {
         return Err(refused(format!(
             "the image {} is downloaded but neither its sha256 nor a signing key is given, and no one is there to confirm it",
             image_spec.source
@@ -645,11 +650,18 @@ fn open_image(spec: &crate::preset::ImageSpec, env: &Env, sink: &dyn Sink, cance
     let pin = |hex: &Option<String>| hex.as_deref().and_then(crate::image::format::unhex::<32>);
     let trust = Trust { pin_sha256: pin(&spec.sha256), pin_key: pin(&spec.key) };
     let img = reader::open(&source, &trust, &env.http, sink, cancel).map_err(|e| e.in_step(Step::Plan))?;
-    let pinned_by = match (&spec.sha256, &spec.key) {
-        (Some(_), Some(_)) => "sha256 and key",
-        (Some(_), None) => "sha256",
-        (None, Some(_)) => "key",
-        (None, None) => "none",
+    // The preset's key pin, when it gives one, was checked by the reader; else the PE's key.
+    let by_pe_key = spec.key.is_none() && env.preset_key.is_some();
+    if let (true, Some(key)) = (by_pe_key, &env.preset_key) {
+        signed_by_preset_key(&img, &source, key)?;
+    }
+    let pinned_by = match (&spec.sha256, &spec.key, by_pe_key) {
+        (Some(_), Some(_), _) => "sha256 and key",
+        (Some(_), None, true) => "sha256 and the PE's preset key",
+        (Some(_), None, false) => "sha256",
+        (None, Some(_), _) => "key",
+        (None, None, true) => "the PE's preset key",
+        (None, None, false) => "none",
     };
     let remote = img.source.local_path().is_none();
     let plan = ImagePlan {
@@ -662,6 +674,18 @@ fn open_image(spec: &crate::preset::ImageSpec, env: &Env, sink: &dyn Sink, cance
     };
     let sysprep = img.manifest.partitions.iter().find_map(|p| p.sysprep.clone());
     Ok(OpenedImage { manifest_wants: wants(&img), family: image_family(&img), sysprep, remote, file_len: img.header.file_len, plan })
+}
+
+/// A PE built with a preset key lays down only images signed with it (when the preset pins no
+/// key of its own): an unsigned image, or one signed by another key, is refused here.
+fn signed_by_preset_key(img: &Image, source: &str, key: &[u8; 32]) -> Result<()> {
+    use crate::image::format::hex;
+    let problem = match img.signed_by {
+        Some(k) if &k == key => return Ok(()),
+        Some(k) => format!("the image {source} is signed by key {}, not by this PE's preset key {}", hex(&k), hex(key)),
+        None => format!("the image {source} is not signed, and this PE, built with a preset key, lays down only images signed with it"),
+    };
+    Err(refused(problem).hint(Hint::SignImage))
 }
 
 /// A relative path is looked for under each root in turn; URLs and absolute paths are used as

@@ -205,25 +205,45 @@ impl Ranged {
     }
 }
 
-/// Fetches `url` into a string of at most `limit` bytes, retrying what may pass (a preset).
-pub fn get_text(url: &str, limit: u64) -> Result<String> {
+/// A small file's answer: its bytes, or the client error the server gave instead (`404 Not
+/// Found`), which is an answer to act on, not a failure to retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Small {
+    Body(Vec<u8>),
+    ClientError(String),
+}
+
+/// Fetches `url`, at most `limit` bytes, retrying what may pass (a preset, its signature).
+/// Errors are the preset step's.
+pub fn get_small(url: &str, limit: u64) -> Result<Small> {
     let opts = HttpOptions { timeout: Duration::from_secs(20), retries: 3, backoff: Duration::from_secs(1) };
     let client = client(&opts)?;
-    let fetch = || -> Result<String> {
+    let fetch = || -> Result<Small> {
         let resp = client.get(url).send().map_err(classify)?;
         let status = resp.status();
         if status.is_client_error() {
-            return Err(Error::refused(STEP, format!("the server answered {status}")).advice("check the URL in inplace.preset="));
+            return Ok(Small::ClientError(status.to_string()));
         }
         if !status.is_success() {
             return Err(Error::transient(STEP, format!("the server answered {status}; it may be down")));
         }
-        let mut body = String::new();
-        resp.take(limit + 1).read_to_string(&mut body).map_err(|e| Error::transient(STEP, e.to_string()))?;
+        let mut body = Vec::new();
+        resp.take(limit + 1).read_to_end(&mut body).map_err(|e| Error::transient(STEP, e.to_string()))?;
         if body.len() as u64 > limit {
-            return Err(Error::refused(STEP, format!("it is larger than {limit} bytes; is it really a preset?")));
+            return Err(Error::refused(STEP, format!("it is larger than {limit} bytes, too large for a preset or its signature")));
         }
-        Ok(body)
+        Ok(Small::Body(body))
     };
     retry(opts.backoff(), &Silent, &Cancel::new(), &format!("fetching {url}"), fetch).map_err(|e| e.in_step(Step::Preset))
+}
+
+/// Fetches `url` into a string of at most `limit` bytes, retrying what may pass (a preset).
+pub fn get_text(url: &str, limit: u64) -> Result<String> {
+    let context = |e: Error| e.context(format!("fetching {url}")).in_step(Step::Preset);
+    match get_small(url, limit)? {
+        Small::Body(b) => String::from_utf8(b).map_err(|_| context(Error::refused(STEP, "it is not UTF-8 text"))),
+        Small::ClientError(status) => {
+            Err(context(Error::refused(STEP, format!("the server answered {status}")).advice("check the URL in inplace.preset=")))
+        }
+    }
 }

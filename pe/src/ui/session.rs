@@ -307,6 +307,7 @@ mod tests {
             http: Default::default(),
             workers: 1,
             efi_nvram: false,
+            preset_key: None,
             cut_capture: None,
             reporter: None,
         };

@@ -3,9 +3,22 @@
 
 use crate::error::{Error, Hint, Kind, Written};
 
-/// `problem; what was written. Hint. Hint.`, each part once, hints in neutral words.
+/// `problem; what was written. Hint. Hint.`, each part once, hints in the PE's words.
 pub fn error(e: &Error) -> String {
-    error_with(e, &|h| capitalised(&h.to_string()))
+    error_with(e, &hint)
+}
+
+/// A hint in the PE's words: neutral ones, but a signature's names the command that makes it.
+pub fn hint(h: &Hint) -> String {
+    match h {
+        Hint::SignPreset => "Sign the preset with `inplace preset sign` and put the .sig it writes beside the preset on the server, \
+                             or boot a PE built with the preset key the preset is signed with"
+            .into(),
+        Hint::SignImage => "Use an image signed (`inplace image create`) with the secret key of this PE's preset key, \
+                            or pin the key it is signed with in the preset's [image] key"
+            .into(),
+        other => capitalised(&other.to_string()),
+    }
 }
 
 /// As [`error`], with the front end's words for each hint.

@@ -97,6 +97,7 @@ fn ctx(disks: Vec<Disk>) -> Context {
             http: Default::default(),
             workers: 2,
             efi_nvram: true,
+            preset_key: None,
             cut_capture: None,
             reporter: None,
         },
