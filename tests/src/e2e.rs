@@ -17,6 +17,9 @@ pub fn new_os_image() -> (PathBuf, String) {
         let disk = debian::new_os_disk();
         let out = disk.path.with_file_name("new-os.inplace");
         let digest_file = out.with_extension("sha256");
+        // Several test processes may ask at once: one makes it, the others wait.
+        let lock = std::fs::File::create(out.with_extension("lock")).expect("creating the image's lock");
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("locking the image cache");
         if !(out.exists() && digest_file.exists()) {
             let tmp = out.with_extension("partial");
             let digest = image_create(&disk.path, &tmp);
