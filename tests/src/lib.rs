@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod http_server;
 pub mod job_fixtures;
 pub mod nginx;
+pub mod pcap;
 pub mod migrate_fixtures;
 pub mod qemu;
 pub mod windows_fixtures;
