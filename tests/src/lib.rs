@@ -8,6 +8,8 @@ pub mod e2e;
 pub mod fixtures;
 pub mod http_server;
 pub mod job_fixtures;
+pub mod nginx;
+pub mod pcap;
 pub mod migrate_fixtures;
 pub mod qemu;
 pub mod signing;

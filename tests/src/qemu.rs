@@ -88,6 +88,12 @@ pub enum Boot {
     UsbStick(PathBuf),
     /// PXE through the NIC's iPXE ROM; QEMU's TFTP serves the directory, its `boot.ipxe` first.
     Pxe(PathBuf),
+    /// PXE as a lab's DHCP server would start it: QEMU's user network hands out `bootfile`,
+    /// and its TFTP serves `tftp` when given. On SeaBIOS the NIC's iPXE ROM boots, so `bootfile`
+    /// may be an `http://` URL (a `boot.ipxe` on a web server). On OVMF the firmware's own PXE
+    /// client boots, as on a real machine: the NIC has no option ROM (the iPXE of Debian's
+    /// `ipxe-qemu` hands shim a wrong file size for `grubx64.efi`, which shim then refuses).
+    Network { tftp: Option<PathBuf>, bootfile: String },
     /// The first attached disk, through the firmware's own boot path (an installed OS: on OVMF,
     /// its ESP's `EFI/BOOT/BOOTX64.EFI`).
     Disk,
@@ -102,6 +108,23 @@ pub enum Firmware {
     Uefi,
     /// OVMF with Secure Boot enforced (SMM, Microsoft keys enrolled).
     UefiSecureBoot,
+}
+
+impl Firmware {
+    /// What the PE prints of it after `inplace: ` (`firmware uefi secure-boot on`).
+    pub fn pe_line(self) -> &'static str {
+        match self {
+            Firmware::Bios => "firmware bios secure-boot off",
+            Firmware::Uefi => "firmware uefi secure-boot off",
+            Firmware::UefiSecureBoot => "firmware uefi secure-boot on",
+        }
+    }
+}
+
+/// The firmware a PE's serial output reports (its `inplace: firmware …` line), if any.
+pub fn reported_firmware(serial: &str) -> Option<Firmware> {
+    let line = serial.lines().map(|l| l.trim_end_matches('\r')).find(|l| l.starts_with("inplace: firmware "))?;
+    [Firmware::Bios, Firmware::Uefi, Firmware::UefiSecureBoot].into_iter().find(|f| line == format!("inplace: {}", f.pe_line()))
 }
 
 /// One PE boot.
@@ -121,8 +144,13 @@ pub struct Vm {
     /// HMP monitor commands (e.g. `sendkey p`) to send after a serial line containing the key.
     pub monitor_commands: Vec<(String, String)>,
     /// A virtio NIC on QEMU's user network: the guest reaches the host's loopback as 10.0.2.2
-    /// (DHCP from QEMU). `Boot::Pxe` has one anyway.
+    /// (DHCP from QEMU). `Boot::Pxe` and `Boot::Network` have one anyway.
     pub user_net: bool,
+    /// Records the NIC's traffic to this file (pcap; QEMU's `filter-dump`), e.g. to read the
+    /// TFTP requests back with [`crate::pcap::tftp_requests`].
+    pub capture: Option<PathBuf>,
+    /// The NIC's MAC (QEMU's default 52:54:00:12:34:56 when `None`).
+    pub mac: Option<String>,
 }
 
 /// What a boot printed and how it ended.
@@ -156,6 +184,21 @@ impl Run {
         self.serial.lines().any(|l| l.trim_end_matches('\r') == wanted)
     }
 
+    /// The firmware the PE reported (`inplace: firmware uefi secure-boot on`).
+    pub fn firmware(&self) -> Option<Firmware> {
+        reported_firmware(&self.serial)
+    }
+
+    /// Asserts that the PE reported `firmware` and then reached `inplace: ready`, and prints its
+    /// boot timing.
+    pub fn expect_ready(&self, firmware: Firmware) {
+        eprintln!("boot timing ({firmware:?}): {}", self.boot_timing());
+        let line = format!("inplace: {}", firmware.pe_line());
+        let at = self.serial.find(&line).unwrap_or_else(|| panic!("no `{line}` line (it said {:?}):\n{}", self.firmware(), self.serial));
+        let ready = self.serial.find("inplace: ready").unwrap_or_else(|| panic!("no ready line:\n{}", self.serial));
+        assert!(at < ready, "the firmware line must come before ready:\n{}", self.serial);
+    }
+
     /// The PE's own boot timing, for the test's output (never for pass or fail): when `/init`
     /// started, how long settling the drivers took and why it stopped, and when it was ready,
     /// each from the PE's lines.
@@ -185,6 +228,8 @@ impl Vm {
             serial_replies: Vec::new(),
             monitor_commands: Vec::new(),
             user_net: false,
+            capture: None,
+            mac: None,
         }
     }
 
@@ -192,6 +237,18 @@ impl Vm {
     /// preset key baked in).
     pub fn with_initrd(mut self, initrd: &Path) -> Vm {
         self.initrd = Some(initrd.to_path_buf());
+        self
+    }
+
+    /// Gives the NIC this MAC (a lab's machines tell themselves apart by it).
+    pub fn with_mac(mut self, mac: &str) -> Vm {
+        self.mac = Some(mac.to_string());
+        self
+    }
+
+    /// Records the NIC's traffic to `pcap` (see [`Vm::capture`]).
+    pub fn capturing(mut self, pcap: &Path) -> Vm {
+        self.capture = Some(pcap.to_path_buf());
         self
     }
 
@@ -249,6 +306,7 @@ impl Vm {
             push(&["-drive", &format!("if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/{code}")]);
             push(&["-drive", &format!("if=pflash,format=raw,unit=1,file={}", vars_copy.display())]);
         }
+        let mac = self.mac.as_ref().map(|m| format!(",mac={m}")).unwrap_or_default();
         match &self.boot {
             Boot::Kernel => {
                 let pe = pe_dir();
@@ -269,12 +327,26 @@ impl Vm {
             }
             Boot::Pxe(dir) => {
                 push(&["-netdev", &format!("user,id=net0,tftp={},bootfile=boot.ipxe", dir.display())]);
-                push(&["-device", "virtio-net-pci,netdev=net0,bootindex=0"]);
+                push(&["-device", &format!("virtio-net-pci,netdev=net0,bootindex=0{mac}")]);
+            }
+            Boot::Network { tftp, bootfile } => {
+                assert!(!bootfile.contains(','), "QEMU's -netdev takes no comma in bootfile: {bootfile}");
+                let tftp = tftp.as_ref().map(|d| format!(",tftp={}", d.display())).unwrap_or_default();
+                push(&["-netdev", &format!("user,id=net0{tftp},bootfile={bootfile}")]);
+                let rom = if self.firmware == Firmware::Bios { "" } else { ",romfile=" };
+                push(&["-device", &format!("virtio-net-pci,netdev=net0,bootindex=0{rom}{mac}")]);
             }
             Boot::Disk => assert!(!self.disks.is_empty(), "Boot::Disk needs a disk"),
         }
-        if self.user_net && !matches!(self.boot, Boot::Pxe(_)) {
-            push(&["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0"]);
+        if self.user_net && !matches!(self.boot, Boot::Pxe(_) | Boot::Network { .. }) {
+            push(&["-netdev", "user,id=net0", "-device", &format!("virtio-net-pci,netdev=net0{mac}")]);
+        }
+        if let Some(pcap) = &self.capture {
+            assert!(
+                self.user_net || matches!(self.boot, Boot::Pxe(_) | Boot::Network { .. }),
+                "capturing needs a NIC: with_user_net() or a network boot"
+            );
+            push(&["-object", &format!("filter-dump,id=capture,netdev=net0,file={}", pcap.display())]);
         }
         if self.disks.iter().any(|d| d.controller == Controller::Ahci) {
             push(&["-device", "ich9-ahci,id=ahci"]);

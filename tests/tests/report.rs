@@ -198,3 +198,60 @@ fn a_collector_with_an_untrusted_certificate_is_refused_unless_its_ca_is_pinned(
     assert_eq!((status.sent, status.unsent, status.refused), (1, 0, false), "{status:?}");
     assert_eq!(collector.envelopes().len(), 1);
 }
+
+#[test]
+fn a_collector_that_comes_back_gets_everything_kept_meanwhile_and_the_spool_folder_shrinks() {
+    use inplace::progress::{Event, Sink};
+    let port = free_port();
+    let spool = tempfile::tempdir().unwrap();
+    let config = inplace::report::ReportConfig { url: format!("http://127.0.0.1:{port}/events"), ..Default::default() };
+    let r = inplace::report::Reporter::start(&config, Default::default(), inplace::report::envelope::Origin::Pe, Some(spool.path().to_path_buf()), Box::new(|_| {}))
+        .unwrap();
+    let job = "cd".repeat(16);
+    r.event(&Event::Job { job_id: job.clone(), name: "backoff".into(), resumed: false });
+    for i in 0..5 {
+        r.event(&Event::log(format!("line {i}")));
+    }
+    // Nothing listens: the envelopes wait, in memory and in the spool folder (the stick's).
+    let status = r.flush(std::time::Duration::from_secs(2));
+    assert_eq!((status.sent, status.unsent, status.refused), (0, 6, false), "{status:?}");
+    assert!(status.last_error.as_deref().unwrap_or("").contains(&format!("the collector http://127.0.0.1:{port}/events")), "{status:?}");
+    let kept = std::fs::read_to_string(spool.path().join(&job).join("spool.jsonl")).unwrap();
+    assert_eq!(kept.lines().count(), 6);
+    // The collector comes up: the next try after the backoff sends all six, in order, once.
+    let collector = Collector::start_on(port);
+    let status = r.flush(std::time::Duration::from_secs(40));
+    assert_eq!((status.sent, status.unsent), (6, 0), "{status:?}");
+    let seqs: Vec<u64> = collector.envelopes().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(std::fs::read_to_string(spool.path().join(&job).join("spool.jsonl")).unwrap(), "");
+}
+
+#[test]
+fn every_kind_of_event_validates_against_the_schema() {
+    use inplace::error::{Error, Hint};
+    use inplace::progress::Event;
+    use inplace::step::Step;
+    let error = Error::refused(Step::Plan, "no disk matches").hint(Hint::FixPreset).advice("check the serial");
+    let events = [
+        Event::Job { job_id: "ef".repeat(16), name: "every".into(), resumed: true },
+        Event::Step { step: Step::LayDown },
+        Event::Phase { name: "writing".into(), total: 7 },
+        Event::Bytes { done: 1, total: 7, rate: 1.5, eta_secs: None },
+        Event::Entries { done: 1, total: 0, current: "/home/alice".into() },
+        Event::log("a line"),
+        Event::warning("careful"),
+        Event::Resized { number: 2, fs: "ext4".into(), before: 1, after: 2, secs: 0.5 },
+        Event::StepDone { step: Step::LayDown, secs: 1.0, bytes: 7 },
+        Event::Failed { error },
+        Event::Done { report: serde_json::json!({"state": "handed-off"}) },
+    ];
+    let mut o = inplace::report::outbox::Outbox::new(inplace::report::envelope::Origin::FirstBoot, Default::default(), std::time::Duration::ZERO);
+    for e in &events {
+        o.push(e, std::time::Instant::now());
+    }
+    let envs: Vec<Value> = o.batch(100).iter().map(|e| serde_json::to_value(e).unwrap()).collect();
+    assert_eq!(envs.len(), events.len());
+    assert_eq!(schema_errors(&envs), Vec::<String>::new());
+    assert_eq!(kinds(&envs), ["start", "phase", "phase", "progress", "progress", "log", "warning", "log", "phase", "failed", "done"]);
+}

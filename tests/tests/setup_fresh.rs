@@ -47,7 +47,7 @@ fn assert_resolves_from_backports(variant: &str, out: &Output, text: &str) {
     assert!(qemu.contains("Backports") && qemu.contains("~bpo12"), "{variant}: {qemu}");
     let common = inst("qemu-system-common").unwrap_or_else(|| panic!("{variant}: no qemu-system-common:\n{text}"));
     assert!(common.contains("~bpo12"), "{variant}: {common}");
-    for pkg in ["ovmf", "mmdebstrap", "shim-signed", "partclone", "libwin-hivex-perl", "exfatprogs", "busybox-static", "gcc-mingw-w64-x86-64", "wine64"] {
+    for pkg in ["ovmf", "mmdebstrap", "shim-signed", "partclone", "libwin-hivex-perl", "exfatprogs", "busybox-static", "nginx-light", "gcc-mingw-w64-x86-64", "wine64"] {
         assert!(inst(pkg).is_some(), "{variant}: {pkg} not in the plan:\n{text}");
     }
     // Setup wrote its pin and the backports source into the chroot, nothing else happened.
