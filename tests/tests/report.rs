@@ -218,7 +218,7 @@ fn a_collector_that_comes_back_gets_everything_kept_meanwhile_and_the_spool_fold
     assert!(status.last_error.as_deref().unwrap_or("").contains(&format!("the collector http://127.0.0.1:{port}/events")), "{status:?}");
     let kept = std::fs::read_to_string(spool.path().join(&job).join("spool.jsonl")).unwrap();
     assert_eq!(kept.lines().count(), 6);
-    // The collector comes up: the next try after the backoff sends all six, in order, once.
+    // The collector comes up: the next try (a flush tries at once) sends all six, in order, once.
     let collector = Collector::start_on(port);
     let status = r.flush(std::time::Duration::from_secs(40));
     assert_eq!((status.sent, status.unsent), (6, 0), "{status:?}");

@@ -46,6 +46,15 @@ pub fn partition_node(major: u32, minor: u32, number: u32) -> Option<PathBuf> {
     })
 }
 
+/// Drops a block device's clean pages from the page cache (nothing for a regular file). A
+/// disk and its partition's node are cached apart: what one wrote, the other's cache may not
+/// show. Call it before reading through one node what was written through the other.
+pub fn drop_cached(file: &fs::File) {
+    if file.metadata().is_ok_and(|m| m.file_type().is_block_device()) {
+        let _ = nix::fcntl::posix_fadvise(file, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED);
+    }
+}
+
 /// Whether the block device `node` is mounted (by device number, in `/proc/self/mountinfo`).
 pub fn is_mounted(node: &Path) -> bool {
     let Ok(meta) = fs::metadata(node) else { return false };

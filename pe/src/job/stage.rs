@@ -27,6 +27,11 @@ impl StoreMount {
         let s = &j.plan.carve.store;
         let fail = |m: std::io::Error| Error::io(step, format!("mounting the store: {m}")).written(Written::StoreOnly);
         let device = Attached::partition(&j.plan.disk_path, s.number, s.start, s.size).map_err(fail)?;
+        // The store was written through the whole disk's node since this one may have cached
+        // it: the kernel's FAT driver must read it from the device.
+        if let Ok(f) = std::fs::File::open(&device.node) {
+            crate::disk::attach::drop_cached(&f);
+        }
         let mounted = Mounted::new(device, "vfat", &env.work, "store").map_err(fail)?;
         Ok(StoreMount { mounted })
     }

@@ -173,10 +173,18 @@ pub fn verify(j: &Record, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
 pub fn lay_down(j: &mut Record, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<u64> {
     // A staged copy in the store is read instead of the network.
     let store = match j.plan.stage && j.plan.image.remote {
-        true => super::stage::StoreMount::open(j, env, Step::LayDown).ok(),
+        true => super::stage::StoreMount::open(j, env, Step::LayDown)
+            .map_err(|e| sink.warn(&format!("{}; the image is streamed from {} instead", e.problem, j.plan.image.source)))
+            .ok(),
         false => None,
     };
-    let staged = store.as_ref().map(|s| s.image_path(j)).filter(|p| p.exists());
+    let staged = store.as_ref().map(|s| s.image_path(j)).filter(|p| {
+        let there = p.exists();
+        if !there {
+            sink.warn(&format!("the staged copy {} is not in the store; the image is streamed from {} instead", p.display(), j.plan.image.source));
+        }
+        there
+    });
     let source = match &staged {
         Some(p) => {
             sink.log(&format!("laying down the copy staged in the store ({})", p.display()));

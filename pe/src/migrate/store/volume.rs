@@ -126,6 +126,10 @@ impl Store {
             e => fail(e.to_string()),
         })?;
         let size = info.size;
+        // The kernel may have written the volume through another node since this device's
+        // pages were cached (the staged image, through the store partition's own node): read it
+        // from the device, never from a stale cache.
+        crate::disk::attach::drop_cached(&file);
         let mut boot = [0u8; 512];
         file.read_exact_at(&mut boot, 0).map_err(|e| fail(format!("cannot read its first sector: {e}")))?;
         let (start, len, kind, geometry) = match Geometry::parse(&boot) {
