@@ -204,12 +204,14 @@ fn three_machines_boot_from_one_nginx_migrate_and_report_everything() {
         }
         assert!(!requests.is_empty() && requests.iter().all(|a| a.range.is_some() && a.status == 206), "seat {}: {requests:?}", seat.name);
         assert!(bytes >= image_len && bytes < image_len + image_len / 5, "seat {}: {bytes} bytes of a {image_len}-byte image", seat.name);
+        let report_bytes: usize = envs.iter().map(|e| e.to_string().len()).sum();
         eprintln!(
-            "seat {} ({:?}): PE {pe_secs:.0} s, first boot {boot_secs:.0} s; sent by nginx: image {bytes} bytes in {} requests, PE {} bytes",
+            "seat {} ({:?}): PE {pe_secs:.0} s, first boot {boot_secs:.0} s; sent by nginx: image {bytes} bytes in {} requests, PE {} bytes; collector: {} envelopes, {report_bytes} bytes of JSON",
             seat.name,
             seat.firmware,
             requests.len(),
-            if seat.firmware == Firmware::Bios { pe_size } else { 0 }
+            if seat.firmware == Firmware::Bios { pe_size } else { 0 },
+            envs.len()
         );
     }
     // The BIOS machines took the PE from nginx (the UEFI one over TFTP: its GRUB has no HTTP).
