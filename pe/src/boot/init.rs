@@ -155,17 +155,12 @@ fn boot() -> anyhow::Result<Never> {
             };
             load_job_filesystems(&mut loader);
             let env = super::unattended::env(&inventory, &media, &[config_root.clone(), medium_root.clone()], &run.firmware);
-            let reporter = start_reporter(&consoles, &events, &preset, config_root.as_deref());
-            let env = crate::job::plan::Env { reporter: reporter.clone(), ..env };
-            let result = match &reporter {
-                Some(r) => super::unattended::run(&preset, &env, &crate::progress::Tee(vec![&events, &**r])),
-                None => super::unattended::run(&preset, &env, &events),
-            };
-            if let (Some(r), Some(config)) = (&reporter, &preset.report) {
-                let journal = result.as_ref().ok().and_then(|o| o.as_ref()).map(|o| &o.journal);
-                let line = crate::job::reporting::finish(r, journal, result.as_ref().err(), &config.url);
-                events.log(&line);
-            }
+            let c = consoles.clone();
+            let note = Box::new(move |m: &str| c.line(&format!("inplace: {m}")));
+            let spool = config_root.as_deref().map(|r| r.join("reports/spool"));
+            let result = crate::job::reporting::reported(&preset, &env, &events, spool, note, |env, sink| super::unattended::run(&preset, env, sink), |o| {
+                o.as_ref().map(|o| &o.journal)
+            });
             match result {
                 Ok(None) => {
                     events.log("the preset names no image: this run takes inventory and leaves its report only");
@@ -245,32 +240,6 @@ fn write_report(events: &ConsoleLog, run: &Run, inventory_json: &str, result: &s
     let files: [(&str, &[u8]); 3] = [("report.json", &summary), ("inventory.json", inventory_json.as_bytes()), ("events.jsonl", &log)];
     if let Err(e) = report::write(root, &folder, &files) {
         events.warn(&format!("could not write the report on the stick: {e:#}"));
-    }
-}
-
-/// The preset's reporter, keeping its spool on the stick when there is one; trouble with the
-/// collector shows on the consoles.
-fn start_reporter(
-    consoles: &Arc<Consoles>,
-    events: &ConsoleLog,
-    preset: &crate::preset::Preset,
-    config_root: Option<&Path>,
-) -> Option<Arc<crate::report::Reporter>> {
-    let c = consoles.clone();
-    let note = Box::new(move |m: &str| c.line(&format!("inplace: {m}")));
-    let machine = crate::report::Identity::read(Path::new("/sys"));
-    let spool = config_root.map(|r| r.join("reports/spool"));
-    match crate::job::reporting::start(preset, machine, spool, note) {
-        Ok(r) => {
-            if let (Some(_), Some(config)) = (&r, &preset.report) {
-                events.log(&format!("report: events go to {}", config.url));
-            }
-            r
-        }
-        Err(e) => {
-            events.warn(&format!("report: {}; the job runs without sending its events", crate::ui::words::error(&e)));
-            None
-        }
     }
 }
 

@@ -10,7 +10,6 @@ use crate::job::run::{self, Outcome};
 use crate::migrate::store::CaptureName;
 use crate::net::http::HttpOptions;
 use crate::preset::Preset;
-use crate::progress::Tee;
 use crate::step::Step;
 
 #[derive(clap::Args)]
@@ -133,28 +132,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         .advice("add confirm = false to the preset, or pass --yes after checking the plan with --dry-run")
         .into());
     }
-    let reporter = start_reporter(&preset);
-    let env = Env { reporter: reporter.clone(), ..env };
-    let outcome = front::run(args.json, |sink, cancel| match &reporter {
-        Some(r) => run::run(&preset, &env, &Tee(vec![sink, &**r]), cancel),
-        None => run::run(&preset, &env, sink, cancel),
+    let note = Box::new(|m: &str| eprintln!("inplace: {m}"));
+    let outcome = front::run(args.json, |sink, cancel| {
+        crate::job::reporting::reported(&preset, &env, sink, None, note, |env, sink| run::run(&preset, env, sink, cancel), |o| Some(&o.journal))
     });
-    if let (Some(r), Some(config)) = (&reporter, &preset.report) {
-        eprintln!("inplace: {}", crate::job::reporting::finish(r, outcome.as_ref().ok().map(|o| &o.journal), outcome.as_ref().err(), &config.url));
-    }
     let outcome = outcome?;
     summary(&outcome, args.json);
     Ok(0)
-}
-
-/// The preset's reporter; one that cannot start is a warning, and the job runs.
-fn start_reporter(preset: &Preset) -> Option<std::sync::Arc<crate::report::Reporter>> {
-    let machine = crate::report::Identity::read(Path::new("/sys"));
-    let note = Box::new(|m: &str| eprintln!("inplace: {m}"));
-    crate::job::reporting::start(preset, machine, None, note).unwrap_or_else(|e| {
-        eprintln!("inplace: warning: report: {}; the job runs without sending its events", super::render::error(&e));
-        None
-    })
 }
 
 pub fn resume(args: ResumeArgs) -> anyhow::Result<i32> {

@@ -1,15 +1,16 @@
-//! A run's reporter, for every front end that runs a job: started from the preset's
-//! `[report]`, and at the end flushed for a while, with what is still unsent kept in the store
-//! for the first boot.
+//! A run's reporter, for every front end that runs a job ([`reported`]): started from the
+//! preset's `[report]`, teed into the front end's sink and set in the job's `Env`, and at the
+//! end flushed for a while, with what is still unsent kept in the store for the first boot.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::find::Record;
+use super::plan::Env;
 use crate::error::Error;
 use crate::preset::Preset;
-use crate::progress::{Event, Sink};
+use crate::progress::{Event, Sink, Tee};
 use crate::report::envelope::Origin;
 use crate::report::{Identity, Reporter};
 
@@ -51,4 +52,34 @@ pub fn finish(r: &Reporter, journal: Option<&Record>, failure: Option<&Error>, u
         ),
         (n, None) => format!("report: {} events sent, {n} still on their way; the rest waits in the store", status.sent),
     }
+}
+
+/// Runs `job` (a run or a resume of the job `preset` describes) with the preset's reporter:
+/// its events go to `sink` and to the collector. `journal` finds the job's record in what `job`
+/// returns. A reporter that cannot start is a warning on `sink`; the last line says what was
+/// sent. Without `[report]` this is `job(env, sink)`.
+pub fn reported<T>(
+    preset: &Preset,
+    env: &Env,
+    sink: &dyn Sink,
+    spool_dir: Option<PathBuf>,
+    note: Box<dyn Fn(&str) + Send + Sync>,
+    job: impl FnOnce(&Env, &dyn Sink) -> crate::error::Result<T>,
+    journal: impl Fn(&T) -> Option<&Record>,
+) -> crate::error::Result<T> {
+    let machine = Identity::read(std::path::Path::new("/sys"));
+    let reporter = match start(preset, machine, spool_dir, note) {
+        Ok(r) => r,
+        Err(e) => {
+            sink.warn(&format!("report: {}; the job runs without sending its events", e.problem));
+            None
+        }
+    };
+    let (Some(r), Some(config)) = (reporter, &preset.report) else { return job(env, sink) };
+    sink.log(&format!("report: events go to {}", config.url));
+    let env = Env { reporter: Some(r.clone()), ..env.clone() };
+    let result = job(&env, &Tee(vec![sink, &*r]));
+    let line = finish(&r, result.as_ref().ok().and_then(&journal), result.as_ref().err(), &config.url);
+    sink.log(&line);
+    result
 }

@@ -87,14 +87,8 @@ impl Reporter {
         spool_dir: Option<PathBuf>,
         note: Box<dyn Fn(&str) + Send + Sync>,
     ) -> Result<Reporter> {
-        let collector = Collector::new(config)?;
-        let r = Reporter::new(Outbox::new(origin, machine, Duration::from_secs(config.interval_secs())), spool_dir, note, true);
-        let shared = r.shared.clone();
-        std::thread::Builder::new()
-            .name("report".into())
-            .spawn(move || send_loop(&shared, &collector))
-            .map_err(|e| crate::error::Error::internal(crate::step::Step::Report, format!("cannot start the report thread: {e}")))?;
-        Ok(r)
+        let outbox = Outbox::new(origin, machine, Duration::from_secs(config.interval_secs()));
+        Reporter::resume(config, outbox, spool_dir, note)
     }
 
     /// A reporter that only keeps envelopes, in `spool_dir`, for another program to send:
@@ -105,7 +99,7 @@ impl Reporter {
         r
     }
 
-    /// Sends an existing outbox (a spool's).
+    /// Sends an existing outbox (a spool's), from a thread of its own.
     pub fn resume(config: &ReportConfig, outbox: Outbox, spool_dir: Option<PathBuf>, note: Box<dyn Fn(&str) + Send + Sync>) -> Result<Reporter> {
         let collector = Collector::new(config)?;
         let r = Reporter::new(outbox, spool_dir, note, true);
@@ -200,7 +194,8 @@ impl Sink for Reporter {
         let mut g = self.shared.lock();
         g.failed |= matches!(e, Event::Failed { .. });
         if g.outbox.push(e, Instant::now()) {
-            if !self.sending || !matches!(e, Event::Bytes { .. } | Event::Entries { .. }) {
+            // A sending reporter saves after each try instead.
+            if !self.sending {
                 self.shared.save(&g);
             }
             self.shared.wake.notify_all();

@@ -224,7 +224,9 @@ fn run(request: &Request, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Ended 
     let result = match request {
         Request::Run { preset, disk } => {
             env.excluded.extend(env.inventory.disks.iter().filter(|d| &d.name != disk).map(|d| d.name.clone()));
-            run::run(preset, &env, sink, cancel).map(|o| (o.journal, o.lines))
+            let quiet = Box::new(|_: &str| {});
+            crate::job::reporting::reported(preset, &env, sink, None, quiet, |env, sink| run::run(preset, env, sink, cancel), |o| Some(&o.journal))
+                .map(|o| (o.journal, o.lines))
         }
         Request::Resume { disk } => run::resume(disk, &env, sink, cancel).map(|o| (o.journal, o.lines)),
         Request::Rollback { disk } => rollback::rollback(disk, sink, cancel).map(|j| (j, Vec::new())),
