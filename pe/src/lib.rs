@@ -14,6 +14,7 @@ pub mod codepage;
 pub mod command;
 pub mod disk;
 pub mod error;
+pub mod files;
 pub mod fs;
 pub mod handoff;
 pub mod image;

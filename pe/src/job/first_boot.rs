@@ -55,12 +55,7 @@ fn save_copy(root: &Path, j: &Record) {
     let Some(dir) = path.parent() else { return };
     let _ = std::fs::create_dir_all(dir);
     let Ok(json) = serde_json::to_vec_pretty(j) else { return };
-    let tmp = path.with_extension("json.new");
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        std::io::Write::write_all(&mut f, &json)?;
-        f.sync_all()
-    });
-    if written.is_ok() && std::fs::rename(&tmp, &path).is_ok() {
+    if crate::files::write_atomic(&path, &json).is_ok() {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
 }
@@ -155,17 +150,12 @@ pub fn first_boot(root: &Path, store_path: Option<&Path>, sink: &dyn Sink, cance
 /// the network is up. `None` when the preset has no `[report]`.
 fn report_spool(root: &Path, j: &Record, store: Option<&Path>) -> Option<Reporter> {
     use crate::report::outbox::{Numbering, Outbox};
-    use crate::report::spool::{decode_spool, SpoolDir, STORE_SPOOL, STORE_STATE};
+    use crate::report::spool::SpoolDir;
     let config = j.plan.preset.report.as_ref()?;
     let dir = root.join(crate::report::spool::NEW_OS_DIR);
     let interval = std::time::Duration::from_secs(config.interval_secs());
     let here = SpoolDir(&dir.join(&j.job_id)).load();
-    let from_store = || {
-        let s = Store::open(store?, false).ok()?;
-        let n: Numbering = serde_json::from_slice(&s.read_file(STORE_STATE, 1 << 20).ok()??).ok()?;
-        let unsent = s.read_file(STORE_SPOOL, 64 << 20).ok().flatten().map(|b| decode_spool(&b)).unwrap_or_default();
-        Some((n, unsent))
-    };
+    let from_store = || super::reporting::from_store(&Store::open(store?, false).ok()?);
     let (n, unsent) = match here {
         Some((n, unsent, _)) => (n, unsent),
         None => from_store().unwrap_or_else(|| {

@@ -8,10 +8,16 @@ use std::time::Duration;
 
 use super::find::Record;
 use super::plan::Env;
+use super::state::State;
+use super::steps;
 use crate::error::Error;
 use crate::preset::Preset;
 use crate::progress::{Event, Sink, Tee};
 use crate::report::envelope::Origin;
+use crate::migrate::store::Store;
+use crate::report::envelope::Envelope;
+use crate::report::outbox::Numbering;
+use crate::report::spool::{decode_spool, STORE_SPOOL, STORE_STATE};
 use crate::report::{Identity, Reporter};
 
 /// How long the end of a run waits for the collector.
@@ -42,7 +48,7 @@ pub fn finish(r: &Reporter, journal: Option<&Record>, failure: Option<&Error>, u
     r.close_without_job();
     let status = r.flush(FLUSH);
     if let Some(j) = journal {
-        super::run::keep_report(j, r);
+        keep_report(j, r);
     }
     match (status.unsent, status.last_error) {
         (0, _) => format!("report: {} events sent to {url}", status.sent),
@@ -82,4 +88,40 @@ pub fn reported<T>(
     let line = finish(&r, result.as_ref().ok().and_then(&journal), result.as_ref().err(), &config.url);
     sink.log(&line);
     result
+}
+
+/// Keeps what `r` has not sent, and its numbering, in the store's journal.
+pub fn keep_in_store(store: &Store, r: &Reporter) {
+    if let Some((spool, state)) = r.spool_files() {
+        let _ = store.write_file(STORE_SPOOL, &spool);
+        let _ = store.write_file(STORE_STATE, &state);
+    }
+}
+
+/// Keeps the reporter's spool in the store of the job `j` once more (after a last flush, so
+/// the first boot does not send again what the collector has).
+fn keep_report(j: &Record, r: &Reporter) {
+    if j.state >= State::Carved {
+        if let Some(store) = steps::open_store(&j.plan.disk_path) {
+            keep_in_store(&store, r);
+        }
+    }
+}
+
+/// The numbering and the unsent envelopes the store's journal keeps, when it has them.
+pub fn from_store(store: &Store) -> Option<(Numbering, Vec<Envelope>)> {
+    let n: Numbering = serde_json::from_slice(&store.read_file(STORE_STATE, 1 << 20).ok()??).ok()?;
+    let unsent = store.read_file(STORE_SPOOL, 64 << 20).ok().flatten().map(|b| decode_spool(&b)).unwrap_or_default();
+    Some((n, unsent))
+}
+
+/// A resumed job's events go on from the numbering its earlier run kept in the store.
+pub fn adopt_from_store(r: &Reporter, j: &Record) {
+    if j.state < State::Carved {
+        return;
+    }
+    let Some(store) = steps::open_store(&j.plan.disk_path) else { return };
+    if let Some((n, unsent)) = from_store(&store).filter(|(n, _)| n.job_id == j.job_id) {
+        r.adopt(n, unsent);
+    }
 }

@@ -16,7 +16,6 @@ use crate::error::{Error, Hint, Result, Written};
 use crate::migrate::store::journal::EventLog;
 use crate::preset::Preset;
 use crate::progress::{Cancel, Event, Sink, Tee};
-use crate::report::{self, Reporter};
 use crate::step::Step;
 
 /// How a run ended, for the front end's summary.
@@ -129,7 +128,7 @@ fn inventory_disk(path: &Path, env: &Env) -> Result<crate::inventory::Disk> {
 fn resume_found(found: Found, path: &Path, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Result<Outcome> {
     let j = found.journal;
     if let Some(r) = &env.reporter {
-        adopt_spool(r, &j);
+        super::reporting::adopt_from_store(r, &j);
     }
     sink.event(&Event::Job { job_id: j.job_id.clone(), name: j.name.clone(), resumed: true });
     sink.log(&format!("job {} ({:?}) found on {} at state {}: resuming", j.job_id, j.name, path.display(), j.state));
@@ -213,38 +212,8 @@ fn keep_events(j: &Record, log: &EventLog, env: &Env) {
     if let Some(store) = steps::open_store(&j.plan.disk_path) {
         let _ = log.keep(&store);
         if let Some(r) = &env.reporter {
-            keep_spool(&store, r);
+            super::reporting::keep_in_store(&store, r);
         }
-    }
-}
-
-fn keep_spool(store: &crate::migrate::store::Store, r: &Reporter) {
-    if let Some((spool, state)) = r.spool_files() {
-        let _ = store.write_file(report::spool::STORE_SPOOL, &spool);
-        let _ = store.write_file(report::spool::STORE_STATE, &state);
-    }
-}
-
-/// Keeps the reporter's spool in the store of the job `j` once more (after a last flush, so
-/// the first boot does not send again what the collector has).
-pub fn keep_report(j: &Record, r: &Reporter) {
-    if j.state >= State::Carved {
-        if let Some(store) = steps::open_store(&j.plan.disk_path) {
-            keep_spool(&store, r);
-        }
-    }
-}
-
-/// A resumed job's events go on from the numbering its earlier run kept in the store.
-fn adopt_spool(r: &Reporter, j: &Record) {
-    if j.state < State::Carved {
-        return;
-    }
-    let Some(store) = steps::open_store(&j.plan.disk_path) else { return };
-    let read = |p: &str| store.read_file(p, 64 << 20).ok().flatten();
-    let Some(n) = read(report::spool::STORE_STATE).and_then(|b| serde_json::from_slice::<report::outbox::Numbering>(&b).ok()) else { return };
-    if n.job_id == j.job_id {
-        r.adopt(n, read(report::spool::STORE_SPOOL).map(|b| report::spool::decode_spool(&b)).unwrap_or_default());
     }
 }
 

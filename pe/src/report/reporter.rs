@@ -13,7 +13,7 @@ use super::envelope::{Envelope, Origin};
 use super::identity::Identity;
 use super::outbox::{Numbering, Outbox};
 use super::post::{Collector, Failure};
-use super::spool::{encode_spool, SpoolDir};
+use super::spool::{encode_spool, encode_state, SpoolDir};
 use crate::error::Result;
 use crate::progress::{Event, Sink};
 
@@ -108,7 +108,7 @@ impl Reporter {
             .name("report".into())
             .spawn(move || send_loop(&shared, &collector))
             .map_err(|e| crate::error::Error::internal(crate::step::Step::Report, format!("cannot start the report thread: {e}")))?;
-        shared_wake(&r.shared);
+        r.shared.wake.notify_all();
         Ok(r)
     }
 
@@ -122,19 +122,14 @@ impl Reporter {
         let mut g = self.shared.lock();
         g.outbox.adopt(n, unsent);
         drop(g);
-        shared_wake(&self.shared);
-    }
-
-    /// The job's id once known.
-    pub fn job_id(&self) -> Option<String> {
-        self.shared.lock().outbox.numbering().map(|n| n.job_id)
+        self.shared.wake.notify_all();
     }
 
     /// What the job keeps in the store's journal: the unsent envelopes and the numbering.
     pub fn spool_files(&self) -> Option<(Vec<u8>, Vec<u8>)> {
         let g = self.shared.lock();
         let n = g.outbox.numbering()?;
-        Some((encode_spool(g.outbox.unsent()), serde_json::to_vec_pretty(&n).ok()?))
+        Some((encode_spool(g.outbox.unsent()), encode_state(&n)))
     }
 
     /// Numbers what is held even though no job began (a refused plan), so it can be sent.
@@ -143,7 +138,7 @@ impl Reporter {
         g.outbox.close_without_job();
         self.shared.save(&g);
         drop(g);
-        shared_wake(&self.shared);
+        self.shared.wake.notify_all();
     }
 
     /// Whether a `Failed` event came.
@@ -183,10 +178,6 @@ fn in_words(e: &crate::error::Error) -> String {
         }
     }
     s
-}
-
-fn shared_wake(s: &Shared) {
-    s.wake.notify_all();
 }
 
 impl Sink for Reporter {

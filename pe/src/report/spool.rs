@@ -29,6 +29,11 @@ pub fn encode_spool(unsent: &[Envelope]) -> Vec<u8> {
     out
 }
 
+/// `state.json`: the numbering.
+pub fn encode_state(n: &Numbering) -> Vec<u8> {
+    serde_json::to_vec_pretty(n).unwrap_or_default()
+}
+
 /// The envelopes of a spool; a torn last line (a cut write) is skipped.
 pub fn decode_spool(bytes: &[u8]) -> Vec<Envelope> {
     bytes.split(|&b| b == b'\n').filter_map(|l| serde_json::from_slice(l).ok()).collect()
@@ -40,13 +45,13 @@ pub struct SpoolDir<'a>(pub &'a Path);
 impl SpoolDir<'_> {
     pub fn save(&self, n: &Numbering, unsent: &[Envelope]) -> std::io::Result<()> {
         std::fs::create_dir_all(self.0)?;
-        write_synced(&self.0.join(SPOOL), &encode_spool(unsent))?;
-        write_synced(&self.0.join(STATE), &serde_json::to_vec_pretty(n).unwrap_or_default())
+        crate::files::write_atomic(&self.0.join(SPOOL), &encode_spool(unsent))?;
+        crate::files::write_atomic(&self.0.join(STATE), &encode_state(n))
     }
 
     pub fn save_config(&self, c: &ReportConfig) -> std::io::Result<()> {
         std::fs::create_dir_all(self.0)?;
-        write_synced(&self.0.join(CONFIG), &serde_json::to_vec_pretty(c).unwrap_or_default())
+        crate::files::write_atomic(&self.0.join(CONFIG), &serde_json::to_vec_pretty(c).unwrap_or_default())
     }
 
     /// The numbering, the unsent envelopes and the config, when the spool is there.
@@ -56,17 +61,6 @@ impl SpoolDir<'_> {
         let unsent = std::fs::read(self.0.join(SPOOL)).map(|b| decode_spool(&b)).unwrap_or_default();
         Some((n, unsent, c))
     }
-}
-
-/// Writes through a temporary file and a rename, so a cut leaves the old file or the new one.
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("new");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

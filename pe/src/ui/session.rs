@@ -95,7 +95,7 @@ impl Session {
     }
 
     pub fn write_context(&self, c: &Context) -> std::io::Result<()> {
-        write_atomic(&self.path("context.json"), &json(c)?)
+        crate::files::write_atomic(&self.path("context.json"), &json(c)?)
     }
 
     pub fn read_context(&self) -> std::io::Result<Context> {
@@ -111,7 +111,7 @@ impl Session {
         for f in ["ended.json", "events.jsonl", "cancel", "request.taken.json"] {
             let _ = std::fs::remove_file(self.path(f));
         }
-        write_atomic(&self.path("request.json"), &json(r)?)
+        crate::files::write_atomic(&self.path("request.json"), &json(r)?)
     }
 
     /// Engine side: the request waiting, taken so it runs once.
@@ -238,7 +238,7 @@ fn run(request: &Request, env: &Env, sink: &dyn Sink, cancel: &Cancel) -> Ended 
 }
 
 fn finish(session: &Session, ended: &Ended) -> std::io::Result<()> {
-    write_atomic(&session.path("ended.json"), &json(ended)?)
+    crate::files::write_atomic(&session.path("ended.json"), &json(ended)?)
 }
 
 fn json<T: Serialize>(v: &T) -> std::io::Result<Vec<u8>> {
@@ -251,15 +251,6 @@ fn read_json<T: for<'de> Deserialize<'de>>(p: &Path) -> std::io::Result<T> {
 }
 
 /// Writes `bytes` to a new file beside `path`, syncs it and renames it over `path`.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
