@@ -250,7 +250,7 @@ impl Preset {
                 message: crate::codepage::Unknown(cp).to_string(),
             });
         }
-        if let Some(problem) = preset.report.as_ref().and_then(|r| r.problem()) {
+        if let Some(problem) = preset.report.as_ref().and_then(crate::report::config::problem) {
             let (line, column) = text.find("[report]").map(|at| line_col(text, at)).unwrap_or((1, 1));
             return Err(PresetError { source_name: source_name.to_string(), line, column, message: problem });
         }

@@ -14,6 +14,7 @@ pub mod migrate_fixtures;
 pub mod qemu;
 pub mod signing;
 pub mod windows_fixtures;
+pub mod wine;
 
 use std::path::PathBuf;
 use std::process::Command;

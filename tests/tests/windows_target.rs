@@ -196,6 +196,109 @@ fn a_windows_image_is_refused_without_the_agent_or_over_linux_and_warned_of_when
     assert_eq!(image_fingerprint(&linux), before, "a refused job wrote to the disk");
 }
 
+/// A Windows job with a `[report]` whose collector is down for the whole run: the PE's events
+/// wait in the store and in the spool it leaves in the new C:. Then the new Windows, played by
+/// the real `inplace.exe` under Wine on a copy of `ProgramData\inplace`: its `report send`
+/// takes the PE's last events from the store, adds its own (the machine is up, each user's
+/// restore report after their logon) and the collector gets every envelope once, in order.
+#[test]
+fn a_windows_job_reports_and_the_new_windows_sends_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (disk, _) = old_windows_disk(dir.path());
+    let reference = windows_reference(dir.path(), "win11-ref", &Reference { generalized: true, setup_complete: None });
+    let image = dir.path().join("win11.inplace");
+    let digest = e2e::image_create(&reference, &image);
+    let port = inplace_tests::collector::free_port();
+    let preset = preset(dir.path(), &image, &digest);
+    let text = fs::read_to_string(&preset).unwrap();
+    fs::write(&preset, format!("{text}\n[report]\nurl = \"http://127.0.0.1:{port}/in\"\ninterval = 1\n")).unwrap();
+    let agent = inplace_tests::windows_agent();
+
+    let out = run(&preset, &disk, Some(&agent), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "inplace run: {err}");
+    assert!(err.contains("report: 0 events sent"), "{err}");
+    let j = e2e::journal(&disk).expect("the job's journal");
+
+    // What the hand-off left in the new C:, copied out as the new Windows would see it.
+    let base = dir.path().join("C/ProgramData/inplace");
+    {
+        let c = NewC::open(&disk, dir.path());
+        fs::create_dir_all(base.parent().unwrap()).unwrap();
+        let cp = Command::new("cp").arg("-r").arg(c.path("ProgramData/inplace")).arg(base.parent().unwrap()).status().unwrap();
+        assert!(cp.success());
+    }
+    assert!(Command::new("chmod").args(["-R", "u+w"]).arg(&base).status().unwrap().success());
+    let job: serde_json::Value = serde_json::from_slice(&fs::read(base.join("job.json")).unwrap()).unwrap();
+    assert_eq!(job["report"], true);
+    let spool = base.join("report").join(&j.job_id);
+    let config: serde_json::Value = serde_json::from_slice(&fs::read(spool.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["url"], format!("http://127.0.0.1:{port}/in"));
+    let script = fs::read_to_string(base.join("setupcomplete.cmd")).unwrap();
+    assert!(script.contains("schtasks /create /tn inplace-report /sc minute /mo 2 /ru SYSTEM"), "{script}");
+    let at_hand_off = fs::read_to_string(spool.join("spool.jsonl")).unwrap().lines().count();
+
+    // The store, as the new Windows sees it by its drive letter: its journal's report files.
+    let store_root = dir.path().join("E");
+    fs::create_dir_all(store_root.join("journal")).unwrap();
+    let store = inplace::migrate::store::Store::open(&disk, false).unwrap();
+    for f in ["journal/report-state.json", "journal/report-spool.jsonl"] {
+        let bytes = store.read_file(f, 64 << 20).unwrap().unwrap_or_else(|| panic!("the store has no {f}"));
+        fs::write(store_root.join(f), bytes).unwrap();
+    }
+    let in_store = fs::read_to_string(store_root.join("journal/report-spool.jsonl")).unwrap().lines().count();
+    assert!(in_store > at_hand_off, "the store holds the PE's events after the hand-off ({in_store} vs {at_hand_off})");
+    drop(store);
+
+    let collector = inplace_tests::collector::Collector::start_on(port);
+    let staged = inplace_tests::wine::path(&base.join("staged"));
+    let store_arg = inplace_tests::wine::path(&store_root);
+    let send = || {
+        let out = inplace_tests::wine::run(&agent, &["report", "send", "--staged", &staged, "--store", &store_arg]);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "inplace.exe report send: {text}");
+        text
+    };
+    let restore = |user: &str| {
+        let profile = inplace_tests::wine::path(&dir.path().join("Users").join(user));
+        let out = inplace_tests::wine::run(&agent, &["restore", "--staged", &staged, "--user", user, "--profile-root", &profile]);
+        assert_eq!(out.status.code(), Some(0), "inplace.exe restore {user}: {}", String::from_utf8_lossy(&out.stdout));
+    };
+
+    // The first boot, before anyone logs on: the PE's events and "up".
+    let first = send();
+    assert!(first.contains(&format!("report: {} events sent, 0 unsent", in_store + 1)), "{first}");
+    // Each user's logon, then the task's next run.
+    restore("Carol");
+    let second = send();
+    assert!(second.contains("report: 1 events sent, 0 unsent"), "{second}");
+    restore("Dave");
+    let third = send();
+    assert!(third.contains("report: 1 events sent, 0 unsent") && third.contains("everything is sent"), "{third}");
+    assert!(send().contains("report: 0 events sent, 0 unsent"), "nothing is sent twice");
+
+    let all = collector.envelopes();
+    let (mine, missing) = inplace_tests::collector::ordered(&all, &j.job_id);
+    assert_eq!(mine.len(), all.len(), "every envelope once");
+    assert!(missing.is_empty(), "gaps in seq: {missing:?}");
+    assert_eq!(inplace_tests::collector::schema_errors(&all), Vec::<String>::new());
+    let pe: Vec<&serde_json::Value> = mine.iter().filter(|e| e["origin"] == "pe").collect();
+    assert_eq!(pe.len(), in_store);
+    assert_eq!(pe.last().unwrap()["kind"], "done", "the PE's part ends with its done");
+    let first_boot: Vec<&serde_json::Value> = mine.iter().skip(pe.len()).collect();
+    assert!(first_boot.iter().all(|e| e["origin"] == "first-boot"), "the first boot's come after the PE's");
+    assert_eq!(first_boot.iter().map(|e| e["kind"].as_str().unwrap()).collect::<Vec<_>>(), ["log", "done", "done"]);
+    assert!(first_boot[0]["event"]["message"].as_str().unwrap().contains("the new Windows is up"));
+    for (e, user) in first_boot[1..].iter().zip(["Carol", "Dave"]) {
+        let r = &e["event"]["report"];
+        assert_eq!((r["user"].as_str(), r["restore"]["status"].as_str()), (Some(user), Some("complete")), "{e}");
+        assert_eq!(r["restore"]["totals"]["failed"], 0);
+    }
+    assert!(mine.iter().all(|e| e["machine"] == mine[0]["machine"]), "one machine");
+    let bytes: usize = all.iter().map(|e| e.to_string().len()).sum();
+    eprintln!("envelopes: {} from the PE ({at_hand_off} in the hand-off's spool), {} from the first boot; {bytes} bytes of JSON", pe.len(), first_boot.len());
+}
+
 /// The same job in the PE, booted from its ISO under QEMU (UEFI): the new C: is mounted with
 /// the kernel's ntfs3.
 #[cfg(feature = "pe")]

@@ -64,6 +64,10 @@ pub struct Job {
     pub store_after: StoreAfter,
     #[serde(default)]
     pub users: Vec<JobUser>,
+    /// The preset has a `[report]`: the spool is in `report\<job>\` and the task
+    /// `inplace-report` sends it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub report: bool,
 }
 
 impl Job {

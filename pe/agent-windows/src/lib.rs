@@ -8,6 +8,7 @@
 //! portable and tested on Linux too; `platform` holds what only Windows has.
 //!
 //! Once every user is restored, `cleanup` keeps, empties or deletes the store partition.
+//! `reporting` sends the job's events and the restore reports to the preset's collector.
 
 pub mod check;
 pub mod cleanup;
@@ -21,6 +22,7 @@ pub mod mapping;
 pub mod pending;
 pub mod platform;
 pub mod report;
+pub mod reporting;
 pub mod restore;
 pub mod times;
 pub mod transfer;

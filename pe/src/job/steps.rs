@@ -274,7 +274,9 @@ fn hand_off_windows(j: &Record, env: &Env, disk: &crate::inventory::Disk, sink: 
         create_users: restore.create_users == Some(true),
         store_after: choice(Some(&plan.store_after), "store.after", sink),
         users,
+        report: plan.preset.report.is_some(),
     };
+    let report = plan.preset.report.as_ref().map(|config| windows_report_spool(j, env, config));
     let target = crate::handoff::Target {
         disk: plan.disk_path.clone(),
         number: c.number,
@@ -291,9 +293,25 @@ fn hand_off_windows(j: &Record, env: &Env, disk: &crate::inventory::Disk, sink: 
         store: &plan.disk_path,
         captures: &captures,
         mount_under: &env.work,
+        report: report.as_ref(),
     };
     let r = crate::handoff::windows::hand_off(&h, sink, cancel)?;
     Ok(r.staging.users.iter().map(|u| u.bytes).sum())
+}
+
+/// The report spool for the new Windows: what the run's reporter has not sent, with its
+/// numbering; without a reporter (it could not start), an empty one numbered from 1. The
+/// agent takes the PE's later events, and any numbering an earlier run kept, from the store's
+/// journal.
+fn windows_report_spool(j: &Record, env: &Env, config: &crate::report::ReportConfig) -> crate::handoff::windows::ReportSpool {
+    use crate::report::outbox::Numbering;
+    use crate::report::spool::encode_state;
+    let (spool, state) = env.reporter.as_ref().and_then(|r| r.spool_files()).unwrap_or_else(|| {
+        let machine = crate::report::Identity::read(Path::new("/sys"));
+        (Vec::new(), encode_state(&Numbering { job_id: j.job_id.clone(), machine, next_seq: 1, acked: 0 }))
+    });
+    let config = serde_json::to_vec_pretty(config).unwrap_or_default();
+    crate::handoff::windows::ReportSpool { config, state, spool }
 }
 
 /// A preset's word for one of the agent's choices (`keep-new`, `delete`, …); a word it does not

@@ -45,6 +45,8 @@ pub trait Machine {
     fn volumes(&self) -> io::Result<Vec<Volume>>;
     /// The first `len` bytes of a volume, read raw (as `\\.\X:`).
     fn read_head(&self, letter: char, len: usize) -> io::Result<Vec<u8>>;
+    /// The root folder of a volume (`E:\`).
+    fn root(&self, letter: char) -> PathBuf;
     /// The drive Windows runs from (`%SystemDrive%`).
     fn system_drive(&self) -> io::Result<char>;
     /// Runs diskpart or schtasks with `args` and waits for it.
@@ -55,6 +57,7 @@ pub trait Machine {
 ///
 /// ```text
 /// DIR/volumes/<L>/label, fs, head   a volume: its label, filesystem and first bytes
+/// DIR/volumes/<L>/files/            its files
 /// DIR/system-drive                  the system drive's letter (C when absent)
 /// DIR/diskpart.fail-at              a script line at which diskpart fails (exit 1)
 /// DIR/schtasks.exit                 schtasks' exit code (0 when absent)
@@ -135,6 +138,10 @@ impl Machine for DirMachine {
         let mut head = std::fs::read(self.volume_dir(letter).join("head"))?;
         head.truncate(len);
         Ok(head)
+    }
+
+    fn root(&self, letter: char) -> PathBuf {
+        self.volume_dir(letter).join("files")
     }
 
     fn system_drive(&self) -> io::Result<char> {

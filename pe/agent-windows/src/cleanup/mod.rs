@@ -39,14 +39,15 @@ pub struct Request<'a> {
 }
 
 /// What the volumes say about the store of a job.
-struct Found {
+pub struct Found {
     /// The letters of the volumes labelled INPLACE, FAT32, with a locator of this job.
-    stores: Vec<char>,
+    pub stores: Vec<char>,
     /// Why other INPLACE volumes do not count.
-    notes: Vec<String>,
+    pub notes: Vec<String>,
 }
 
-fn find_stores(machine: &dyn Machine, job_id: [u8; 16]) -> Result<Found, String> {
+/// The volumes that hold the store of `job_id`.
+pub fn find_stores(machine: &dyn Machine, job_id: [u8; 16]) -> Result<Found, String> {
     let volumes = machine.volumes().map_err(|e| format!("cannot list the drive letters: {e}"))?;
     let mut found = Found { stores: Vec::new(), notes: Vec::new() };
     for v in volumes {
@@ -74,7 +75,7 @@ fn letters(l: &[char]) -> String {
 }
 
 /// Appends to cleanup.log (best effort: the report holds the same).
-fn log(path: &Path, text: &str) {
+pub fn log(path: &Path, text: &str) {
     if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
         let _ = f.write_all(text.as_bytes());
         if !text.ends_with('\n') {
@@ -247,18 +248,26 @@ fn end_task(req: &Request, r: &mut CleanupReport, machine: &dyn Machine) {
     if !r.status.is_final() {
         return;
     }
-    let args: Vec<OsString> = ["/delete", "/tn", task, "/f"].iter().map(OsString::from).collect();
     log(req.log, &format!("schtasks /delete /tn {task} /f"));
+    match delete_task(machine, task) {
+        Ok(output) => log(req.log, &output),
+        Err((output, why)) => {
+            log(req.log, &output);
+            r.message.push_str(&format!("; the scheduled task {task} could not be deleted ({why}): delete it in Task Scheduler"));
+        }
+    }
+}
+
+/// Deletes a scheduled task (`schtasks /delete /tn NAME /f`). Returns schtasks' output for a
+/// log, and on failure why.
+pub fn delete_task(machine: &dyn Machine, task: &str) -> Result<String, (String, String)> {
+    let args: Vec<OsString> = ["/delete", "/tn", task, "/f"].iter().map(OsString::from).collect();
     match machine.run(Tool::Schtasks, &args) {
+        Ok(ran) if ran.code == Some(0) => Ok(format!("{}schtasks exit code: 0", ran.output)),
         Ok(ran) => {
-            log(req.log, &format!("{}schtasks exit code: {:?}", ran.output, ran.code));
-            if ran.code != Some(0) {
-                r.message.push_str(&format!("; the scheduled task {task} could not be deleted (see cleanup.log): delete it in Task Scheduler"));
-            }
+            let code = ran.code.map_or("none".to_string(), |c| c.to_string());
+            Err((format!("{}schtasks exit code: {code}", ran.output), format!("schtasks exit code {code}")))
         }
-        Err(e) => {
-            log(req.log, &format!("cannot run schtasks: {e}"));
-            r.message.push_str(&format!("; the scheduled task {task} could not be deleted ({e}): delete it in Task Scheduler"));
-        }
+        Err(e) => Err((format!("cannot run schtasks: {e}"), e.to_string())),
     }
 }

@@ -221,6 +221,10 @@ impl Machine for WindowsMachine {
         Ok(head)
     }
 
+    fn root(&self, letter: char) -> PathBuf {
+        PathBuf::from(format!(r"{letter}:\"))
+    }
+
     fn system_drive(&self) -> io::Result<char> {
         let v = std::env::var("SystemDrive").map_err(|e| io::Error::other(format!("%SystemDrive%: {e}")))?;
         v.chars().next().filter(char::is_ascii_alphabetic).ok_or_else(|| io::Error::other(format!("%SystemDrive% is {v:?}")))

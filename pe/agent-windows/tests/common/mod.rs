@@ -1,6 +1,8 @@
 //! A staged folder built like the PE builds it, for the agent's tests.
 #![allow(dead_code)]
 
+pub mod collector;
+
 use inplace_agent::folders::{Folders, RootFolders};
 use inplace_agent::hash::hex;
 use inplace_agent::job::{Conflict, Job};

@@ -1,8 +1,8 @@
 //! The Windows hand-off, offline in the PE (`docs/windows.md`). The new C: is mounted (ntfs3,
 //! or ntfs-3g on a host without it); each captured profile is copied into
 //! `ProgramData\inplace\staged\<name>\` ([`stage`]); `job.json` (the agent's
-//! [`inplace_agent::job::Job`]), the agent `inplace.exe` and the setup scripts
-//! ([`setup_complete`]) are written. Nothing is written
+//! [`inplace_agent::job::Job`]), the agent `inplace.exe`, the setup scripts
+//! ([`setup_complete`]) and, with a `[report]`, the report spool are written. Nothing is written
 //! under `Users\`: Windows makes each profile at its user's first logon, and the agent then
 //! moves the staged files into it.
 
@@ -46,6 +46,16 @@ pub struct Handoff<'a> {
     pub store: &'a Path,
     pub captures: &'a [CaptureName],
     pub mount_under: &'a Path,
+    /// The report spool, when the preset has a `[report]`.
+    pub report: Option<&'a ReportSpool>,
+}
+
+/// The report spool the hand-off leaves in the new C: (`ProgramData\inplace\report\<job>\`),
+/// in the format of `report::spool`, for the agent's `report send`.
+pub struct ReportSpool {
+    pub config: Vec<u8>,
+    pub state: Vec<u8>,
+    pub spool: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +131,13 @@ pub fn hand_off(h: &Handoff<'_>, sink: &dyn Sink, cancel: &Cancel) -> Result<Rep
     put(AGENT, &agent)?;
     put(JOB, &serde_json::to_vec_pretty(h.job).map_err(|e| io(e.to_string()))?)?;
     put(SCRIPT, script.as_bytes())?;
+    if let Some(r) = h.report {
+        use inplace_agent::reporting::spool::{CONFIG, DIR as REPORT, SPOOL, STATE};
+        let dir = format!("{DIR}/{REPORT}/{}", h.job.job_id);
+        put(&format!("{dir}/{CONFIG}"), &r.config)?;
+        put(&format!("{dir}/{STATE}"), &r.state)?;
+        put(&format!("{dir}/{SPOOL}"), &r.spool)?;
+    }
     let existing = fs::read(on_volume(&root, SETUP_COMPLETE)).ok();
     if existing.is_some() {
         sink.log("the image has its own SetupComplete.cmd: inplace's block is added to it, the rest kept");

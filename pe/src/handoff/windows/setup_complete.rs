@@ -3,8 +3,8 @@
 //! ([`script`]) and puts one marked `call` block into `SetupComplete.cmd` ([`merged`]), keeping
 //! whatever an existing one does. The script creates the missing local accounts, registers the
 //! agent as an Active Setup component (it runs in each user's session at their first logon,
-//! before the desktop), logs to `setupcomplete.log`, and deletes itself (it may hold the
-//! initial password).
+//! before the desktop), registers the cleanup and report tasks the job needs, logs to
+//! `setupcomplete.log`, and deletes itself (it may hold the initial password).
 
 use inplace_agent::job::{Job, JobUser, StoreAfter};
 
@@ -17,6 +17,10 @@ pub struct Unquotable(pub &'static str);
 
 /// The scheduled task that runs the cleanup (the store's `delete` or `empty`).
 pub const CLEANUP_TASK: &str = "inplace-cleanup";
+/// The scheduled task that sends the report spool (`inplace.exe report send`).
+pub const REPORT_TASK: &str = inplace_agent::reporting::TASK;
+/// The report spools' folder under `%ProgramData%\inplace`.
+pub const REPORT_DIR: &str = inplace_agent::reporting::spool::DIR;
 pub const BEGIN: &str = "rem inplace: begin";
 pub const END: &str = "rem inplace: end";
 /// The block [`merged`] puts into `SetupComplete.cmd`.
@@ -68,6 +72,10 @@ pub fn script(job: &Job, password: &str) -> Result<String, Unquotable> {
         l.push(format!(r#"icacls "%ProgramData%\inplace\staged\{name}" /grant {who}:(OI)(CI)M /T /C /Q >> "%LOG%" 2>&1"#));
         l.push(format!(r#"icacls "%ProgramData%\inplace\staged\{name}.json" /grant {who}:M /C /Q >> "%LOG%" 2>&1"#));
     }
+    if job.report {
+        // The spool holds the collector's token: SYSTEM and the administrators only.
+        l.push(format!(r#"icacls "%ProgramData%\inplace\{REPORT_DIR}" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F /T /C /Q >> "%LOG%" 2>&1"#));
+    }
     let stub = r#""\"%%ProgramData%%\inplace\inplace.exe\" restore --staged \"%%ProgramData%%\inplace\staged\" --user %%USERNAME%%""#;
     l.extend([
         format!(r#"set "KEY={ACTIVE_SETUP_KEY}""#),
@@ -83,6 +91,15 @@ pub fn script(job: &Job, password: &str) -> Result<String, Unquotable> {
         l.push(format!(
             r#"schtasks /create /tn {CLEANUP_TASK} /sc onlogon /delay 0005:00 /ru SYSTEM /rl HIGHEST /tr "\"%ProgramData%\inplace\inplace.exe\" cleanup --staged \"%ProgramData%\inplace\staged\" --task {CLEANUP_TASK}" /f >> "%LOG%" 2>&1"#
         ));
+    }
+    if job.report {
+        // The job's events and each user's restore report go to the collector (`inplace.exe
+        // report send`, as SYSTEM): at once, then every two minutes until all is sent; it then
+        // deletes its own task.
+        l.push(format!(
+            r#"schtasks /create /tn {REPORT_TASK} /sc minute /mo 2 /ru SYSTEM /rl HIGHEST /tr "\"%ProgramData%\inplace\inplace.exe\" report send --staged \"%ProgramData%\inplace\staged\" --task {REPORT_TASK}" /f >> "%LOG%" 2>&1"#
+        ));
+        l.push(format!(r#"schtasks /run /tn {REPORT_TASK} >> "%LOG%" 2>&1"#));
     }
     l.push(r#"(goto) 2>nul & del "%~f0""#.into());
     Ok(crlf(&l))
@@ -144,6 +161,7 @@ mod tests {
             create_users: create,
             store_after: StoreAfter::Keep,
             users: vec![user("Carol", "local"), user("Dave", "domain")],
+            report: false,
         }
     }
 
@@ -180,6 +198,15 @@ mod tests {
             delete.lines().any(|l| l.starts_with(r#"schtasks /create /tn inplace-cleanup /sc onlogon /delay 0005:00 /ru SYSTEM /rl HIGHEST /tr "\"%ProgramData%\inplace\inplace.exe\" cleanup --staged \"%ProgramData%\inplace\staged\" --task inplace-cleanup" /f"#)),
             "{delete}"
         );
+        assert!(!delete.contains("report send"), "no [report]: no report task");
+        let reported = script(&Job { report: true, ..job(false) }, "").unwrap();
+        let lines: Vec<&str> = reported.lines().collect();
+        let task = lines.iter().position(|l| l.starts_with(r#"schtasks /create /tn inplace-report /sc minute /mo 2 /ru SYSTEM /rl HIGHEST /tr "\"%ProgramData%\inplace\inplace.exe\" report send --staged \"%ProgramData%\inplace\staged\" --task inplace-report" /f"#));
+        let run = lines.iter().position(|l| l.starts_with("schtasks /run /tn inplace-report "));
+        assert!(task.is_some() && run > task, "{reported}");
+        let reset = lines.iter().position(|l| l.contains("/reset /T")).unwrap();
+        let locked = lines.iter().position(|l| l.starts_with(r#"icacls "%ProgramData%\inplace\report" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F"#));
+        assert!(locked > Some(reset), "the token's folder is closed to users after the reset:\n{reported}");
         assert!(script(&job(true), "a\"b").is_err());
     }
 }
