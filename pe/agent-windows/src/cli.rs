@@ -157,7 +157,7 @@ fn run_cleanup(a: Args, staged: PathBuf) -> i32 {
             println!("  {line}");
         }
     }
-    let report_path = a.report.unwrap_or_else(|| parent.join("cleanup.json"));
+    let report_path = a.report.unwrap_or_else(|| parent.join(crate::cleanup::REPORT));
     match report.write(&report_path) {
         Ok(()) => println!("inplace: report: {}", report_path.display()),
         Err(e) => {

@@ -14,6 +14,7 @@ pub mod check;
 pub mod cleanup;
 pub mod cli;
 pub mod conflict;
+pub mod files;
 pub mod folders;
 pub mod hash;
 pub mod job;

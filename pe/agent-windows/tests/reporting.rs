@@ -192,6 +192,29 @@ fn cleanup_keeps_the_stores_events_in_c_before_it_deletes_the_store() {
     assert_eq!(m.got.borrow()[7]["event"]["report"]["cleanup"]["status"], "deleted");
 }
 
+/// Once `report send` has taken the store's events, cleanup leaves the spool alone.
+#[cfg(not(windows))]
+#[test]
+fn cleanup_after_report_send_leaves_the_spool_to_it() {
+    let m = machine("delete", true);
+    m.restored(Status::Complete);
+    assert_eq!(m.send().sent, 7);
+    let spool = std::fs::read(spool_dir(&m.base, JOB).join("state.json")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_inplace-agent"))
+        .args(["cleanup", "--staged"])
+        .arg(&m.staged)
+        .env("INPLACE_AGENT_VOLUMES", &m.volumes.dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let log = std::fs::read_to_string(m.base.join("cleanup.log")).unwrap();
+    assert!(!log.contains("report spool"), "{log}");
+    assert_eq!(std::fs::read(spool_dir(&m.base, JOB).join("state.json")).unwrap(), spool, "the spool is unchanged");
+    let out = m.send();
+    assert_eq!((out.sent, out.finished), (1, true));
+    assert_eq!(m.seqs(), (1..=8).collect::<Vec<_>>());
+}
+
 #[test]
 fn no_report_table_no_spool_nothing_to_do() {
     let m = machine("keep", true);

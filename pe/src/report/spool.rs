@@ -9,12 +9,10 @@ use super::config::ReportConfig;
 use super::envelope::Envelope;
 use super::outbox::Numbering;
 
-pub const SPOOL: &str = "spool.jsonl";
-pub const STATE: &str = "state.json";
-pub const CONFIG: &str = "config.json";
+/// The file names, one definition with the Windows agent, which reads the same spool.
+pub use inplace_agent::reporting::spool::{CONFIG, SPOOL, STATE};
 /// In the store.
-pub const STORE_SPOOL: &str = "journal/report-spool.jsonl";
-pub const STORE_STATE: &str = "journal/report-state.json";
+pub use inplace_agent::reporting::store::{SPOOL as STORE_SPOOL, STATE as STORE_STATE};
 /// In the new OS.
 pub const NEW_OS_DIR: &str = "var/lib/inplace/report";
 

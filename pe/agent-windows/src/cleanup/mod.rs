@@ -19,6 +19,8 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// cleanup's report, beside the staged folder.
+pub const REPORT: &str = "cleanup.json";
 /// The store partition's volume label.
 pub const STORE_LABEL: &str = "INPLACE";
 

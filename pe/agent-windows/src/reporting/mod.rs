@@ -9,7 +9,7 @@ pub mod envelope;
 pub mod spool;
 pub mod store;
 
-use crate::cleanup::{ready, CleanupReport};
+use crate::cleanup::{ready, CleanupReport, REPORT as CLEANUP_REPORT};
 use crate::job::{Job, StoreAfter};
 use crate::pending::default_report_path;
 use crate::platform::PostError;
@@ -23,8 +23,6 @@ use std::path::{Path, PathBuf};
 pub const BATCH: usize = 100;
 /// The scheduled task that runs `report send`.
 pub const TASK: &str = "inplace-report";
-/// The cleanup's report, beside the staged folder.
-pub const CLEANUP_REPORT: &str = "cleanup.json";
 
 /// Sends one body (a JSON array of envelopes) to the collector `config` names: on Windows,
 /// `platform::post_json`.
@@ -81,9 +79,11 @@ pub fn adopt_store(s: &mut Spool, w: &store::Where, notes: &mut Vec<String>) -> 
 }
 
 /// For cleanup, before the store goes: the PE's last events are taken into the spool in C:.
-/// `None` when there is no spool; otherwise a line for cleanup's log.
+/// `None` when there is no spool or `report send` has taken them already (the spool is then
+/// left alone: the task may be writing it); otherwise a line for cleanup's log.
 pub fn keep_store_events(base: &Path, job_id: &str, w: &store::Where) -> Option<String> {
     let mut s = match Spool::load(&spool_dir(base, job_id)) {
+        Ok(Some(s)) if s.added.store_adopted => return None,
         Ok(Some(s)) => s,
         Ok(None) => return None,
         Err(e) => return Some(format!("report spool: {e}")),
@@ -107,7 +107,7 @@ fn key(path: &Path, bytes: &[u8]) -> String {
 /// Numbers the first boot's own events after the PE's: the new Windows is up (once), each
 /// user's restore report not yet sent (a restore that did not complete comes as `failed`
 /// first), the cleanup's report once it is final.
-fn add_first_boot(s: &mut Spool, staged: &Path, job: &Job) {
+fn add_first_boot(s: &mut Spool, base: &Path, staged: &Path, job: &Job) {
     if !s.added.booted {
         let users: Vec<&str> = job.users.iter().map(|u| u.name.as_str()).collect();
         let message = format!("the new Windows is up; each user's files are restored at their first logon: {}", users.join(", "));
@@ -131,7 +131,7 @@ fn add_first_boot(s: &mut Spool, staged: &Path, job: &Job) {
         s.push("done", json!({"event": "done", "report": {"user": u.name, "restore": report}}));
         s.added.reported.push(key);
     }
-    let path = cleanup_report_path(staged);
+    let path = base.join(CLEANUP_REPORT);
     if let Ok(bytes) = std::fs::read(&path) {
         let key = key(&path, &bytes);
         if let Ok(report) = serde_json::from_slice::<CleanupReport>(&bytes) {
@@ -141,10 +141,6 @@ fn add_first_boot(s: &mut Spool, staged: &Path, job: &Job) {
             }
         }
     }
-}
-
-fn cleanup_report_path(staged: &Path) -> PathBuf {
-    default_report_path(staged, "x").with_file_name(CLEANUP_REPORT)
 }
 
 /// Sends what the job's spool holds, after adding what the first boot has to say.
@@ -159,7 +155,7 @@ pub fn send(req: &Request, post: Post) -> Result<Outcome, String> {
     // Before the reports are read: a user restored in between is sent at the next run.
     let waiting = ready::waiting(req.staged, req.job);
     if adopt_store(&mut s, &req.store, &mut out.notes) {
-        add_first_boot(&mut s, req.staged, req.job);
+        add_first_boot(&mut s, req.base, req.staged, req.job);
     }
     let save = |s: &Spool| s.save().map_err(|e| format!("cannot write the report spool {}: {e}", dir.display()));
     save(&s)?;

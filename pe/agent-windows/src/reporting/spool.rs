@@ -91,18 +91,6 @@ fn encode(unsent: &[Value]) -> Vec<u8> {
     out
 }
 
-/// Writes `bytes` to `path` whole or not at all (a temporary file renamed over it).
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("new");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("{} is not valid: {e}", path.display()))
@@ -124,9 +112,9 @@ impl Spool {
     }
 
     pub fn save(&self) -> std::io::Result<()> {
-        write_atomic(&self.dir.join(SPOOL), &encode(&self.unsent))?;
-        write_atomic(&self.dir.join(STATE), &pretty(&self.numbering))?;
-        write_atomic(&self.dir.join(AGENT), &pretty(&self.added))
+        crate::files::write_atomic(&self.dir.join(SPOOL), &encode(&self.unsent))?;
+        crate::files::write_atomic(&self.dir.join(STATE), &pretty(&self.numbering))?;
+        crate::files::write_atomic(&self.dir.join(AGENT), &pretty(&self.added))
     }
 
     /// Takes in a numbering of the same job and its unsent envelopes (the store's journal, kept
